@@ -1,0 +1,69 @@
+// kvpool-bench: kvpool's benchmarks. Each subcommand prints a readable table, or JSON with --json.
+//   kvpool-bench index            in-process prompt tree and node: Insert/Match, bytes per block
+//   kvpool-bench control          gRPC control plane against a real kvpoold on loopback
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <iostream>
+
+#include "bench/control_bench.h"
+#include "bench/index_bench.h"
+
+namespace {
+// kvpoold is installed and built next to kvpool-bench.
+std::string SiblingBinary(const char* name) {
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return name;
+  const auto beside = self.parent_path() / name;
+  if (std::filesystem::exists(beside)) return beside.string();
+  const auto in_daemon_dir = self.parent_path().parent_path() / "daemon" / name;
+  if (std::filesystem::exists(in_daemon_dir)) return in_daemon_dir.string();
+  return name;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace kvpool::bench;
+  CLI::App app{"kvpool-bench: kvpool benchmarks (tables, or JSON with --json)", "kvpool-bench"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global flags may also follow the subcommand
+  bool json = false;
+  app.add_flag("--json", json, "Print results as JSON on stdout");
+
+  IndexBenchOptions index_opt;
+  auto* index = app.add_subcommand("index", "In-process prompt-tree and node Insert/Match");
+  index->add_option("--prompt-tokens", index_opt.prompt_tokens, "Prompt lengths")->capture_default_str();
+  index->add_option("--block-tokens", index_opt.block_tokens, "Tokens per block")->capture_default_str();
+  index->add_option("--prompts", index_opt.prompts, "Prompts per length")->capture_default_str();
+  index->add_option("--rounds", index_opt.match_rounds, "Match rounds")->capture_default_str();
+
+  ControlBenchOptions control_opt;
+  control_opt.kvpoold_binary = SiblingBinary("kvpoold");
+  auto* control = app.add_subcommand("control", "gRPC Insert/Match/AllocMem/FreeMem against kvpoold");
+  control->add_option("--address", control_opt.address, "Use this kvpoold instead of starting one");
+  control->add_option("--kvpoold", control_opt.kvpoold_binary, "kvpoold binary to start")->capture_default_str();
+  control->add_option("--prompt-tokens", control_opt.prompt_tokens, "Tokens per prompt")->capture_default_str();
+  control->add_option("--iterations", control_opt.iterations, "Timed Insert/Match calls")->capture_default_str();
+  control->add_option("--batch-blocks", control_opt.batch_blocks, "Blocks per batched AllocMem/FreeMem")->capture_default_str();
+  control->add_option("--batch-rounds", control_opt.batch_rounds, "Batched rounds")->capture_default_str();
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (index->parsed()) {
+    const auto result = RunIndexBench(index_opt, json);
+    if (json) std::cout << result.dump(2) << std::endl;
+    return 0;
+  }
+  if (control->parsed()) {
+    auto result = RunControlBench(control_opt, json);
+    if (!result.ok()) {
+      std::cerr << "kvpool-bench control: " << result.status() << std::endl;
+      return 1;
+    }
+    if (json) std::cout << result->dump(2) << std::endl;
+    return 0;
+  }
+  return 2;
+}

@@ -1,0 +1,70 @@
+// kvpoolctl: admin CLI for kvpoold. `kvpoolctl --help` lists the commands.
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "client/kvpoolctl/commands.h"
+#include "kvpool/client.h"
+
+int main(int argc, char** argv) {
+  using namespace kvpool;
+  ctl::GlobalFlags flags;
+  CLI::App app{"kvpoolctl: administer a kvpool node (kvpoold) over gRPC", "kvpoolctl"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global flags may also follow the subcommand
+  app.add_option("-a,--address", flags.address, "kvpoold address host:port")->capture_default_str();
+  app.add_flag("--json", flags.json, "Print JSON instead of tables");
+  app.add_option("--timeout-ms", flags.timeout_ms, "Deadline of each call (ms)")->capture_default_str();
+
+  auto* status = app.add_subcommand("status", "Health and a summary of the node");
+  auto* namespaces = app.add_subcommand("namespaces", "List namespaces");
+  auto* stats = app.add_subcommand("stats", "Per-namespace counters: hits, misses, evictions");
+
+  NamespaceSpec spec;
+  auto* create = app.add_subcommand("create-namespace", "Create a namespace (idempotent)");
+  create->add_option("name", spec.name, "Namespace name [A-Za-z0-9._-]")->required();
+  create->add_option("--block-tokens", spec.block_tokens, "Tokens per block")->required();
+  create->add_option("--block-bytes", spec.block_bytes, "Bytes of KV per block")->required();
+  create->add_option("--salt", spec.salt, "Tenant salt: equal tokens under other salts never match");
+
+  std::string delete_name;
+  auto* del = app.add_subcommand("delete-namespace", "Delete a namespace and its blocks");
+  del->add_option("name", delete_name, "Namespace name")->required();
+
+  ctl::MatchFlags match;
+  auto* match_cmd = app.add_subcommand("match", "Longest cached prefix of a prompt");
+  match_cmd->add_option("namespace", match.ns, "Namespace name")->required();
+  match_cmd->add_option("--tokens-file", match.tokens_file,
+                        "File of token ids separated by spaces, commas or newlines (- for stdin)");
+  match_cmd->add_option("--hashes", match.hashes, "Comma-separated 32-hex-digit block hashes");
+  match_cmd->add_option("--start-block", match.start_block, "First block to match from");
+  match_cmd->add_flag("--blocks", match.show_blocks, "Also list the matched blocks");
+
+  std::string evict_ns;
+  uint64_t evict_blocks = 0;
+  auto* evict = app.add_subcommand("evict", "Evict cold unleased blocks");
+  evict->add_option("n_blocks", evict_blocks, "How many blocks")->required();
+  evict->add_option("--namespace", evict_ns, "Only this namespace (default: any)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+
+  ClientOptions options;
+  options.timeout_ms = flags.timeout_ms;
+  options.connect_timeout_ms = flags.timeout_ms;
+  Result<std::unique_ptr<Client>> client = Client::Connect(flags.address, options);
+  if (!client.ok()) return ctl::ReportError(flags, client.status());
+  Client& c = **client;
+
+  if (status->parsed()) return ctl::RunStatus(c, flags);
+  if (namespaces->parsed()) return ctl::RunNamespaces(c, flags);
+  if (stats->parsed()) return ctl::RunStats(c, flags);
+  if (create->parsed()) return ctl::RunCreateNamespace(c, flags, spec);
+  if (del->parsed()) return ctl::RunDeleteNamespace(c, flags, delete_name);
+  if (match_cmd->parsed()) return ctl::RunMatch(c, flags, match);
+  if (evict->parsed()) return ctl::RunEvict(c, flags, evict_ns, evict_blocks);
+  std::cerr << app.help() << std::endl;
+  return 2;
+}

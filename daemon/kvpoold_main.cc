@@ -1,0 +1,147 @@
+// kvpoold: the per-node MemPool daemon. Wiring only: options -> MemPool -> gRPC server.
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "common/logging.h"
+#include "common/units.h"
+#include "daemon/kvpoold_options.h"
+#include "daemon/mempool_service.h"
+#include "daemon/shutdown_signal.h"
+#include "node/mempool.h"
+
+namespace kvpool::daemon {
+namespace {
+
+Status PrepareDataDir(const std::string& dir) {
+  if (dir.empty()) return Status::Ok();
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return InvalidArgumentError("cannot create data-dir '" + dir + "': " + ec.message());
+  return Status::Ok();
+}
+
+// Writes the port via a temporary file and rename, so a reader never sees a partial number.
+Status WritePortFile(const std::string& path, int port) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << port << '\n';
+    if (!out) return InternalError("cannot write port-file '" + tmp + "'");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return InternalError("cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
+std::string WithPort(const std::string& listen, int port) {
+  return listen.substr(0, listen.rfind(':') + 1) + std::to_string(port);
+}
+
+// Releases expired leases of an idle pool; operations also expire leases lazily.
+class LeaseSweeper {
+ public:
+  LeaseSweeper(node::MemPool* pool, uint32_t interval_ms)
+      : thread_([this, pool, interval_ms] { Run(pool, interval_ms); }) {}
+  ~LeaseSweeper() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void Run(node::MemPool* pool, uint32_t interval_ms) {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, std::chrono::milliseconds(interval_ms), [this] { return stop_; })) {
+      lock.unlock();
+      if (size_t n = pool->ExpireLeases(); n > 0) KVPOOL_LOG(DEBUG) << "expired leases=" << n;
+      lock.lock();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+int Run(const KvpooldOptions& opts) {
+  SetLogLevel(opts.log_level);
+  if (Status st = PrepareDataDir(opts.data_dir); !st.ok()) {
+    KVPOOL_LOG(ERROR) << st;
+    return 1;
+  }
+  Result<std::unique_ptr<node::MemPool>> pool = node::MemPool::Create(opts.pool, SteadyClock::Default());
+  if (!pool.ok()) {
+    KVPOOL_LOG(ERROR) << "cannot create the pool: " << pool.status();
+    return 1;
+  }
+  MemPoolService service(pool->get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(opts.listen, grpc::InsecureServerCredentials(), &port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(opts.max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(opts.max_message_bytes));
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    KVPOOL_LOG(ERROR) << "cannot listen on " << opts.listen
+                      << " (address in use, or not a valid host:port)";
+    return 1;
+  }
+  const PoolStats stats = (*pool)->GetStats();
+  KVPOOL_LOG(INFO) << "kvpoold serving node_id=" << opts.pool.node_id
+                   << " address=" << WithPort(opts.listen, port)
+                   << " capacity=" << FormatBytes(stats.capacity_bytes)
+                   << " pages=" << stats.page_mode;
+  std::cout << "kvpoold listening on " << WithPort(opts.listen, port) << std::endl;
+  if (!opts.port_file.empty()) {
+    if (Status st = WritePortFile(opts.port_file, port); !st.ok()) {
+      KVPOOL_LOG(ERROR) << st;
+      server->Shutdown();
+      return 1;
+    }
+  }
+
+  {
+    LeaseSweeper sweeper(pool->get(), opts.lease_sweep_interval_ms);
+    const int signal_number = WaitForShutdownSignal();
+    KVPOOL_LOG(INFO) << "received signal " << signal_number << ", shutting down";
+    // In-flight RPCs get a short grace period; new ones are refused at once.
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    server->Wait();
+  }
+  KVPOOL_LOG(INFO) << "kvpoold stopped";
+  return 0;
+}
+
+}  // namespace
+}  // namespace kvpool::daemon
+
+int main(int argc, char** argv) {
+  // Block the shutdown signals before any thread starts so that only sigwait sees them.
+  kvpool::daemon::BlockShutdownSignals();
+  auto parsed = kvpool::daemon::ParseKvpooldArgs(argc, argv);
+  if (!parsed.ok()) {
+    std::cerr << "kvpoold: " << parsed.status().message() << "\nRun with --help for usage.\n";
+    return 2;
+  }
+  if (!parsed->has_value()) return 0;
+  return kvpool::daemon::Run(**parsed);
+}

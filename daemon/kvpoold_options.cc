@@ -1,0 +1,92 @@
+#include "daemon/kvpoold_options.h"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "common/units.h"
+
+namespace kvpool::daemon {
+namespace {
+
+std::string Hostname() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "kvpoold";
+  return buf;
+}
+
+}  // namespace
+
+Status KvpooldOptions::Validate() const {
+  const auto colon = listen.rfind(':');
+  if (listen.empty() || colon == std::string::npos || colon + 1 == listen.size()) {
+    return InvalidArgumentError("listen must be host:port, got '" + listen + "'");
+  }
+  if (max_message_bytes < 4096 || max_message_bytes > (1ull << 31) - 1) {
+    return InvalidArgumentError("max-message must be in 4 KiB..2 GiB, got " +
+                                std::to_string(max_message_bytes));
+  }
+  if (lease_sweep_interval_ms == 0) return InvalidArgumentError("lease-sweep-ms must be > 0");
+  return pool.Validate();
+}
+
+Result<std::optional<KvpooldOptions>> ParseKvpooldArgs(int argc, const char* const* argv) {
+  KvpooldOptions opts;
+  CLI::App app{"kvpoold: the kvpool node daemon (host-memory KV-block pool with a prompt-tree index)",
+               "kvpoold"};
+  app.set_config("--config", "", "Read options from this file (TOML: key = value; keys are the long flag names)");
+  app.set_version_flag("--version", "kvpoold 0.1.0");
+  std::string capacity = "1GiB", slab = "32MiB", max_message = "64MiB", log_level = "info";
+  std::string node_id;
+  bool no_huge_pages = false;
+  app.add_option("--listen", opts.listen, "gRPC address host:port (port 0: pick a free port)")
+      ->capture_default_str();
+  app.add_option("--port-file", opts.port_file, "Write the chosen port to this file once serving");
+  app.add_option("--data-dir", opts.data_dir, "Directory for persistent state (created if missing)");
+  app.add_option("--node-id", node_id, "Name of this node in stats (default: the hostname)");
+  app.add_option("--capacity", capacity, "Pool size in bytes (e.g. 4GiB)")->capture_default_str();
+  app.add_flag("--no-huge-pages", no_huge_pages, "Do not try huge pages for the pool");
+  app.add_option("--slab", slab, "Slab size: the unit in which namespaces claim pool memory")
+      ->capture_default_str();
+  app.add_option("--lease-ttl-ms", opts.pool.default_lease_ttl_ms,
+                 "Lease time-to-live when a request gives none (ms)")
+      ->capture_default_str();
+  app.add_option("--max-lease-ttl-ms", opts.pool.max_lease_ttl_ms, "Longest lease a client may ask for (ms)")
+      ->capture_default_str();
+  app.add_option("--max-request-blocks", opts.pool.max_request_blocks,
+                 "Most blocks one request may name")
+      ->capture_default_str();
+  app.add_option("--max-namespaces", opts.pool.max_namespaces, "Most namespaces at once")
+      ->capture_default_str();
+  app.add_option("--max-message", max_message, "Largest gRPC message accepted (bytes)")
+      ->capture_default_str();
+  app.add_option("--lease-sweep-ms", opts.lease_sweep_interval_ms,
+                 "How often expired leases are swept (ms)")
+      ->capture_default_str();
+  app.add_option("--log-level", log_level, "debug, info, warning or error")->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) {
+      app.exit(e);  // prints --help / --version
+      return std::optional<KvpooldOptions>();
+    }
+    return InvalidArgumentError(e.what());
+  }
+
+  KVPOOL_ASSIGN_OR_RETURN(opts.pool.capacity_bytes, ParseBytes(capacity));
+  KVPOOL_ASSIGN_OR_RETURN(opts.pool.slab_bytes, ParseBytes(slab));
+  KVPOOL_ASSIGN_OR_RETURN(opts.max_message_bytes, ParseBytes(max_message));
+  if (!ParseLogLevel(log_level, &opts.log_level)) {
+    return InvalidArgumentError("log-level must be debug, info, warning or error, got '" +
+                                log_level + "'");
+  }
+  opts.pool.huge_pages = !no_huge_pages;
+  opts.pool.node_id = node_id.empty() ? Hostname() : node_id;
+  KVPOOL_RETURN_IF_ERROR(opts.Validate());
+  return std::optional<KvpooldOptions>(std::move(opts));
+}
+
+}  // namespace kvpool::daemon

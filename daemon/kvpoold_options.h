@@ -1,0 +1,40 @@
+// kvpoold's command line and config file -> Options.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/logging.h"
+#include "kvpool/status.h"
+#include "node/options.h"
+
+namespace kvpool::daemon {
+
+/// Everything kvpoold is configured with. Flags and config-file keys share names
+/// (docs/configuration.md); a flag given on the command line wins over the file.
+struct KvpooldOptions {
+  /// host:port to serve gRPC on; port 0 picks a free port. Default: "127.0.0.1:7700".
+  std::string listen = "127.0.0.1:7700";
+  /// If set, the chosen port is written to this file (atomically) once serving. Default: unset.
+  std::string port_file;
+  /// Directory for the node's persistent state (created if missing). Default: unset (none).
+  std::string data_dir;
+  /// Largest gRPC message accepted, in bytes. Default: 64 MiB.
+  uint64_t max_message_bytes = 64ull << 20;
+  /// How often expired leases are swept when the pool is idle, in ms. Default: 1000.
+  uint32_t lease_sweep_interval_ms = 1000;
+  /// Lowest log level written. Default: info.
+  LogLevel log_level = LogLevel::kInfo;
+  /// The pool itself.
+  node::MemPoolOptions pool;
+
+  /// OK, or INVALID_ARGUMENT naming the bad field.
+  Status Validate() const;
+};
+
+/// Parses argv (and the file named by --config). Returns nullopt after printing --help or
+/// --version (the caller exits 0); INVALID_ARGUMENT with a readable message for bad input.
+Result<std::optional<KvpooldOptions>> ParseKvpooldArgs(int argc, const char* const* argv);
+
+}  // namespace kvpool::daemon

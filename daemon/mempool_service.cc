@@ -1,0 +1,177 @@
+#include "daemon/mempool_service.h"
+
+#include <span>
+#include <vector>
+
+#include "rpc/convert.h"
+#include "rpc/status_convert.h"
+
+namespace kvpool::daemon {
+namespace {
+
+using rpc::ToGrpcStatus;
+
+std::span<const BlockHandle> HandlesOf(const google::protobuf::RepeatedField<uint64_t>& field) {
+  return std::span<const BlockHandle>(field.data(), static_cast<size_t>(field.size()));
+}
+
+// Runs `body`, a function returning kvpool::Status, and converts its result for gRPC.
+template <typename Fn>
+grpc::Status Serve(Fn&& body) {
+  return ToGrpcStatus(body());
+}
+
+}  // namespace
+
+grpc::Status MemPoolService::CreateNamespace(grpc::ServerContext*,
+                                             const v1::CreateNamespaceRequest* req,
+                                             v1::CreateNamespaceResponse* resp) {
+  return Serve([&]() -> Status {
+    KVPOOL_ASSIGN_OR_RETURN(auto created, pool_->CreateNamespace(rpc::FromProto(req->spec())));
+    rpc::ToProto(created.first, resp->mutable_info());
+    resp->set_created(created.second);
+    return Status::Ok();
+  });
+}
+
+grpc::Status MemPoolService::GetNamespace(grpc::ServerContext*, const v1::GetNamespaceRequest* req,
+                                          v1::GetNamespaceResponse* resp) {
+  return Serve([&]() -> Status {
+    KVPOOL_ASSIGN_OR_RETURN(NamespaceInfo info, pool_->GetNamespace(req->name()));
+    rpc::ToProto(info, resp->mutable_info());
+    return Status::Ok();
+  });
+}
+
+grpc::Status MemPoolService::ListNamespaces(grpc::ServerContext*, const v1::ListNamespacesRequest*,
+                                            v1::ListNamespacesResponse* resp) {
+  for (const NamespaceInfo& info : pool_->ListNamespaces()) {
+    rpc::ToProto(info, resp->add_namespaces());
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status MemPoolService::DeleteNamespace(grpc::ServerContext*,
+                                             const v1::DeleteNamespaceRequest* req,
+                                             v1::DeleteNamespaceResponse* resp) {
+  return Serve([&]() -> Status {
+    KVPOOL_ASSIGN_OR_RETURN(uint64_t freed, pool_->DeleteNamespace(req->name()));
+    resp->set_freed_blocks(freed);
+    return Status::Ok();
+  });
+}
+
+grpc::Status MemPoolService::AllocMem(grpc::ServerContext*, const v1::AllocMemRequest* req,
+                                      v1::AllocMemResponse* resp) {
+  return Serve([&]() -> Status {
+    KVPOOL_ASSIGN_OR_RETURN(Tier tier, rpc::FromProto(req->tier()));
+    KVPOOL_ASSIGN_OR_RETURN(Allocation alloc, pool_->AllocMem(req->namespace_(), req->n_blocks(),
+                                                              tier, req->lease_ttl_ms()));
+    rpc::ToProto(alloc.lease, resp->mutable_lease());
+    rpc::ToProto(alloc.blocks, resp->mutable_blocks());
+    return Status::Ok();
+  });
+}
+
+grpc::Status MemPoolService::FreeMem(grpc::ServerContext*, const v1::FreeMemRequest* req,
+                                     v1::FreeMemResponse* resp) {
+  return Serve([&]() -> Status {
+    KVPOOL_ASSIGN_OR_RETURN(uint32_t freed, pool_->FreeMem(req->namespace_(), req->lease_id(),
+                                                           HandlesOf(req->handles())));
+    resp->set_freed_blocks(freed);
+    return Status::Ok();
+  });
+}
+
+grpc::Status MemPoolService::Insert(grpc::ServerContext*, const v1::InsertRequest* req,
+                                    v1::InsertResponse* resp) {
+  return Serve([&]() -> Status {
+    std::vector<BlockHash> hashes;
+    KVPOOL_ASSIGN_OR_RETURN(PromptView prompt, rpc::FromProto(req->prompt(), &hashes));
+    KVPOOL_ASSIGN_OR_RETURN(
+        InsertResult result,
+        pool_->Insert(req->namespace_(), prompt, req->start_block(), HandlesOf(req->handles()),
+                      req->lease_id(), req->keep_pinned()));
+    resp->set_inserted_blocks(result.inserted_blocks);
+    resp->set_duplicate_blocks(result.duplicate_blocks);
+    resp->mutable_handles()->Add(result.handles.begin(), result.handles.end());
+    resp->mutable_duplicate()->Reserve(static_cast<int>(result.duplicate.size()));
+    for (bool d : result.duplicate) resp->add_duplicate(d);
+    return Status::Ok();
+  });
+}
+
+grpc::Status MemPoolService::Match(grpc::ServerContext*, const v1::MatchRequest* req,
+                                   v1::MatchResponse* resp) {
+  return Serve([&]() -> Status {
+    std::vector<BlockHash> hashes;
+    KVPOOL_ASSIGN_OR_RETURN(PromptView prompt, rpc::FromProto(req->prompt(), &hashes));
+    KVPOOL_ASSIGN_OR_RETURN(MatchResult result,
+                            pool_->Match(req->namespace_(), prompt, req->start_block(),
+                                         req->lease(), req->lease_ttl_ms()));
+    resp->set_matched_blocks(result.matched_blocks);
+    resp->set_prompt_blocks(result.prompt_blocks);
+    rpc::ToProto(result.blocks, resp->mutable_blocks());
+    rpc::ToProto(result.lease, resp->mutable_lease());
+    return Status::Ok();
+  });
+}
+
+grpc::Status MemPoolService::Exists(grpc::ServerContext*, const v1::ExistsRequest* req,
+                                    v1::ExistsResponse* resp) {
+  return Serve([&]() -> Status {
+    std::vector<BlockHash> hashes;
+    KVPOOL_ASSIGN_OR_RETURN(PromptView prompt, rpc::FromProto(req->prompt(), &hashes));
+    KVPOOL_ASSIGN_OR_RETURN(ExistsResult result, pool_->Exists(req->namespace_(), prompt));
+    resp->mutable_tiers()->Reserve(static_cast<int>(result.tiers.size()));
+    for (Tier t : result.tiers) resp->add_tiers(rpc::ToProto(t));
+    resp->set_present_blocks(result.present_blocks);
+    return Status::Ok();
+  });
+}
+
+grpc::Status MemPoolService::Delete(grpc::ServerContext*, const v1::DeleteRequest* req,
+                                    v1::DeleteResponse* resp) {
+  return Serve([&]() -> Status {
+    std::vector<BlockHash> hashes;
+    KVPOOL_ASSIGN_OR_RETURN(PromptView prompt, rpc::FromProto(req->prompt(), &hashes));
+    KVPOOL_ASSIGN_OR_RETURN(uint32_t deleted, pool_->Delete(req->namespace_(), prompt));
+    resp->set_deleted_blocks(deleted);
+    return Status::Ok();
+  });
+}
+
+grpc::Status MemPoolService::Renew(grpc::ServerContext*, const v1::RenewRequest* req,
+                                   v1::RenewResponse* resp) {
+  return Serve([&]() -> Status {
+    KVPOOL_ASSIGN_OR_RETURN(Lease lease, pool_->Renew(req->lease_id(), req->lease_ttl_ms()));
+    rpc::ToProto(lease, resp->mutable_lease());
+    return Status::Ok();
+  });
+}
+
+grpc::Status MemPoolService::Release(grpc::ServerContext*, const v1::ReleaseRequest* req,
+                                     v1::ReleaseResponse* resp) {
+  return Serve([&]() -> Status {
+    KVPOOL_ASSIGN_OR_RETURN(uint32_t released, pool_->Release(req->lease_id()));
+    resp->set_released_blocks(released);
+    return Status::Ok();
+  });
+}
+
+grpc::Status MemPoolService::GetStats(grpc::ServerContext*, const v1::GetStatsRequest*,
+                                      v1::GetStatsResponse* resp) {
+  rpc::ToProto(pool_->GetStats(), resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status MemPoolService::Evict(grpc::ServerContext*, const v1::EvictRequest* req,
+                                   v1::EvictResponse* resp) {
+  return Serve([&]() -> Status {
+    KVPOOL_ASSIGN_OR_RETURN(uint64_t evicted, pool_->Evict(req->namespace_(), req->n_blocks()));
+    resp->set_evicted_blocks(evicted);
+    return Status::Ok();
+  });
+}
+
+}  // namespace kvpool::daemon

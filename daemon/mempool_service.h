@@ -1,0 +1,47 @@
+// The gRPC face of a node's MemPool: decodes requests, calls node::MemPool, encodes responses.
+#pragma once
+
+#include "kvpool/v1/mempool.grpc.pb.h"
+#include "node/mempool.h"
+
+namespace kvpool::daemon {
+
+/// Implements kvpool.v1.MemPool on top of node::MemPool. Every request is validated (wire shape
+/// here, semantics in the node) and errors map to canonical gRPC codes with the node's message.
+/// Thread-safe (MemPool is); the pool must outlive the service.
+class MemPoolService final : public v1::MemPool::Service {
+ public:
+  explicit MemPoolService(node::MemPool* pool) : pool_(pool) {}
+
+  grpc::Status CreateNamespace(grpc::ServerContext*, const v1::CreateNamespaceRequest*,
+                               v1::CreateNamespaceResponse*) override;
+  grpc::Status GetNamespace(grpc::ServerContext*, const v1::GetNamespaceRequest*,
+                            v1::GetNamespaceResponse*) override;
+  grpc::Status ListNamespaces(grpc::ServerContext*, const v1::ListNamespacesRequest*,
+                              v1::ListNamespacesResponse*) override;
+  grpc::Status DeleteNamespace(grpc::ServerContext*, const v1::DeleteNamespaceRequest*,
+                               v1::DeleteNamespaceResponse*) override;
+  grpc::Status AllocMem(grpc::ServerContext*, const v1::AllocMemRequest*,
+                        v1::AllocMemResponse*) override;
+  grpc::Status FreeMem(grpc::ServerContext*, const v1::FreeMemRequest*,
+                       v1::FreeMemResponse*) override;
+  grpc::Status Insert(grpc::ServerContext*, const v1::InsertRequest*,
+                      v1::InsertResponse*) override;
+  grpc::Status Match(grpc::ServerContext*, const v1::MatchRequest*, v1::MatchResponse*) override;
+  grpc::Status Exists(grpc::ServerContext*, const v1::ExistsRequest*,
+                      v1::ExistsResponse*) override;
+  grpc::Status Delete(grpc::ServerContext*, const v1::DeleteRequest*,
+                      v1::DeleteResponse*) override;
+  grpc::Status Renew(grpc::ServerContext*, const v1::RenewRequest*, v1::RenewResponse*) override;
+  grpc::Status Release(grpc::ServerContext*, const v1::ReleaseRequest*,
+                       v1::ReleaseResponse*) override;
+  grpc::Status GetStats(grpc::ServerContext*, const v1::GetStatsRequest*,
+                        v1::GetStatsResponse*) override;
+  grpc::Status Evict(grpc::ServerContext*, const v1::EvictRequest*,
+                     v1::EvictResponse*) override;
+
+ private:
+  node::MemPool* pool_;
+};
+
+}  // namespace kvpool::daemon

@@ -1,0 +1,121 @@
+// libkvpool: the client library that inference servers link to use a kvpoold node.
+//
+//   auto client = kvpool::Client::Connect("127.0.0.1:7700");
+//   if (!client.ok()) ...;
+//   kvpool::NamespaceSpec spec{"llama3-8b", 16, 2 << 20, ""};
+//   (*client)->CreateNamespace(spec);
+//   auto alloc = (*client)->AllocMem("llama3-8b", 4);           // blocks + lease
+//   ... write KV into the blocks (data plane: see the transfer API) ...
+//   (*client)->Insert("llama3-8b", PromptView::Tokens(tokens), 0, handles, alloc->lease.id);
+//   auto hit = (*client)->Match("llama3-8b", PromptView::Tokens(tokens));
+//
+// Only std and kvpool types appear here: no gRPC, protobuf or absl.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "kvpool/block_hash.h"
+#include "kvpool/status.h"
+#include "kvpool/types.h"
+
+namespace kvpool {
+
+struct ClientOptions {
+  /// Deadline of each call, in milliseconds. Default: 10000.
+  uint32_t timeout_ms = 10'000;
+  /// How long Connect waits for the server to answer, in milliseconds. Default: 5000.
+  uint32_t connect_timeout_ms = 5'000;
+  /// Largest message sent or received, in bytes. Default: 64 MiB.
+  uint32_t max_message_bytes = 64u << 20;
+};
+
+/// A connection to one kvpoold node.
+///
+/// Every call is a blocking unary RPC that returns the node's status unchanged: INVALID_ARGUMENT,
+/// NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION, RESOURCE_EXHAUSTED, OUT_OF_RANGE as documented
+/// for each call below and in docs/api.md; UNAVAILABLE when the node cannot be reached;
+/// DEADLINE_EXCEEDED when it does not answer within ClientOptions::timeout_ms.
+///
+/// Thread-safe: one Client may be shared by many threads.
+class Client {
+ public:
+  /// Connects to `address` (host:port) and waits until the node answers a health check.
+  /// UNAVAILABLE if it does not within connect_timeout_ms.
+  static Result<std::unique_ptr<Client>> Connect(std::string_view address,
+                                                 const ClientOptions& options = {});
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  const std::string& address() const;
+
+  /// True if the node reports SERVING on the gRPC health service.
+  Result<bool> Health();
+
+  // ---- Namespaces ----------------------------------------------------------------------------
+
+  /// Creates a namespace; returns its info and whether it was created (false: it existed with
+  /// equal parameters). ALREADY_EXISTS if it exists with other parameters; INVALID_ARGUMENT for
+  /// a bad name, block_tokens or block_bytes.
+  Result<std::pair<NamespaceInfo, bool>> CreateNamespace(const NamespaceSpec& spec);
+  /// NOT_FOUND if unknown.
+  Result<NamespaceInfo> GetNamespace(std::string_view name);
+  Result<std::vector<NamespaceInfo>> ListNamespaces();
+  /// Deletes a namespace and its blocks; returns how many blocks were live. FAILED_PRECONDITION
+  /// while leases of it are active.
+  Result<uint64_t> DeleteNamespace(std::string_view name);
+
+  // ---- Memory --------------------------------------------------------------------------------
+
+  /// Allocates `n_blocks` blocks, all or nothing, under a new lease (`lease_ttl_ms` 0: the
+  /// node's default). May evict cold cached blocks; RESOURCE_EXHAUSTED when it cannot.
+  Result<Allocation> AllocMem(std::string_view ns, uint32_t n_blocks, Tier tier = Tier::kHost,
+                              uint32_t lease_ttl_ms = 0);
+  /// Frees allocated, never-inserted blocks held by `lease_id`. All or nothing.
+  Result<uint32_t> FreeMem(std::string_view ns, uint64_t lease_id,
+                           std::span<const BlockHandle> handles);
+
+  // ---- Index ---------------------------------------------------------------------------------
+
+  /// Publishes `handles[i]` as block `start_block + i` of `prompt`; they must be allocated under
+  /// `lease_id`. Already-cached blocks are deduplicated (the caller's copy is freed; the result
+  /// says which). Token prompts must be a whole number of blocks.
+  Result<InsertResult> Insert(std::string_view ns, PromptView prompt, uint32_t start_block,
+                              std::span<const BlockHandle> handles, uint64_t lease_id,
+                              bool keep_pinned = false);
+  /// The longest cached run of the prompt from `start_block`; with `lease`, pins it under a new
+  /// read lease that the caller must Release (or let expire).
+  Result<MatchResult> Match(std::string_view ns, PromptView prompt, uint32_t start_block = 0,
+                            bool lease = false, uint32_t lease_ttl_ms = 0);
+  /// Per block of the prompt: cached here, and in which tier.
+  Result<ExistsResult> Exists(std::string_view ns, PromptView prompt);
+  /// Removes the prompt's last full block and everything cached below it; returns how many.
+  Result<uint32_t> Delete(std::string_view ns, PromptView prompt);
+
+  // ---- Leases --------------------------------------------------------------------------------
+
+  /// Extends a lease. NOT_FOUND if unknown; FAILED_PRECONDITION if it already expired.
+  Result<Lease> Renew(uint64_t lease_id, uint32_t lease_ttl_ms = 0);
+  /// Ends a lease; returns how many blocks it still held.
+  Result<uint32_t> Release(uint64_t lease_id);
+
+  // ---- Admin ---------------------------------------------------------------------------------
+
+  Result<PoolStats> GetStats();
+  /// Evicts up to `n_blocks` cold unleased blocks (`ns` empty: any namespace).
+  Result<uint64_t> Evict(std::string_view ns, uint64_t n_blocks);
+
+ private:
+  struct Impl;
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kvpool

@@ -1,0 +1,182 @@
+#include "memory/host_arena.h"
+
+#include <sys/mman.h>
+
+#include <cassert>
+#include <cerrno>
+#include <iterator>
+#include <limits>
+#include <map>
+#include <string>
+#include <system_error>
+
+namespace kvpool::memory {
+namespace {
+
+constexpr uint64_t kSmallPageBytes = 4ull << 10;
+constexpr uint64_t kHugePageBytes = 2ull << 20;
+
+// Callers guarantee value <= max - (alignment - 1), so this cannot overflow.
+uint64_t RoundUp(uint64_t value, uint64_t alignment) {
+  return (value + alignment - 1) / alignment * alignment;
+}
+
+std::string ErrnoText(int err) { return std::generic_category().message(err); }
+
+}  // namespace
+
+std::string_view PageModeName(PageMode mode) {
+  switch (mode) {
+    case PageMode::kHugeTlb: return "hugetlb";
+    case PageMode::kTransparentHuge: return "transparent_huge";
+    case PageMode::kPlain: return "plain";
+  }
+  return "unknown";
+}
+
+// Free runs keyed by offset. Ordered by offset so that first fit prefers low addresses (keeping
+// the top of the arena free in large runs) and so that both neighbours of a freed extent are
+// one step away for coalescing. Not thread-safe; owned by its HostArena.
+struct HostArena::FreeList {
+  std::map<uint64_t, uint64_t> runs;  // offset -> bytes; never adjacent, never overlapping.
+  uint64_t free_bytes = 0;
+};
+
+Result<std::unique_ptr<HostArena>> HostArena::Create(const HostArenaOptions& options) {
+  if (options.capacity_bytes == 0) {
+    return InvalidArgumentError("host arena capacity_bytes must be > 0, got 0");
+  }
+  // Leaves room for rounding up to the largest alignment without overflow.
+  constexpr uint64_t kMaxCapacity = std::numeric_limits<uint64_t>::max() - kHugePageBytes;
+  if (options.capacity_bytes > kMaxCapacity) {
+    return InvalidArgumentError("host arena capacity_bytes " +
+                                std::to_string(options.capacity_bytes) + " is too large");
+  }
+
+  constexpr int kProt = PROT_READ | PROT_WRITE;
+  constexpr int kAnon = MAP_PRIVATE | MAP_ANONYMOUS;
+
+  if (options.try_huge_pages) {
+    // No MAP_NORESERVE here: with it the kernel maps hugetlb memory it does not have (e.g. with
+    // vm.nr_hugepages == 0) and the first touch dies with SIGBUS. Reserving at mmap time turns a
+    // shortage into a clean failure, and we fall back to small pages.
+    const uint64_t capacity = RoundUp(options.capacity_bytes, kHugePageBytes);
+    void* p = mmap(nullptr, capacity, kProt, kAnon | MAP_HUGETLB, -1, 0);
+    if (p != MAP_FAILED) {
+      return std::unique_ptr<HostArena>(
+          new HostArena(static_cast<uint8_t*>(p), capacity, kHugePageBytes, PageMode::kHugeTlb));
+    }
+  }
+
+  // MAP_NORESERVE: the pool is sized for the node's DRAM, and a heuristic overcommit policy must
+  // not refuse it up front; pages are committed as blocks are first written.
+  const uint64_t capacity = RoundUp(options.capacity_bytes, kSmallPageBytes);
+  void* p = mmap(nullptr, capacity, kProt, kAnon | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    const int err = errno;
+    return ResourceExhaustedError("cannot map a host arena of " + std::to_string(capacity) +
+                                  " bytes: mmap failed: " + ErrnoText(err));
+  }
+  PageMode mode = PageMode::kPlain;
+  // Best effort: huge TLB entries matter for multi-GiB pools, but small pages still work.
+  if (options.try_huge_pages && madvise(p, capacity, MADV_HUGEPAGE) == 0) {
+    mode = PageMode::kTransparentHuge;
+  }
+  return std::unique_ptr<HostArena>(
+      new HostArena(static_cast<uint8_t*>(p), capacity, kSmallPageBytes, mode));
+}
+
+HostArena::HostArena(uint8_t* base, uint64_t capacity_bytes, uint64_t alignment_bytes,
+                     PageMode mode)
+    : base_(base),
+      capacity_bytes_(capacity_bytes),
+      alignment_bytes_(alignment_bytes),
+      page_mode_(mode),
+      free_(std::make_unique<FreeList>()) {
+  free_->runs.emplace(0, capacity_bytes);
+  free_->free_bytes = capacity_bytes;
+}
+
+HostArena::~HostArena() {
+  // Nothing useful can be done if munmap fails on a mapping we created; the address range simply
+  // stays reserved until the process exits.
+  munmap(base_, capacity_bytes_);
+}
+
+Result<Extent> HostArena::Allocate(uint64_t bytes) {
+  if (bytes == 0) {
+    return InvalidArgumentError("cannot allocate an extent of 0 bytes");
+  }
+  // Checked before rounding so that the rounding cannot overflow (capacity is aligned).
+  if (bytes > free_->free_bytes) {
+    return ResourceExhaustedError("cannot allocate an extent of " + std::to_string(bytes) +
+                                  " bytes: arena has " + std::to_string(free_->free_bytes) +
+                                  " free bytes of " + std::to_string(capacity_bytes_));
+  }
+  const uint64_t rounded = RoundUp(bytes, alignment_bytes_);
+  for (auto it = free_->runs.begin(); it != free_->runs.end(); ++it) {
+    if (it->second < rounded) continue;
+    const Extent extent{it->first, rounded};
+    const uint64_t rest = it->second - rounded;
+    free_->runs.erase(it);
+    if (rest > 0) free_->runs.emplace(extent.offset + rounded, rest);
+    free_->free_bytes -= rounded;
+    return extent;
+  }
+  return ResourceExhaustedError("cannot allocate an extent of " + std::to_string(rounded) +
+                                " bytes: arena has " + std::to_string(free_->free_bytes) +
+                                " free bytes in extents of at most " +
+                                std::to_string(largest_free_extent_bytes()));
+}
+
+void HostArena::Free(const Extent& extent) {
+  // A malformed extent is a caller bug. Debug builds stop here; release builds ignore it rather
+  // than corrupt the free list (a leaked extent is recoverable, a doubly-owned one is not).
+  const bool in_range = extent.bytes > 0 && extent.offset < capacity_bytes_ &&
+                        extent.bytes <= capacity_bytes_ - extent.offset &&
+                        extent.offset % alignment_bytes_ == 0 &&
+                        extent.bytes % alignment_bytes_ == 0;
+  assert(in_range && "HostArena::Free: extent outside the arena or misaligned");
+  if (!in_range) return;
+
+  auto& runs = free_->runs;
+  auto next = runs.lower_bound(extent.offset);
+  const uint64_t end = extent.offset + extent.bytes;
+  const bool overlaps_next = next != runs.end() && next->first < end;
+  const bool overlaps_prev =
+      next != runs.begin() && [&] {
+        const auto prev = std::prev(next);
+        return prev->first + prev->second > extent.offset;
+      }();
+  assert(!overlaps_next && !overlaps_prev && "HostArena::Free: extent is already free");
+  if (overlaps_next || overlaps_prev) return;
+
+  uint64_t offset = extent.offset;
+  uint64_t bytes = extent.bytes;
+  if (next != runs.begin()) {
+    const auto prev = std::prev(next);
+    if (prev->first + prev->second == offset) {
+      offset = prev->first;
+      bytes += prev->second;
+      runs.erase(prev);
+    }
+  }
+  if (next != runs.end() && next->first == end) {
+    bytes += next->second;
+    runs.erase(next);
+  }
+  runs.emplace(offset, bytes);
+  free_->free_bytes += extent.bytes;
+}
+
+uint64_t HostArena::free_bytes() const { return free_->free_bytes; }
+
+uint64_t HostArena::largest_free_extent_bytes() const {
+  uint64_t largest = 0;
+  for (const auto& run : free_->runs) {
+    if (run.second > largest) largest = run.second;
+  }
+  return largest;
+}
+
+}  // namespace kvpool::memory

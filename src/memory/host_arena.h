@@ -1,0 +1,82 @@
+// The host-memory arena of a node: one large mapping that the block allocators carve up.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "kvpool/status.h"
+
+namespace kvpool::memory {
+
+/// How the arena's pages are backed.
+enum class PageMode {
+  kHugeTlb,          ///< MAP_HUGETLB: reserved 2 MiB huge pages (needs vm.nr_hugepages).
+  kTransparentHuge,  ///< plain mapping with madvise(MADV_HUGEPAGE).
+  kPlain,            ///< plain 4 KiB pages.
+};
+std::string_view PageModeName(PageMode mode);
+
+/// A contiguous run of the arena: [offset, offset + bytes).
+struct Extent {
+  uint64_t offset = 0;
+  uint64_t bytes = 0;
+};
+
+struct HostArenaOptions {
+  /// Size of the mapping in bytes; rounded up to alignment_bytes(). Must be > 0.
+  /// Default: 0 (invalid: the caller must choose).
+  uint64_t capacity_bytes = 0;
+  /// Try MAP_HUGETLB first, then transparent huge pages, then plain pages. Default: true.
+  bool try_huge_pages = true;
+};
+
+/// One anonymous private mapping of `capacity_bytes`, handed out as page-aligned extents with a
+/// first-fit allocator that coalesces neighbours on free. Extents are claimed rarely (a slab of
+/// many blocks at a time): Allocate is O(free runs), Free O(log free runs). Freeing an extent
+/// that was not allocated is a programming error: it asserts in debug builds and is ignored in
+/// release builds (the free list is never corrupted).
+///
+/// Huge pages: MAP_HUGETLB is tried without MAP_NORESERVE, because with it the mapping succeeds
+/// even when no huge pages are reserved and the first touch of a page then kills the process
+/// with SIGBUS; without it a shortage fails cleanly at start-up and the arena falls back.
+///
+/// The mapping is released in the destructor; every extent must have been freed by then or is
+/// released with it. Not thread-safe; owned by the node's block manager.
+class HostArena {
+ public:
+  /// Maps the arena. RESOURCE_EXHAUSTED when the kernel refuses the mapping;
+  /// INVALID_ARGUMENT when capacity_bytes is 0.
+  static Result<std::unique_ptr<HostArena>> Create(const HostArenaOptions& options);
+  ~HostArena();
+  HostArena(const HostArena&) = delete;
+  HostArena& operator=(const HostArena&) = delete;
+
+  /// Start of the mapping; extent offsets are relative to it.
+  uint8_t* base() const { return base_; }
+  uint64_t capacity_bytes() const { return capacity_bytes_; }
+  /// Extents are multiples of, and aligned to, this (4 KiB, or 2 MiB with huge pages).
+  uint64_t alignment_bytes() const { return alignment_bytes_; }
+  PageMode page_mode() const { return page_mode_; }
+
+  /// Claims at least `bytes` (rounded up to alignment_bytes()). RESOURCE_EXHAUSTED when no free
+  /// run is large enough; INVALID_ARGUMENT for 0.
+  Result<Extent> Allocate(uint64_t bytes);
+  /// Returns an extent obtained from Allocate (exactly as returned).
+  void Free(const Extent& extent);
+
+  uint64_t free_bytes() const;
+  uint64_t largest_free_extent_bytes() const;
+
+ private:
+  struct FreeList;
+  HostArena(uint8_t* base, uint64_t capacity_bytes, uint64_t alignment_bytes, PageMode mode);
+
+  uint8_t* base_;
+  uint64_t capacity_bytes_;
+  uint64_t alignment_bytes_;
+  PageMode page_mode_;
+  std::unique_ptr<FreeList> free_;
+};
+
+}  // namespace kvpool::memory

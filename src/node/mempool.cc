@@ -1,0 +1,558 @@
+#include "node/mempool.h"
+
+#include <algorithm>
+#include <optional>
+#include <string>
+
+#include "common/units.h"
+#include "node/block_handle.h"
+#include "node/validation.h"
+
+namespace kvpool::node {
+
+struct MemPool::HashedPrompt {
+  uint32_t namespace_id = 0;
+  std::vector<BlockHash> hashes;
+};
+
+namespace {
+std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+std::string DescribeState(BlockState state) {
+  switch (state) {
+    case BlockState::kFree: return "free";
+    case BlockState::kAllocated: return "allocated";
+    case BlockState::kCached: return "already inserted";
+    case BlockState::kDetached: return "deleted";
+  }
+  return "unknown";
+}
+}  // namespace
+
+Result<std::unique_ptr<MemPool>> MemPool::Create(const MemPoolOptions& options, Clock* clock) {
+  KVPOOL_RETURN_IF_ERROR(options.Validate());
+  memory::HostArenaOptions arena_options;
+  arena_options.capacity_bytes = options.capacity_bytes;
+  arena_options.try_huge_pages = options.huge_pages;
+  KVPOOL_ASSIGN_OR_RETURN(auto arena, memory::HostArena::Create(arena_options));
+  return std::unique_ptr<MemPool>(new MemPool(options, clock, std::move(arena)));
+}
+
+MemPool::MemPool(const MemPoolOptions& options, Clock* clock,
+                 std::unique_ptr<memory::HostArena> arena)
+    : options_(options), clock_(clock), start_ms_(clock->NowMs()), arena_(std::move(arena)) {}
+
+MemPool::~MemPool() {
+  // Namespaces hold slabs of the arena: they must go first.
+  absl::MutexLock lock(&mu_);
+  namespaces_by_id_.clear();
+  namespaces_.clear();
+}
+
+// ---- Helpers ---------------------------------------------------------------------------------
+
+Result<NamespaceState*> MemPool::FindNamespaceLocked(std::string_view ns) {
+  auto it = namespaces_.find(std::string(ns));
+  if (it == namespaces_.end()) {
+    KVPOOL_RETURN_IF_ERROR(ValidateNamespaceName(ns));
+    return NotFoundError("namespace " + Quote(ns) + " does not exist");
+  }
+  return it->second.get();
+}
+
+Result<uint32_t> MemPool::ResolveTtl(uint32_t lease_ttl_ms) const {
+  if (lease_ttl_ms == 0) return options_.default_lease_ttl_ms;
+  if (lease_ttl_ms > options_.max_lease_ttl_ms) {
+    return InvalidArgumentError("lease_ttl_ms " + std::to_string(lease_ttl_ms) +
+                                " exceeds the limit of " + std::to_string(options_.max_lease_ttl_ms));
+  }
+  return lease_ttl_ms;
+}
+
+Result<LeaseRecord*> MemPool::FindLeaseLocked(uint64_t lease_id, const NamespaceState* ns) {
+  if (lease_id == 0) return InvalidArgumentError("lease_id is required (got 0)");
+  LeaseRecord* lease = leases_.Find(lease_id);
+  if (lease == nullptr) {
+    if (leases_.RecentlyExpired(lease_id)) {
+      return FailedPreconditionError("lease " + std::to_string(lease_id) +
+                                     " expired; its blocks were released");
+    }
+    return NotFoundError("lease " + std::to_string(lease_id) +
+                         " is unknown (released, expired long ago, or never issued)");
+  }
+  if (ns != nullptr && lease->namespace_id != ns->id()) {
+    return FailedPreconditionError("lease " + std::to_string(lease_id) +
+                                   " belongs to another namespace, not " + Quote(ns->spec().name));
+  }
+  return lease;
+}
+
+Lease MemPool::LeaseFor(const LeaseRecord& lease) const {
+  const int64_t left = lease.deadline_ms - clock_->NowMs();
+  return Lease{lease.id, static_cast<uint32_t>(std::max<int64_t>(0, left))};
+}
+
+NamespaceInfo MemPool::InfoOf(const NamespaceState& ns) const {
+  return NamespaceInfo{ns.spec(), ns.id(), ns.hasher().root(), ns.Snapshot()};
+}
+
+Result<MemPool::HashedPrompt> MemPool::HashPromptFor(std::string_view ns, PromptView prompt,
+                                                     bool whole_blocks) {
+  if (!prompt.tokens.empty() && !prompt.hashes.empty()) {
+    return InvalidArgumentError("give the prompt as token ids or as block hashes, not both");
+  }
+  HashedPrompt out;
+  std::optional<BlockHasher> hasher;
+  {
+    absl::MutexLock lock(&mu_);
+    KVPOOL_ASSIGN_OR_RETURN(NamespaceState * state, FindNamespaceLocked(ns));
+    out.namespace_id = state->id();
+    hasher.emplace(state->hasher());
+  }
+  if (!prompt.hashes.empty()) {
+    if (prompt.hashes.size() > options_.max_request_blocks) {
+      return OutOfRangeError("prompt has " + std::to_string(prompt.hashes.size()) +
+                             " block hashes; the limit is " +
+                             std::to_string(options_.max_request_blocks));
+    }
+    out.hashes.assign(prompt.hashes.begin(), prompt.hashes.end());
+    return out;
+  }
+  const uint32_t block_tokens = hasher->block_tokens();
+  if (whole_blocks && prompt.tokens.size() % block_tokens != 0) {
+    return InvalidArgumentError(std::to_string(prompt.tokens.size()) +
+                                " tokens are not a whole number of " +
+                                std::to_string(block_tokens) + "-token blocks");
+  }
+  const size_t blocks = prompt.tokens.size() / block_tokens;
+  if (blocks > options_.max_request_blocks) {
+    return OutOfRangeError("prompt has " + std::to_string(blocks) + " blocks; the limit is " +
+                           std::to_string(options_.max_request_blocks));
+  }
+  hasher->HashPrompt(prompt.tokens, &out.hashes);
+  return out;
+}
+
+// ---- Namespaces --------------------------------------------------------------------------------
+
+Result<std::pair<NamespaceInfo, bool>> MemPool::CreateNamespace(const NamespaceSpec& spec) {
+  KVPOOL_RETURN_IF_ERROR(ValidateNamespaceSpec(spec, options_));
+  absl::MutexLock lock(&mu_);
+  if (auto it = namespaces_.find(spec.name); it != namespaces_.end()) {
+    const NamespaceSpec& have = it->second->spec();
+    auto conflict = [&](const char* field, const std::string& existing, const std::string& asked) {
+      return AlreadyExistsError("namespace " + Quote(spec.name) + " exists with " + field + "=" +
+                                existing + "; the request has " + field + "=" + asked);
+    };
+    if (have.block_tokens != spec.block_tokens) {
+      return conflict("block_tokens", std::to_string(have.block_tokens),
+                      std::to_string(spec.block_tokens));
+    }
+    if (have.block_bytes != spec.block_bytes) {
+      return conflict("block_bytes", std::to_string(have.block_bytes),
+                      std::to_string(spec.block_bytes));
+    }
+    if (have.salt != spec.salt) return conflict("salt", Quote(have.salt), Quote(spec.salt));
+    return std::make_pair(InfoOf(*it->second), false);
+  }
+  if (namespaces_.size() >= options_.max_namespaces) {
+    return ResourceExhaustedError("this node already has " + std::to_string(namespaces_.size()) +
+                                  " namespaces (max_namespaces)");
+  }
+  if (next_namespace_id_ > 0xffff) {
+    return ResourceExhaustedError("namespace ids are used up; restart the daemon");
+  }
+  // Slabs are capped at an eighth of the pool so that several namespaces fit.
+  const uint64_t slab_bytes =
+      std::max(spec.block_bytes, std::min(options_.slab_bytes, options_.capacity_bytes / 8));
+  const uint32_t id = next_namespace_id_;
+  KVPOOL_ASSIGN_OR_RETURN(auto state, NamespaceState::Create(id, spec, arena_.get(), slab_bytes));
+  ++next_namespace_id_;
+  NamespaceState* raw = state.get();
+  namespaces_.emplace(spec.name, std::move(state));
+  namespaces_by_id_.emplace(id, raw);
+  return std::make_pair(InfoOf(*raw), true);
+}
+
+Result<NamespaceInfo> MemPool::GetNamespace(std::string_view name) {
+  absl::MutexLock lock(&mu_);
+  ExpireLeasesLocked();
+  KVPOOL_ASSIGN_OR_RETURN(NamespaceState * ns, FindNamespaceLocked(name));
+  return InfoOf(*ns);
+}
+
+std::vector<NamespaceInfo> MemPool::ListNamespaces() {
+  absl::MutexLock lock(&mu_);
+  ExpireLeasesLocked();
+  std::vector<NamespaceInfo> out;
+  out.reserve(namespaces_.size());
+  for (const auto& [name, ns] : namespaces_) out.push_back(InfoOf(*ns));
+  std::sort(out.begin(), out.end(),
+            [](const NamespaceInfo& a, const NamespaceInfo& b) { return a.spec.name < b.spec.name; });
+  return out;
+}
+
+Result<uint64_t> MemPool::DeleteNamespace(std::string_view name) {
+  absl::MutexLock lock(&mu_);
+  ExpireLeasesLocked();
+  KVPOOL_ASSIGN_OR_RETURN(NamespaceState * ns, FindNamespaceLocked(name));
+  if (ns->active_leases > 0) {
+    return FailedPreconditionError("namespace " + Quote(name) + " has " +
+                                   std::to_string(ns->active_leases) +
+                                   " active leases; release them or wait for them to expire");
+  }
+  const uint64_t live = ns->allocator().used_blocks();
+  namespaces_by_id_.erase(ns->id());
+  namespaces_.erase(std::string(name));
+  return live;
+}
+
+// ---- Memory ------------------------------------------------------------------------------------
+
+uint64_t MemPool::EvictFromLocked(NamespaceState& ns, uint64_t n_blocks) {
+  std::vector<index::RemovedBlock> removed;
+  const size_t evicted = ns.tree().Evict(n_blocks, &removed);
+  for (const auto& block : removed) ns.OnRemovedFromTree(DecodeHandle(block.ref).slot);
+  ns.counters().evicted_blocks += evicted;
+  return evicted;
+}
+
+Status MemPool::AllocateWithEvictionLocked(NamespaceState& ns, size_t n, uint64_t lease_id,
+                                           std::vector<memory::Slot>* slots) {
+  Status st = ns.AllocateBlocks(n, lease_id, slots);
+  if (st.ok() || st.code() != StatusCode::kResourceExhausted) return st;
+
+  // Cold leaves of this namespace first: their blocks become free slots of its own slabs.
+  for (;;) {
+    const memory::BlockAllocator& alloc = ns.allocator();
+    const uint64_t free_in_slabs = alloc.reserved_blocks() - alloc.used_blocks();
+    const uint64_t shortfall = n > free_in_slabs ? n - free_in_slabs : 1;
+    if (EvictFromLocked(ns, shortfall) == 0) break;
+    st = ns.AllocateBlocks(n, lease_id, slots);
+    if (st.ok()) return st;
+  }
+  // Then other namespaces' cold leaves, a slab's worth at a time, returning the slabs that
+  // empty to the arena.
+  for (auto& [name, other] : namespaces_) {
+    if (other.get() == &ns) continue;
+    for (;;) {
+      const uint64_t chunk = std::max<uint64_t>(other->allocator().blocks_per_slab(), 64);
+      const uint64_t evicted = EvictFromLocked(*other, chunk);
+      other->allocator().ReleaseEmptySlabs();
+      st = ns.AllocateBlocks(n, lease_id, slots);
+      if (st.ok()) return st;
+      if (evicted == 0) break;
+    }
+  }
+  return ResourceExhaustedError(
+      "cannot allocate " + std::to_string(n) + " blocks of " +
+      std::to_string(ns.spec().block_bytes) + " bytes in namespace " + Quote(ns.spec().name) +
+      ": pool of " + FormatBytes(arena_->capacity_bytes()) + " is full of leased or pinned blocks (" +
+      std::to_string(ns.allocated_blocks) + " allocated, " + std::to_string(ns.pinned_blocks) +
+      " pinned here)");
+}
+
+Result<Allocation> MemPool::AllocMem(std::string_view ns_name, uint32_t n_blocks, Tier tier,
+                                     uint32_t lease_ttl_ms) {
+  KVPOOL_RETURN_IF_ERROR(ValidateBlockCount("n_blocks", n_blocks, options_));
+  if (tier != Tier::kNone && tier != Tier::kHost) {
+    return FailedPreconditionError("tier " + std::string(TierName(tier)) +
+                                   " is not available on this node (host only)");
+  }
+  KVPOOL_ASSIGN_OR_RETURN(const uint32_t ttl, ResolveTtl(lease_ttl_ms));
+  absl::MutexLock lock(&mu_);
+  ExpireLeasesLocked();
+  KVPOOL_ASSIGN_OR_RETURN(NamespaceState * ns, FindNamespaceLocked(ns_name));
+  const uint64_t lease_id = leases_.Create(ns->id(), clock_->NowMs() + ttl).id;
+  std::vector<memory::Slot> slots;
+  slots.reserve(n_blocks);
+  if (Status st = AllocateWithEvictionLocked(*ns, n_blocks, lease_id, &slots); !st.ok()) {
+    leases_.Remove(lease_id);
+    return st;
+  }
+  ++ns->active_leases;
+  LeaseRecord& lease = *leases_.Find(lease_id);
+  Allocation out;
+  out.lease = LeaseFor(lease);
+  out.blocks.reserve(slots.size());
+  lease.allocated.reserve(slots.size());
+  for (memory::Slot slot : slots) {
+    out.blocks.push_back(ns->LocationOf(slot));
+    lease.allocated.push_back(out.blocks.back().handle);
+  }
+  return out;
+}
+
+Result<uint32_t> MemPool::FreeMem(std::string_view ns_name, uint64_t lease_id,
+                                  std::span<const BlockHandle> handles) {
+  KVPOOL_RETURN_IF_ERROR(ValidateBlockCount("handles", handles.size(), options_));
+  KVPOOL_RETURN_IF_ERROR(CheckNoDuplicateHandles(handles));
+  absl::MutexLock lock(&mu_);
+  ExpireLeasesLocked();
+  KVPOOL_ASSIGN_OR_RETURN(NamespaceState * ns, FindNamespaceLocked(ns_name));
+  KVPOOL_ASSIGN_OR_RETURN(LeaseRecord * lease, FindLeaseLocked(lease_id, ns));
+  std::vector<memory::Slot> slots;
+  slots.reserve(handles.size());
+  for (BlockHandle handle : handles) {
+    KVPOOL_ASSIGN_OR_RETURN(memory::Slot slot, ns->Resolve(handle));
+    const BlockMeta& m = ns->meta(slot);
+    if (m.state != BlockState::kAllocated || m.owner_lease != lease->id) {
+      return FailedPreconditionError("block handle " + std::to_string(handle) +
+                                     " is not an allocated block of lease " +
+                                     std::to_string(lease_id) + " (it is " +
+                                     DescribeState(m.state) + ")");
+    }
+    slots.push_back(slot);
+  }
+  for (memory::Slot slot : slots) ns->FreeBlock(slot);
+  return static_cast<uint32_t>(slots.size());
+}
+
+// ---- Index -------------------------------------------------------------------------------------
+
+Result<InsertResult> MemPool::Insert(std::string_view ns_name, PromptView prompt,
+                                     uint32_t start_block, std::span<const BlockHandle> handles,
+                                     uint64_t lease_id, bool keep_pinned) {
+  KVPOOL_RETURN_IF_ERROR(ValidateBlockCount("handles", handles.size(), options_));
+  KVPOOL_RETURN_IF_ERROR(CheckNoDuplicateHandles(handles));
+  KVPOOL_ASSIGN_OR_RETURN(HashedPrompt hashed, HashPromptFor(ns_name, prompt, true));
+  const size_t n = handles.size();
+  if (static_cast<uint64_t>(start_block) + n > hashed.hashes.size()) {
+    return InvalidArgumentError("the prompt has " + std::to_string(hashed.hashes.size()) +
+                                " full blocks, but start_block " + std::to_string(start_block) +
+                                " + " + std::to_string(n) + " handles needs " +
+                                std::to_string(static_cast<uint64_t>(start_block) + n));
+  }
+
+  absl::MutexLock lock(&mu_);
+  ExpireLeasesLocked();
+  KVPOOL_ASSIGN_OR_RETURN(NamespaceState * ns, FindNamespaceLocked(ns_name));
+  if (ns->id() != hashed.namespace_id) {
+    return AbortedError("namespace " + Quote(ns_name) + " was re-created during the request");
+  }
+  KVPOOL_ASSIGN_OR_RETURN(LeaseRecord * lease, FindLeaseLocked(lease_id, ns));
+  std::vector<memory::Slot> slots;
+  slots.reserve(n);
+  for (BlockHandle handle : handles) {
+    KVPOOL_ASSIGN_OR_RETURN(memory::Slot slot, ns->Resolve(handle));
+    const BlockMeta& m = ns->meta(slot);
+    if (m.state != BlockState::kAllocated || m.owner_lease != lease->id) {
+      return FailedPreconditionError("block handle " + std::to_string(handle) +
+                                     " is not an allocated block of lease " +
+                                     std::to_string(lease_id) + " (it is " +
+                                     DescribeState(m.state) + ")");
+    }
+    slots.push_back(slot);
+  }
+
+  const std::span<const BlockHash> hashes(hashed.hashes.data() + start_block, n);
+  const std::optional<BlockHash> parent =
+      start_block > 0 ? std::optional<BlockHash>(hashed.hashes[start_block - 1]) : std::nullopt;
+  std::vector<index::InsertOutcome> outcomes;
+  ns->tree().Insert(parent, hashes, handles, &outcomes);
+
+  InsertResult out;
+  out.handles.reserve(n);
+  out.duplicate.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (outcomes[i].inserted) {
+      BlockMeta& m = ns->meta(slots[i]);
+      m.state = BlockState::kCached;
+      m.hash = hashes[i];
+      m.owner_lease = 0;
+      --ns->allocated_blocks;
+      ++out.inserted_blocks;
+    } else {
+      ns->FreeBlock(slots[i]);
+      ++out.duplicate_blocks;
+    }
+    out.handles.push_back(outcomes[i].ref);
+    out.duplicate.push_back(!outcomes[i].inserted);
+    if (keep_pinned) {
+      ns->Pin(DecodeHandle(outcomes[i].ref).slot);
+      lease->pinned.push_back(outcomes[i].ref);
+    }
+  }
+  ns->counters().inserted_blocks += out.inserted_blocks;
+  ns->counters().deduplicated_blocks += out.duplicate_blocks;
+  return out;
+}
+
+Result<MatchResult> MemPool::Match(std::string_view ns_name, PromptView prompt,
+                                   uint32_t start_block, bool lease, uint32_t lease_ttl_ms) {
+  uint32_t ttl = 0;
+  if (lease) {
+    KVPOOL_ASSIGN_OR_RETURN(ttl, ResolveTtl(lease_ttl_ms));
+  }
+  KVPOOL_ASSIGN_OR_RETURN(HashedPrompt hashed, HashPromptFor(ns_name, prompt, false));
+  const size_t total = hashed.hashes.size();
+  if (start_block > total) {
+    return InvalidArgumentError("start_block " + std::to_string(start_block) +
+                                " is past the prompt's " + std::to_string(total) + " full blocks");
+  }
+
+  absl::MutexLock lock(&mu_);
+  ExpireLeasesLocked();
+  KVPOOL_ASSIGN_OR_RETURN(NamespaceState * ns, FindNamespaceLocked(ns_name));
+  if (ns->id() != hashed.namespace_id) {
+    return AbortedError("namespace " + Quote(ns_name) + " was re-created during the request");
+  }
+  std::vector<index::BlockRef> refs;
+  const std::span<const BlockHash> wanted(hashed.hashes.data() + start_block, total - start_block);
+  const size_t matched = ns->tree().Match(wanted, &refs);
+
+  MatchResult out;
+  out.matched_blocks = static_cast<uint32_t>(matched);
+  out.prompt_blocks = static_cast<uint32_t>(total);
+  out.blocks.reserve(matched);
+  for (index::BlockRef ref : refs) out.blocks.push_back(ns->LocationOf(DecodeHandle(ref).slot));
+  NamespaceStats& c = ns->counters();
+  ++c.match_requests;
+  c.hit_blocks += matched;
+  c.miss_blocks += wanted.size() - matched;
+
+  if (lease && matched > 0) {
+    LeaseRecord& record = leases_.Create(ns->id(), clock_->NowMs() + ttl);
+    ++ns->active_leases;
+    record.pinned.reserve(matched);
+    for (index::BlockRef ref : refs) {
+      ns->Pin(DecodeHandle(ref).slot);
+      record.pinned.push_back(ref);
+    }
+    out.lease = LeaseFor(record);
+  }
+  return out;
+}
+
+Result<ExistsResult> MemPool::Exists(std::string_view ns_name, PromptView prompt) {
+  KVPOOL_ASSIGN_OR_RETURN(HashedPrompt hashed, HashPromptFor(ns_name, prompt, false));
+  absl::MutexLock lock(&mu_);
+  KVPOOL_ASSIGN_OR_RETURN(NamespaceState * ns, FindNamespaceLocked(ns_name));
+  ExistsResult out;
+  out.tiers.reserve(hashed.hashes.size());
+  for (const BlockHash& h : hashed.hashes) {
+    const bool present = ns->tree().Contains(h);
+    out.tiers.push_back(present ? Tier::kHost : Tier::kNone);
+    out.present_blocks += present ? 1 : 0;
+  }
+  return out;
+}
+
+Result<uint32_t> MemPool::Delete(std::string_view ns_name, PromptView prompt) {
+  KVPOOL_ASSIGN_OR_RETURN(HashedPrompt hashed, HashPromptFor(ns_name, prompt, false));
+  if (hashed.hashes.empty()) {
+    return InvalidArgumentError("the prompt has no full block to delete");
+  }
+  absl::MutexLock lock(&mu_);
+  ExpireLeasesLocked();
+  KVPOOL_ASSIGN_OR_RETURN(NamespaceState * ns, FindNamespaceLocked(ns_name));
+  std::vector<index::RemovedBlock> removed;
+  const size_t n = ns->tree().Delete(hashed.hashes.back(), &removed);
+  for (const auto& block : removed) ns->OnRemovedFromTree(DecodeHandle(block.ref).slot);
+  ns->counters().deleted_blocks += n;
+  return static_cast<uint32_t>(n);
+}
+
+// ---- Leases ------------------------------------------------------------------------------------
+
+uint32_t MemPool::EndLeaseLocked(const LeaseRecord& lease) {
+  auto it = namespaces_by_id_.find(lease.namespace_id);
+  if (it == namespaces_by_id_.end()) return 0;
+  NamespaceState& ns = *it->second;
+  uint32_t held = 0;
+  for (BlockHandle handle : lease.allocated) {
+    Result<memory::Slot> slot = ns.Resolve(handle);
+    if (!slot.ok()) continue;  // freed or reused since: nothing of this lease is left there
+    const BlockMeta& m = ns.meta(*slot);
+    if (m.state == BlockState::kAllocated && m.owner_lease == lease.id) {
+      ns.FreeBlock(*slot);
+      ++held;
+    }
+  }
+  for (BlockHandle handle : lease.pinned) {
+    Result<memory::Slot> slot = ns.Resolve(handle);
+    if (!slot.ok()) continue;
+    ns.Unpin(*slot);
+    ++held;
+  }
+  --ns.active_leases;
+  return held;
+}
+
+void MemPool::ExpireLeasesLocked() {
+  const int64_t now = clock_->NowMs();
+  if (leases_.NextDeadlineMs() > now) return;
+  std::vector<LeaseRecord> expired;
+  leases_.TakeExpired(now, &expired);
+  for (const LeaseRecord& lease : expired) EndLeaseLocked(lease);
+  expired_leases_ += expired.size();
+}
+
+size_t MemPool::ExpireLeases() {
+  absl::MutexLock lock(&mu_);
+  const uint64_t before = expired_leases_;
+  ExpireLeasesLocked();
+  return static_cast<size_t>(expired_leases_ - before);
+}
+
+Result<Lease> MemPool::Renew(uint64_t lease_id, uint32_t lease_ttl_ms) {
+  KVPOOL_ASSIGN_OR_RETURN(const uint32_t ttl, ResolveTtl(lease_ttl_ms));
+  absl::MutexLock lock(&mu_);
+  ExpireLeasesLocked();
+  KVPOOL_ASSIGN_OR_RETURN(LeaseRecord * lease, FindLeaseLocked(lease_id, nullptr));
+  leases_.Renew(*lease, clock_->NowMs() + ttl);
+  return LeaseFor(*lease);
+}
+
+Result<uint32_t> MemPool::Release(uint64_t lease_id) {
+  absl::MutexLock lock(&mu_);
+  ExpireLeasesLocked();
+  KVPOOL_RETURN_IF_ERROR(FindLeaseLocked(lease_id, nullptr).status());
+  const LeaseRecord lease = leases_.Remove(lease_id);
+  return EndLeaseLocked(lease);
+}
+
+// ---- Admin -------------------------------------------------------------------------------------
+
+Result<uint64_t> MemPool::Evict(std::string_view ns_name, uint64_t n_blocks) {
+  if (n_blocks == 0) return InvalidArgumentError("n_blocks must be > 0");
+  absl::MutexLock lock(&mu_);
+  ExpireLeasesLocked();
+  std::vector<NamespaceState*> targets;
+  if (ns_name.empty()) {
+    for (auto& [name, ns] : namespaces_) targets.push_back(ns.get());
+  } else {
+    KVPOOL_ASSIGN_OR_RETURN(NamespaceState * ns, FindNamespaceLocked(ns_name));
+    targets.push_back(ns);
+  }
+  uint64_t evicted = 0;
+  for (NamespaceState* ns : targets) {
+    if (evicted >= n_blocks) break;
+    evicted += EvictFromLocked(*ns, n_blocks - evicted);
+    ns->allocator().ReleaseEmptySlabs();
+  }
+  return evicted;
+}
+
+PoolStats MemPool::GetStats() {
+  absl::MutexLock lock(&mu_);
+  ExpireLeasesLocked();
+  PoolStats s;
+  s.node_id = options_.node_id;
+  s.capacity_bytes = arena_->capacity_bytes();
+  s.free_bytes = arena_->free_bytes();
+  s.page_mode = std::string(memory::PageModeName(arena_->page_mode()));
+  s.active_leases = leases_.size();
+  s.expired_leases = expired_leases_;
+  s.uptime_ms = static_cast<uint64_t>(clock_->NowMs() - start_ms_);
+  for (const auto& [name, ns] : namespaces_) {
+    s.namespaces.push_back(InfoOf(*ns));
+    s.used_bytes += s.namespaces.back().stats.used_bytes;
+    s.reserved_bytes += s.namespaces.back().stats.reserved_bytes;
+  }
+  std::sort(s.namespaces.begin(), s.namespaces.end(),
+            [](const NamespaceInfo& a, const NamespaceInfo& b) { return a.spec.name < b.spec.name; });
+  return s;
+}
+
+}  // namespace kvpool::node

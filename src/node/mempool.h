@@ -1,0 +1,150 @@
+// MemPool: the memory, index and lease API of one kvpoold node (DESIGN.md "MemPool API").
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "kvpool/status.h"
+#include "kvpool/types.h"
+#include "memory/host_arena.h"
+#include "node/lease_table.h"
+#include "node/namespace_state.h"
+#include "node/options.h"
+
+namespace kvpool::node {
+
+/// The pool of one node: host memory as fixed-size KV blocks per namespace, a prompt tree per
+/// namespace, and leases.
+///
+/// Every method validates its arguments completely before changing anything, so a bad request
+/// loses nothing; errors are canonical codes whose message names the bad value:
+///   INVALID_ARGUMENT     malformed input (names, counts, token lists, handles of another
+///                        namespace, duplicate handles, start past the prompt)
+///   NOT_FOUND            unknown namespace, unknown or expired lease, stale block handle
+///   ALREADY_EXISTS       CreateNamespace with parameters that differ from the existing ones
+///   FAILED_PRECONDITION  a handle in the wrong state (not allocated / not held by the lease),
+///                        a lease of another namespace, a namespace still in use
+///   RESOURCE_EXHAUSTED   no memory even after evicting cold unleased blocks; too many namespaces
+///   OUT_OF_RANGE         a request that names more blocks than max_request_blocks
+///
+/// Prompts (PromptView) are token ids or chained hashes from the prompt's first block. Tokens
+/// are hashed before the lock is taken.
+///
+/// Thread-safe: one mutex guards all state; hashing happens outside it.
+class MemPool {
+ public:
+  /// Maps the arena. INVALID_ARGUMENT for bad options; RESOURCE_EXHAUSTED if memory can't be
+  /// mapped. `clock` must outlive the pool (SteadyClock::Default() in production).
+  static Result<std::unique_ptr<MemPool>> Create(const MemPoolOptions& options, Clock* clock);
+  ~MemPool();
+  MemPool(const MemPool&) = delete;
+  MemPool& operator=(const MemPool&) = delete;
+
+  const MemPoolOptions& options() const { return options_; }
+
+  // ---- Namespaces ----------------------------------------------------------------------------
+
+  /// Creates a namespace, or returns the existing one if its parameters are equal (second =
+  /// false then). ALREADY_EXISTS if they differ.
+  Result<std::pair<NamespaceInfo, bool>> CreateNamespace(const NamespaceSpec& spec);
+  Result<NamespaceInfo> GetNamespace(std::string_view name);
+  std::vector<NamespaceInfo> ListNamespaces();
+  /// Deletes a namespace and frees all its blocks; returns how many blocks were live.
+  /// FAILED_PRECONDITION while leases of it are active.
+  Result<uint64_t> DeleteNamespace(std::string_view name);
+
+  // ---- Memory --------------------------------------------------------------------------------
+
+  /// Allocates `n_blocks` blocks (all or nothing) under a new lease of `lease_ttl_ms` (0: the
+  /// default). Evicts cold unleased leaves to make room: this namespace's first, then others'.
+  Result<Allocation> AllocMem(std::string_view ns, uint32_t n_blocks, Tier tier,
+                              uint32_t lease_ttl_ms);
+  /// Frees blocks allocated under `lease_id` and never inserted. All-or-nothing.
+  Result<uint32_t> FreeMem(std::string_view ns, uint64_t lease_id,
+                           std::span<const BlockHandle> handles);
+
+  // ---- Index ---------------------------------------------------------------------------------
+
+  /// Publishes `handles[i]` as block `start_block + i` of `prompt`. The blocks must be allocated
+  /// under `lease_id`. Blocks whose hash is already cached are deduplicated: the caller's copy is
+  /// freed and the cached block's handle returned. With keep_pinned the resulting blocks stay
+  /// pinned by the lease. Token prompts must be a whole number of blocks.
+  Result<InsertResult> Insert(std::string_view ns, PromptView prompt, uint32_t start_block,
+                              std::span<const BlockHandle> handles, uint64_t lease_id,
+                              bool keep_pinned);
+  /// The longest cached run of the prompt's blocks from `start_block`. With `lease`, the result
+  /// is pinned under a new read lease (only when something matched). Partial trailing blocks
+  /// are ignored.
+  Result<MatchResult> Match(std::string_view ns, PromptView prompt, uint32_t start_block,
+                            bool lease, uint32_t lease_ttl_ms);
+  /// Per block of the prompt: its tier here, or kNone. No lease, no LRU update.
+  Result<ExistsResult> Exists(std::string_view ns, PromptView prompt);
+  /// Removes the prompt's last full block and all cached blocks below it. Blocks still pinned
+  /// by a lease stay readable until released but are no longer matchable.
+  Result<uint32_t> Delete(std::string_view ns, PromptView prompt);
+
+  // ---- Leases --------------------------------------------------------------------------------
+
+  /// Extends a lease to now + `lease_ttl_ms` (0: the default).
+  Result<Lease> Renew(uint64_t lease_id, uint32_t lease_ttl_ms);
+  /// Ends a lease: frees its never-inserted blocks and unpins its cached ones. Returns how many
+  /// blocks it still held.
+  Result<uint32_t> Release(uint64_t lease_id);
+  /// Ends every lease whose deadline has passed; returns how many. Operations also do this
+  /// lazily, so a lease is never honoured after its deadline; the daemon calls this
+  /// periodically so that idle pools release memory too.
+  size_t ExpireLeases();
+
+  // ---- Admin ---------------------------------------------------------------------------------
+
+  /// Evicts up to `n_blocks` cold unleased leaves from `ns` (empty: every namespace) and returns
+  /// empty slabs to the arena. Returns how many blocks were evicted.
+  Result<uint64_t> Evict(std::string_view ns, uint64_t n_blocks);
+  PoolStats GetStats();
+
+ private:
+  struct HashedPrompt;
+  MemPool(const MemPoolOptions& options, Clock* clock, std::unique_ptr<memory::HostArena> arena);
+
+  /// Validates the prompt and returns its hashes (hashing tokens outside the lock).
+  Result<HashedPrompt> HashPromptFor(std::string_view ns, PromptView prompt, bool whole_blocks);
+  Result<NamespaceState*> FindNamespaceLocked(std::string_view ns)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Result<uint32_t> ResolveTtl(uint32_t lease_ttl_ms) const;
+  Result<LeaseRecord*> FindLeaseLocked(uint64_t lease_id, const NamespaceState* ns)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ExpireLeasesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  /// Frees or unpins what a lease still holds; returns the number of blocks it held.
+  uint32_t EndLeaseLocked(const LeaseRecord& lease) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Status AllocateWithEvictionLocked(NamespaceState& ns, size_t n, uint64_t lease_id,
+                                    std::vector<memory::Slot>* slots)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint64_t EvictFromLocked(NamespaceState& ns, uint64_t n_blocks)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Lease LeaseFor(const LeaseRecord& lease) const;
+  NamespaceInfo InfoOf(const NamespaceState& ns) const;
+
+  const MemPoolOptions options_;
+  Clock* const clock_;
+  const int64_t start_ms_;
+
+  absl::Mutex mu_;
+  std::unique_ptr<memory::HostArena> arena_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::unique_ptr<NamespaceState>> namespaces_
+      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint32_t, NamespaceState*> namespaces_by_id_ ABSL_GUARDED_BY(mu_);
+  uint32_t next_namespace_id_ ABSL_GUARDED_BY(mu_) = 1;
+  LeaseTable leases_ ABSL_GUARDED_BY(mu_);
+  uint64_t expired_leases_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace kvpool::node

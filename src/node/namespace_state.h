@@ -1,0 +1,91 @@
+// Everything a node keeps for one namespace: its blocks, their states, its prompt tree.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "index/prompt_tree.h"
+#include "kvpool/block_hash.h"
+#include "kvpool/status.h"
+#include "kvpool/types.h"
+#include "memory/block_allocator.h"
+#include "memory/host_arena.h"
+
+namespace kvpool::node {
+
+/// Life cycle of a block slot:
+///   kFree --AllocMem--> kAllocated --Insert--> kCached --evict/delete--> kFree
+///   kAllocated --FreeMem/lease end--> kFree;  kCached --delete while pinned--> kDetached
+///   kDetached --last pin released--> kFree
+enum class BlockState : uint8_t { kFree, kAllocated, kCached, kDetached };
+
+struct BlockMeta {
+  BlockHash hash;              ///< valid in kCached and kDetached
+  uint64_t owner_lease = 0;    ///< the AllocMem lease, in kAllocated
+  uint32_t pins = 0;           ///< read pins held by leases (keeps the bytes alive)
+  uint16_t generation = 0;     ///< bumped on every free; part of the handle
+  BlockState state = BlockState::kFree;
+};
+
+/// One namespace of a node. Not thread-safe; owned by MemPool and used under its lock.
+class NamespaceState {
+ public:
+  /// Creates the namespace's allocator on `arena` (which must outlive it).
+  static Result<std::unique_ptr<NamespaceState>> Create(uint32_t id, const NamespaceSpec& spec,
+                                                        memory::HostArena* arena,
+                                                        uint64_t slab_bytes);
+
+  uint32_t id() const { return id_; }
+  const NamespaceSpec& spec() const { return spec_; }
+  const BlockHasher& hasher() const { return hasher_; }
+  index::PromptTree& tree() { return tree_; }
+  const index::PromptTree& tree() const { return tree_; }
+  memory::BlockAllocator& allocator() { return *allocator_; }
+  const memory::BlockAllocator& allocator() const { return *allocator_; }
+  NamespaceStats& counters() { return counters_; }
+
+  /// The current handle of a slot.
+  BlockHandle HandleOf(memory::Slot slot) const;
+  /// The slot of a live handle of this namespace. INVALID_ARGUMENT for another namespace's
+  /// handle or a slot that never existed; NOT_FOUND for a handle of a freed (or reused) block.
+  Result<memory::Slot> Resolve(BlockHandle handle) const;
+  BlockMeta& meta(memory::Slot slot) { return meta_[slot]; }
+  const BlockMeta& meta(memory::Slot slot) const { return meta_[slot]; }
+  BlockLocation LocationOf(memory::Slot slot) const;
+
+  /// Allocates `n` blocks owned by `lease_id` (all or nothing).
+  Status AllocateBlocks(size_t n, uint64_t lease_id, std::vector<memory::Slot>* slots);
+  /// Returns a block to the allocator; its handle goes stale.
+  void FreeBlock(memory::Slot slot);
+  /// A block left the tree (evicted or deleted): freed now, or detached while pinned.
+  void OnRemovedFromTree(memory::Slot slot);
+  /// Adds one read pin to a cached block (it cannot be evicted while pinned).
+  void Pin(memory::Slot slot);
+  /// Drops one read pin; frees a detached block whose last pin went.
+  void Unpin(memory::Slot slot);
+
+  /// Leases (of any kind) that refer to this namespace.
+  uint64_t active_leases = 0;
+  /// Blocks in kAllocated / kDetached state, and cached blocks with pins.
+  uint64_t allocated_blocks = 0;
+  uint64_t detached_blocks = 0;
+  uint64_t pinned_blocks = 0;
+
+  /// Current counters with the gauges filled in.
+  NamespaceStats Snapshot() const;
+
+ private:
+  NamespaceState(uint32_t id, NamespaceSpec spec, std::unique_ptr<memory::BlockAllocator> alloc);
+
+  uint32_t id_;
+  NamespaceSpec spec_;
+  BlockHasher hasher_;
+  std::unique_ptr<memory::BlockAllocator> allocator_;
+  index::PromptTree tree_;
+  std::vector<BlockMeta> meta_;
+  NamespaceStats counters_;
+};
+
+}  // namespace kvpool::node

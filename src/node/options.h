@@ -1,0 +1,38 @@
+// Options of one MemPool node.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "kvpool/status.h"
+
+namespace kvpool::node {
+
+struct MemPoolOptions {
+  /// Name of this node in stats and logs. Default: "kvpoold".
+  std::string node_id = "kvpoold";
+  /// Bytes of host memory in the pool. Must be > 0. Default: 1 GiB.
+  uint64_t capacity_bytes = 1ull << 30;
+  /// Try huge pages for the arena (hugetlb, then transparent). Default: true.
+  bool huge_pages = true;
+  /// Target bytes of one slab, the unit in which namespaces claim arena memory. Capped at
+  /// capacity_bytes / 8 so several namespaces fit; never smaller than one block. Default: 32 MiB.
+  uint64_t slab_bytes = 32ull << 20;
+  /// Lease time-to-live when a request gives 0, in ms. Default: 30000.
+  uint32_t default_lease_ttl_ms = 30'000;
+  /// Largest lease time-to-live a request may ask for, in ms. Default: 600000 (10 minutes).
+  uint32_t max_lease_ttl_ms = 600'000;
+  /// Most blocks one request may name (hashes, handles, allocations). Default: 65536.
+  uint32_t max_request_blocks = 65'536;
+  /// Most namespaces at once. Default: 256.
+  uint32_t max_namespaces = 256;
+  /// Largest block_tokens a namespace may have. Default: 65536.
+  uint32_t max_block_tokens = 65'536;
+  /// Largest block_bytes a namespace may have. Default: 1 GiB.
+  uint64_t max_block_bytes = 1ull << 30;
+
+  /// OK, or INVALID_ARGUMENT naming the first bad field and its value.
+  Status Validate() const;
+};
+
+}  // namespace kvpool::node

@@ -1,0 +1,74 @@
+#include <catch2/catch.hpp>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "daemon/kvpoold_options.h"
+#include "node/options.h"
+
+namespace kvpool {
+namespace {
+
+Result<std::optional<daemon::KvpooldOptions>> Parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "kvpoold");
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  return daemon::ParseKvpooldArgs(static_cast<int>(argv.size()), argv.data());
+}
+
+}  // namespace
+
+TEST_CASE("MemPoolOptions: defaults validate and bad fields are named", "[node]") {
+  node::MemPoolOptions o;
+  CHECK(o.Validate().ok());
+  o.capacity_bytes = 0;
+  CHECK_THAT(o.Validate().message(), Catch::Contains("capacity_bytes"));
+  o = {};
+  o.max_lease_ttl_ms = 10;
+  CHECK_THAT(o.Validate().message(), Catch::Contains("max_lease_ttl_ms"));
+  o = {};
+  o.max_namespaces = 70000;
+  CHECK_THAT(o.Validate().message(), Catch::Contains("70000"));
+}
+
+TEST_CASE("kvpoold options: flags with units parse into Options", "[daemon]") {
+  auto parsed = Parse({"--listen=127.0.0.1:0", "--capacity=2GiB", "--slab=4MiB", "--lease-ttl-ms=500",
+                       "--node-id=n1", "--no-huge-pages", "--log-level=debug"});
+  REQUIRE(parsed.ok());
+  REQUIRE(parsed->has_value());
+  const auto& o = **parsed;
+  CHECK(o.listen == "127.0.0.1:0");
+  CHECK(o.pool.capacity_bytes == (2ull << 30));
+  CHECK(o.pool.slab_bytes == (4ull << 20));
+  CHECK(o.pool.default_lease_ttl_ms == 500);
+  CHECK(o.pool.node_id == "n1");
+  CHECK_FALSE(o.pool.huge_pages);
+  CHECK(o.log_level == LogLevel::kDebug);
+}
+
+TEST_CASE("kvpoold options: a config file sets options and flags override it", "[daemon]") {
+  const std::string path = "/tmp/kvpoold_options_test_" + std::to_string(::getpid()) + ".toml";
+  {
+    std::ofstream f(path);
+    f << "# kvpoold config\nlisten = \"0.0.0.0:7701\"\ncapacity = \"64MiB\"\nmax-request-blocks = 1000\n";
+  }
+  auto parsed = Parse({"--config", path, "--capacity=128MiB"});
+  std::remove(path.c_str());
+  REQUIRE(parsed.ok());
+  const auto& o = **parsed;
+  CHECK(o.listen == "0.0.0.0:7701");
+  CHECK(o.pool.capacity_bytes == (128ull << 20));
+  CHECK(o.pool.max_request_blocks == 1000);
+}
+
+TEST_CASE("kvpoold options: bad values are INVALID_ARGUMENT naming the value", "[daemon]") {
+  CHECK_THAT(Parse({"--capacity=lots"}).status().message(), Catch::Contains("'lots'"));
+  CHECK_THAT(Parse({"--listen=nowhere"}).status().message(), Catch::Contains("nowhere"));
+  CHECK_THAT(Parse({"--log-level=chatty"}).status().message(), Catch::Contains("chatty"));
+  CHECK(Parse({"--capacity=0"}).status().code() == StatusCode::kInvalidArgument);
+  CHECK(Parse({"--no-such-flag"}).status().code() == StatusCode::kInvalidArgument);
+  CHECK(Parse({"--config=/nonexistent/kvpoold.toml"}).status().code() == StatusCode::kInvalidArgument);
+}
+
+}  // namespace kvpool
