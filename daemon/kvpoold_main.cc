@@ -13,6 +13,7 @@
 #include <mutex>
 #include <thread>
 
+#include "absl/synchronization/mutex.h"
 #include "common/logging.h"
 #include "common/units.h"
 #include "daemon/kvpoold_options.h"
@@ -95,6 +96,9 @@ int Run(const KvpooldOptions& opts) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
+  // gRPC sets SO_REUSEPORT by default: a second daemon on a busy port would then start, and the
+  // kernel would split clients between two pools. Binding must fail instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(opts.listen, grpc::InsecureServerCredentials(), &port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(opts.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(opts.max_message_bytes));
@@ -123,8 +127,10 @@ int Run(const KvpooldOptions& opts) {
     LeaseSweeper sweeper(pool->get(), opts.lease_sweep_interval_ms);
     const int signal_number = WaitForShutdownSignal();
     KVPOOL_LOG(INFO) << "received signal " << signal_number << ", shutting down";
-    // In-flight RPCs get a short grace period; new ones are refused at once.
-    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    // New calls are refused at once; calls in flight get the grace period. gRPC also waits
+    // that long for connected clients to go away, so the grace is kept short.
+    server->Shutdown(std::chrono::system_clock::now() +
+                     std::chrono::milliseconds(opts.shutdown_grace_ms));
     server->Wait();
   }
   KVPOOL_LOG(INFO) << "kvpoold stopped";
@@ -137,6 +143,9 @@ int Run(const KvpooldOptions& opts) {
 int main(int argc, char** argv) {
   // Block the shutdown signals before any thread starts so that only sigwait sees them.
   kvpool::daemon::BlockShutdownSignals();
+  // Debian builds abseil without NDEBUG, which leaves Mutex deadlock detection on: a lock-order
+  // graph update on every acquisition. Tests keep it; the daemon does not pay for it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   auto parsed = kvpool::daemon::ParseKvpooldArgs(argc, argv);
   if (!parsed.ok()) {
     std::cerr << "kvpoold: " << parsed.status().message() << "\nRun with --help for usage.\n";

@@ -64,6 +64,9 @@ Result<std::optional<KvpooldOptions>> ParseKvpooldArgs(int argc, const char* con
   app.add_option("--lease-sweep-ms", opts.lease_sweep_interval_ms,
                  "How often expired leases are swept (ms)")
       ->capture_default_str();
+  app.add_option("--shutdown-grace-ms", opts.shutdown_grace_ms,
+                 "After SIGTERM/SIGINT, how long calls in flight may finish (ms)")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "debug, info, warning or error")->capture_default_str();
 
   try {

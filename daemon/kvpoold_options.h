@@ -24,6 +24,8 @@ struct KvpooldOptions {
   uint64_t max_message_bytes = 64ull << 20;
   /// How often expired leases are swept when the pool is idle, in ms. Default: 1000.
   uint32_t lease_sweep_interval_ms = 1000;
+  /// How long calls in flight may finish after SIGTERM/SIGINT, in ms. Default: 1000.
+  uint32_t shutdown_grace_ms = 1000;
   /// Lowest log level written. Default: info.
   LogLevel log_level = LogLevel::kInfo;
   /// The pool itself.

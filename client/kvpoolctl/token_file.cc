@@ -47,6 +47,7 @@ Result<std::vector<uint32_t>> ReadTokenFile(const std::string& path) {
     }
     tokens.push_back(value);
   }
+  if (tokens.empty()) return InvalidArgumentError("token file '" + path + "' holds no token ids");
   return tokens;
 }
 

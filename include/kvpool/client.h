@@ -39,7 +39,7 @@ struct ClientOptions {
 /// A connection to one kvpoold node.
 ///
 /// Every call is a blocking unary RPC that returns the node's status unchanged: INVALID_ARGUMENT,
-/// NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION, RESOURCE_EXHAUSTED, OUT_OF_RANGE as documented
+/// NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION, RESOURCE_EXHAUSTED as documented
 /// for each call below and in docs/api.md; UNAVAILABLE when the node cannot be reached;
 /// DEADLINE_EXCEEDED when it does not answer within ClientOptions::timeout_ms.
 ///

@@ -111,7 +111,7 @@ Result<MemPool::HashedPrompt> MemPool::HashPromptFor(std::string_view ns, Prompt
   }
   if (!prompt.hashes.empty()) {
     if (prompt.hashes.size() > options_.max_request_blocks) {
-      return OutOfRangeError("prompt has " + std::to_string(prompt.hashes.size()) +
+      return InvalidArgumentError("prompt has " + std::to_string(prompt.hashes.size()) +
                              " block hashes; the limit is " +
                              std::to_string(options_.max_request_blocks));
     }
@@ -126,7 +126,7 @@ Result<MemPool::HashedPrompt> MemPool::HashPromptFor(std::string_view ns, Prompt
   }
   const size_t blocks = prompt.tokens.size() / block_tokens;
   if (blocks > options_.max_request_blocks) {
-    return OutOfRangeError("prompt has " + std::to_string(blocks) + " blocks; the limit is " +
+    return InvalidArgumentError("prompt has " + std::to_string(blocks) + " blocks; the limit is " +
                            std::to_string(options_.max_request_blocks));
   }
   hasher->HashPrompt(prompt.tokens, &out.hashes);

@@ -28,13 +28,15 @@ namespace kvpool::node {
 /// Every method validates its arguments completely before changing anything, so a bad request
 /// loses nothing; errors are canonical codes whose message names the bad value:
 ///   INVALID_ARGUMENT     malformed input (names, counts, token lists, handles of another
-///                        namespace, duplicate handles, start past the prompt)
-///   NOT_FOUND            unknown namespace, unknown or expired lease, stale block handle
+///                        namespace, duplicate handles, start past the prompt, more blocks in
+///                        one request than max_request_blocks)
+///   NOT_FOUND            unknown namespace, unknown lease, stale block handle
 ///   ALREADY_EXISTS       CreateNamespace with parameters that differ from the existing ones
 ///   FAILED_PRECONDITION  a handle in the wrong state (not allocated / not held by the lease),
-///                        a lease of another namespace, a namespace still in use
+///                        a lease of another namespace or one that expired (the last 4096
+///                        expiries are remembered; older ones read as NOT_FOUND), a namespace
+///                        still in use
 ///   RESOURCE_EXHAUSTED   no memory even after evicting cold unleased blocks; too many namespaces
-///   OUT_OF_RANGE         a request that names more blocks than max_request_blocks
 ///
 /// Prompts (PromptView) are token ids or chained hashes from the prompt's first block. Tokens
 /// are hashed before the lock is taken.

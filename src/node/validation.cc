@@ -49,7 +49,7 @@ Status ValidateNamespaceSpec(const NamespaceSpec& spec, const MemPoolOptions& op
 Status ValidateBlockCount(std::string_view what, size_t count, const MemPoolOptions& options) {
   if (count == 0) return InvalidArgumentError(std::string(what) + " must be > 0");
   if (count > options.max_request_blocks) {
-    return OutOfRangeError(std::string(what) + " is " + std::to_string(count) +
+    return InvalidArgumentError(std::string(what) + " is " + std::to_string(count) +
                            "; one request may name at most " +
                            std::to_string(options.max_request_blocks) + " blocks");
   }

@@ -14,7 +14,7 @@ namespace kvpool::node {
 Status ValidateNamespaceName(std::string_view name);
 /// Checks every field of a namespace against the node's limits.
 Status ValidateNamespaceSpec(const NamespaceSpec& spec, const MemPoolOptions& options);
-/// INVALID_ARGUMENT for 0, OUT_OF_RANGE above max_request_blocks. `what` names the count.
+/// INVALID_ARGUMENT for 0 or above max_request_blocks. `what` names the count.
 Status ValidateBlockCount(std::string_view what, size_t count, const MemPoolOptions& options);
 /// INVALID_ARGUMENT if `handles` names one block twice.
 Status CheckNoDuplicateHandles(std::span<const BlockHandle> handles);

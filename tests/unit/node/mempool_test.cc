@@ -265,7 +265,7 @@ TEST_CASE("MemPool: Insert refuses bad input and changes nothing", "[node]") {
 TEST_CASE("MemPool: AllocMem refuses bad counts and tiers", "[node]") {
   Fixture f;
   CHECK(f.pool->AllocMem("ns", 0, Tier::kHost, 0).status().code() == StatusCode::kInvalidArgument);
-  CHECK(f.pool->AllocMem("ns", 5000, Tier::kHost, 0).status().code() == StatusCode::kOutOfRange);
+  CHECK(f.pool->AllocMem("ns", 5000, Tier::kHost, 0).status().code() == StatusCode::kInvalidArgument);
   CHECK(f.pool->AllocMem("ns", 1, Tier::kGpu, 0).status().code() == StatusCode::kFailedPrecondition);
   CHECK(f.pool->AllocMem("ns", 1, Tier::kHost, 999'999).status().code() == StatusCode::kInvalidArgument);
   const auto full = f.pool->AllocMem("ns", 65, Tier::kHost, 0);  // pool holds 64
@@ -439,7 +439,7 @@ TEST_CASE("MemPool: Match validates start_block and counts hits and misses", "[n
   CHECK(s.hit_blocks == 2);
   CHECK(s.miss_blocks == 2);
   CHECK(f.pool->Match("ns", PromptView::Tokens(Tokens(0, 2048 * 4)), 0, false, 0).status().code() ==
-        StatusCode::kOutOfRange);
+        StatusCode::kInvalidArgument);
 }
 
 TEST_CASE("MemPool: DeleteNamespace waits for its leases and frees its memory", "[node]") {
