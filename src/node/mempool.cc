@@ -18,6 +18,23 @@ struct MemPool::HashedPrompt {
 namespace {
 std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
+std::string DescribeState(BlockState state);
+
+// FAILED_PRECONDITION unless every slot is an allocated block owned by `lease_id`.
+Status CheckAllocatedToLease(const NamespaceState& ns, std::span<const BlockHandle> handles,
+                             const std::vector<memory::Slot>& slots, uint64_t lease_id) {
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const BlockMeta& m = ns.meta(slots[i]);
+    if (m.state != BlockState::kAllocated || m.owner_lease != lease_id) {
+      return FailedPreconditionError("block handle " + std::to_string(handles[i]) +
+                                     " is not an allocated block of lease " +
+                                     std::to_string(lease_id) + " (it is " +
+                                     DescribeState(m.state) + ")");
+    }
+  }
+  return Status::Ok();
+}
+
 std::string DescribeState(BlockState state) {
   switch (state) {
     case BlockState::kFree: return "free";
@@ -286,24 +303,13 @@ Result<Allocation> MemPool::AllocMem(std::string_view ns_name, uint32_t n_blocks
 Result<uint32_t> MemPool::FreeMem(std::string_view ns_name, uint64_t lease_id,
                                   std::span<const BlockHandle> handles) {
   KVPOOL_RETURN_IF_ERROR(ValidateBlockCount("handles", handles.size(), options_));
-  KVPOOL_RETURN_IF_ERROR(CheckNoDuplicateHandles(handles));
   absl::MutexLock lock(&mu_);
   ExpireLeasesLocked();
   KVPOOL_ASSIGN_OR_RETURN(NamespaceState * ns, FindNamespaceLocked(ns_name));
-  KVPOOL_ASSIGN_OR_RETURN(LeaseRecord * lease, FindLeaseLocked(lease_id, ns));
+  KVPOOL_RETURN_IF_ERROR(FindLeaseLocked(lease_id, ns).status());
   std::vector<memory::Slot> slots;
-  slots.reserve(handles.size());
-  for (BlockHandle handle : handles) {
-    KVPOOL_ASSIGN_OR_RETURN(memory::Slot slot, ns->Resolve(handle));
-    const BlockMeta& m = ns->meta(slot);
-    if (m.state != BlockState::kAllocated || m.owner_lease != lease->id) {
-      return FailedPreconditionError("block handle " + std::to_string(handle) +
-                                     " is not an allocated block of lease " +
-                                     std::to_string(lease_id) + " (it is " +
-                                     DescribeState(m.state) + ")");
-    }
-    slots.push_back(slot);
-  }
+  KVPOOL_RETURN_IF_ERROR(ns->ResolveAll(handles, &slots));
+  KVPOOL_RETURN_IF_ERROR(CheckAllocatedToLease(*ns, handles, slots, lease_id));
   for (memory::Slot slot : slots) ns->FreeBlock(slot);
   return static_cast<uint32_t>(slots.size());
 }
@@ -314,7 +320,6 @@ Result<InsertResult> MemPool::Insert(std::string_view ns_name, PromptView prompt
                                      uint32_t start_block, std::span<const BlockHandle> handles,
                                      uint64_t lease_id, bool keep_pinned) {
   KVPOOL_RETURN_IF_ERROR(ValidateBlockCount("handles", handles.size(), options_));
-  KVPOOL_RETURN_IF_ERROR(CheckNoDuplicateHandles(handles));
   KVPOOL_ASSIGN_OR_RETURN(HashedPrompt hashed, HashPromptFor(ns_name, prompt, true));
   const size_t n = handles.size();
   if (static_cast<uint64_t>(start_block) + n > hashed.hashes.size()) {
@@ -332,18 +337,8 @@ Result<InsertResult> MemPool::Insert(std::string_view ns_name, PromptView prompt
   }
   KVPOOL_ASSIGN_OR_RETURN(LeaseRecord * lease, FindLeaseLocked(lease_id, ns));
   std::vector<memory::Slot> slots;
-  slots.reserve(n);
-  for (BlockHandle handle : handles) {
-    KVPOOL_ASSIGN_OR_RETURN(memory::Slot slot, ns->Resolve(handle));
-    const BlockMeta& m = ns->meta(slot);
-    if (m.state != BlockState::kAllocated || m.owner_lease != lease->id) {
-      return FailedPreconditionError("block handle " + std::to_string(handle) +
-                                     " is not an allocated block of lease " +
-                                     std::to_string(lease_id) + " (it is " +
-                                     DescribeState(m.state) + ")");
-    }
-    slots.push_back(slot);
-  }
+  KVPOOL_RETURN_IF_ERROR(ns->ResolveAll(handles, &slots));
+  KVPOOL_RETURN_IF_ERROR(CheckAllocatedToLease(*ns, handles, slots, lease->id));
 
   const std::span<const BlockHash> hashes(hashed.hashes.data() + start_block, n);
   const std::optional<BlockHash> parent =
@@ -461,8 +456,8 @@ uint32_t MemPool::EndLeaseLocked(const LeaseRecord& lease) {
   NamespaceState& ns = *it->second;
   uint32_t held = 0;
   for (BlockHandle handle : lease.allocated) {
-    Result<memory::Slot> slot = ns.Resolve(handle);
-    if (!slot.ok()) continue;  // freed or reused since: nothing of this lease is left there
+    const std::optional<memory::Slot> slot = ns.Lookup(handle);
+    if (!slot) continue;  // freed or reused since: nothing of this lease is left there
     const BlockMeta& m = ns.meta(*slot);
     if (m.state == BlockState::kAllocated && m.owner_lease == lease.id) {
       ns.FreeBlock(*slot);
@@ -470,8 +465,8 @@ uint32_t MemPool::EndLeaseLocked(const LeaseRecord& lease) {
     }
   }
   for (BlockHandle handle : lease.pinned) {
-    Result<memory::Slot> slot = ns.Resolve(handle);
-    if (!slot.ok()) continue;
+    const std::optional<memory::Slot> slot = ns.Lookup(handle);
+    if (!slot) continue;
     ns.Unpin(*slot);
     ++held;
   }

@@ -28,7 +28,37 @@ BlockHandle NamespaceState::HandleOf(memory::Slot slot) const {
   return EncodeHandle(id_, meta_[slot].generation, slot);
 }
 
+std::optional<memory::Slot> NamespaceState::Lookup(BlockHandle handle) const {
+  const DecodedHandle decoded = DecodeHandle(handle);
+  if (decoded.namespace_id != id_ || decoded.slot >= meta_.size()) return std::nullopt;
+  const BlockMeta& m = meta_[decoded.slot];
+  if (m.generation != decoded.generation || m.state == BlockState::kFree) return std::nullopt;
+  return decoded.slot;
+}
+
+Status NamespaceState::ResolveAll(std::span<const BlockHandle> handles,
+                                  std::vector<memory::Slot>* slots) {
+  slots->clear();
+  slots->reserve(handles.size());
+  if (++request_epoch_ == 0) {  // wrapped: forget every old stamp
+    for (BlockMeta& m : meta_) m.seen_epoch = 0;
+    request_epoch_ = 1;
+  }
+  for (BlockHandle handle : handles) {
+    KVPOOL_ASSIGN_OR_RETURN(memory::Slot slot, Resolve(handle));
+    BlockMeta& m = meta_[slot];
+    if (m.seen_epoch == request_epoch_) {
+      return InvalidArgumentError("block handle " + std::to_string(handle) +
+                                  " appears more than once in the request");
+    }
+    m.seen_epoch = request_epoch_;
+    slots->push_back(slot);
+  }
+  return Status::Ok();
+}
+
 Result<memory::Slot> NamespaceState::Resolve(BlockHandle handle) const {
+  if (std::optional<memory::Slot> slot = Lookup(handle)) return *slot;
   const DecodedHandle decoded = DecodeHandle(handle);
   if (decoded.namespace_id != id_) {
     return InvalidArgumentError("block handle " + std::to_string(handle) +
@@ -38,12 +68,8 @@ Result<memory::Slot> NamespaceState::Resolve(BlockHandle handle) const {
     return InvalidArgumentError("block handle " + std::to_string(handle) +
                                 " names no block of namespace '" + spec_.name + "'");
   }
-  const BlockMeta& m = meta_[decoded.slot];
-  if (m.generation != decoded.generation || m.state == BlockState::kFree) {
-    return NotFoundError("block handle " + std::to_string(handle) +
-                         " is stale: the block was freed or evicted");
-  }
-  return decoded.slot;
+  return NotFoundError("block handle " + std::to_string(handle) +
+                       " is stale: the block was freed or evicted");
 }
 
 BlockLocation NamespaceState::LocationOf(memory::Slot slot) const {

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -27,6 +28,7 @@ struct BlockMeta {
   uint32_t pins = 0;           ///< read pins held by leases (keeps the bytes alive)
   uint16_t generation = 0;     ///< bumped on every free; part of the handle
   BlockState state = BlockState::kFree;
+  uint32_t seen_epoch = 0;     ///< ResolveAll's duplicate detector (see request_epoch_)
 };
 
 /// One namespace of a node. Not thread-safe; owned by MemPool and used under its lock.
@@ -51,6 +53,12 @@ class NamespaceState {
   /// The slot of a live handle of this namespace. INVALID_ARGUMENT for another namespace's
   /// handle or a slot that never existed; NOT_FOUND for a handle of a freed (or reused) block.
   Result<memory::Slot> Resolve(BlockHandle handle) const;
+  /// Resolve without an error message: the slot of a live handle, or nullopt. For hot paths
+  /// that skip stale handles (a lease ending) rather than report them.
+  std::optional<memory::Slot> Lookup(BlockHandle handle) const;
+  /// Resolves every handle (as Resolve) into `*slots` (cleared first); INVALID_ARGUMENT if one
+  /// block is named twice. O(1) per handle: duplicates are found with a per-call epoch stamp.
+  Status ResolveAll(std::span<const BlockHandle> handles, std::vector<memory::Slot>* slots);
   BlockMeta& meta(memory::Slot slot) { return meta_[slot]; }
   const BlockMeta& meta(memory::Slot slot) const { return meta_[slot]; }
   BlockLocation LocationOf(memory::Slot slot) const;
@@ -85,6 +93,8 @@ class NamespaceState {
   std::unique_ptr<memory::BlockAllocator> allocator_;
   index::PromptTree tree_;
   std::vector<BlockMeta> meta_;
+  // Bumped by every ResolveAll; a slot whose seen_epoch equals it was already named in the call.
+  uint32_t request_epoch_ = 0;
   NamespaceStats counters_;
 };
 

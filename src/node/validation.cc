@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <string>
-#include <vector>
 
 namespace kvpool::node {
 
@@ -52,18 +51,6 @@ Status ValidateBlockCount(std::string_view what, size_t count, const MemPoolOpti
     return InvalidArgumentError(std::string(what) + " is " + std::to_string(count) +
                            "; one request may name at most " +
                            std::to_string(options.max_request_blocks) + " blocks");
-  }
-  return Status::Ok();
-}
-
-Status CheckNoDuplicateHandles(std::span<const BlockHandle> handles) {
-  if (handles.size() < 2) return Status::Ok();
-  std::vector<BlockHandle> sorted(handles.begin(), handles.end());
-  std::sort(sorted.begin(), sorted.end());
-  const auto dup = std::adjacent_find(sorted.begin(), sorted.end());
-  if (dup != sorted.end()) {
-    return InvalidArgumentError("block handle " + std::to_string(*dup) +
-                                " appears more than once in the request");
   }
   return Status::Ok();
 }

@@ -16,7 +16,5 @@ Status ValidateNamespaceName(std::string_view name);
 Status ValidateNamespaceSpec(const NamespaceSpec& spec, const MemPoolOptions& options);
 /// INVALID_ARGUMENT for 0 or above max_request_blocks. `what` names the count.
 Status ValidateBlockCount(std::string_view what, size_t count, const MemPoolOptions& options);
-/// INVALID_ARGUMENT if `handles` names one block twice.
-Status CheckNoDuplicateHandles(std::span<const BlockHandle> handles);
 
 }  // namespace kvpool::node
