@@ -10,9 +10,19 @@
 
 namespace kvpool::node {
 
+// The block hashes of a request's prompt: the caller's own hashes (borrowed, no copy) or the
+// hashes of its tokens (computed into `storage`).
+// Move-only: `hashes` may point into `storage`, whose buffer a move keeps but a copy would not.
 struct MemPool::HashedPrompt {
+  HashedPrompt() = default;
+  HashedPrompt(HashedPrompt&&) = default;
+  HashedPrompt& operator=(HashedPrompt&&) = default;
+  HashedPrompt(const HashedPrompt&) = delete;
+  HashedPrompt& operator=(const HashedPrompt&) = delete;
+
   uint32_t namespace_id = 0;
-  std::vector<BlockHash> hashes;
+  std::vector<BlockHash> storage;
+  std::span<const BlockHash> hashes;
 };
 
 namespace {
@@ -132,7 +142,7 @@ Result<MemPool::HashedPrompt> MemPool::HashPromptFor(std::string_view ns, Prompt
                              " block hashes; the limit is " +
                              std::to_string(options_.max_request_blocks));
     }
-    out.hashes.assign(prompt.hashes.begin(), prompt.hashes.end());
+    out.hashes = prompt.hashes;
     return out;
   }
   const uint32_t block_tokens = hasher->block_tokens();
@@ -146,7 +156,8 @@ Result<MemPool::HashedPrompt> MemPool::HashPromptFor(std::string_view ns, Prompt
     return InvalidArgumentError("prompt has " + std::to_string(blocks) + " blocks; the limit is " +
                            std::to_string(options_.max_request_blocks));
   }
-  hasher->HashPrompt(prompt.tokens, &out.hashes);
+  hasher->HashPrompt(prompt.tokens, &out.storage);
+  out.hashes = out.storage;
   return out;
 }
 

@@ -10,20 +10,12 @@
 #include <vector>
 
 #include "memory/host_arena.h"
+#include "test_arena.h"
 
 namespace kvpool::memory {
 namespace {
 
 constexpr uint64_t kKiB = 1ull << 10;
-
-std::unique_ptr<HostArena> MakeArena(uint64_t capacity_bytes) {
-  HostArenaOptions options;
-  options.capacity_bytes = capacity_bytes;
-  options.try_huge_pages = false;
-  auto arena = HostArena::Create(options);
-  REQUIRE(arena.ok());
-  return std::move(arena).value();
-}
 
 std::unique_ptr<BlockAllocator> MakeAllocator(HostArena* arena, uint64_t block_bytes,
                                               uint64_t slab_bytes, uint32_t spare_slabs) {
@@ -74,7 +66,7 @@ void WriteAndVerifyPatterns(const BlockAllocator& allocator, const std::vector<S
 }
 
 TEST_CASE("BlockAllocator: zero block_bytes and null arena are INVALID_ARGUMENT", "[memory]") {
-  auto arena = MakeArena(64 * kKiB);
+  auto arena = MakePlainArena(64 * kKiB);
   BlockAllocatorOptions options;
   auto zero = BlockAllocator::Create(arena.get(), options);
   REQUIRE_FALSE(zero.ok());
@@ -87,7 +79,7 @@ TEST_CASE("BlockAllocator: zero block_bytes and null arena are INVALID_ARGUMENT"
 }
 
 TEST_CASE("BlockAllocator: a slab that cannot fit the arena is INVALID_ARGUMENT", "[memory]") {
-  auto arena = MakeArena(64 * kKiB);
+  auto arena = MakePlainArena(64 * kKiB);
   BlockAllocatorOptions options;
   options.block_bytes = 4 * kKiB;
   options.slab_bytes = 128 * kKiB;
@@ -99,14 +91,14 @@ TEST_CASE("BlockAllocator: a slab that cannot fit the arena is INVALID_ARGUMENT"
 
 TEST_CASE("BlockAllocator: blocks_per_slab follows slab_bytes and is at least one",
           "[memory]") {
-  auto arena = MakeArena(1024 * kKiB);
+  auto arena = MakePlainArena(1024 * kKiB);
   CHECK(MakeAllocator(arena.get(), 4 * kKiB, 64 * kKiB, 1)->blocks_per_slab() == 16);
   CHECK(MakeAllocator(arena.get(), 3000, 16 * kKiB, 1)->blocks_per_slab() == 5);
   CHECK(MakeAllocator(arena.get(), 100 * kKiB, 32 * kKiB, 1)->blocks_per_slab() == 1);
 }
 
 TEST_CASE("BlockAllocator: zero blocks is OK and allocates nothing", "[memory]") {
-  auto arena = MakeArena(64 * kKiB);
+  auto arena = MakePlainArena(64 * kKiB);
   auto allocator = MakeAllocator(arena.get(), 4 * kKiB, 16 * kKiB, 1);
   std::vector<Slot> slots;
   REQUIRE(allocator->Allocate(0, &slots).ok());
@@ -119,7 +111,7 @@ TEST_CASE("BlockAllocator: blocks are distinct, inside the arena and do not over
           "[memory]") {
   // 3000-byte blocks: 5 per slab, so slabs are 15000 bytes rounded up to 16 KiB extents and
   // blocks are not page aligned; catches any mix-up between slab and block arithmetic.
-  auto arena = MakeArena(256 * kKiB);
+  auto arena = MakePlainArena(256 * kKiB);
   auto allocator = MakeAllocator(arena.get(), 3000, 16 * kKiB, 1);
   std::vector<Slot> slots;
   REQUIRE(allocator->Allocate(73, &slots).ok());
@@ -139,7 +131,7 @@ TEST_CASE("BlockAllocator: blocks are distinct, inside the arena and do not over
 }
 
 TEST_CASE("BlockAllocator: Allocate appends to the output vector", "[memory]") {
-  auto arena = MakeArena(64 * kKiB);
+  auto arena = MakePlainArena(64 * kKiB);
   auto allocator = MakeAllocator(arena.get(), 4 * kKiB, 16 * kKiB, 1);
   std::vector<Slot> slots = {12345};
   REQUIRE(allocator->Allocate(3, &slots).ok());
@@ -150,7 +142,7 @@ TEST_CASE("BlockAllocator: Allocate appends to the output vector", "[memory]") {
 
 TEST_CASE("BlockAllocator: exhaustion is all or nothing", "[memory]") {
   // Room for exactly 4 slabs of 4 blocks.
-  auto arena = MakeArena(64 * kKiB);
+  auto arena = MakePlainArena(64 * kKiB);
   auto allocator = MakeAllocator(arena.get(), 4 * kKiB, 16 * kKiB, 1);
   std::vector<Slot> slots;
   REQUIRE(allocator->Allocate(10, &slots).ok());
@@ -183,7 +175,7 @@ TEST_CASE("BlockAllocator: a failed claim gives back the slabs already claimed",
   // Free runs of 16, 8 and 8 KiB: enough bytes for two 16 KiB slabs, so the cheap byte-count
   // check passes; the first slab is claimed from the 16 KiB run and the second claim fails, so
   // the first must go back.
-  auto arena = MakeArena(64 * kKiB);
+  auto arena = MakePlainArena(64 * kKiB);
   std::vector<Extent> parts;
   for (const uint64_t kib : {16, 8, 8, 8, 8, 16}) {
     auto e = arena->Allocate(kib * kKiB);
@@ -220,7 +212,7 @@ TEST_CASE("BlockAllocator: a failed claim gives back the slabs already claimed",
 }
 
 TEST_CASE("BlockAllocator: empty slabs beyond spare_slabs go back to the arena", "[memory]") {
-  auto arena = MakeArena(64 * kKiB);
+  auto arena = MakePlainArena(64 * kKiB);
   auto allocator = MakeAllocator(arena.get(), 4 * kKiB, 16 * kKiB, 1);
   std::vector<Slot> slots;
   REQUIRE(allocator->Allocate(8, &slots).ok());
@@ -263,7 +255,7 @@ TEST_CASE("BlockAllocator: empty slabs beyond spare_slabs go back to the arena",
 
 TEST_CASE("BlockAllocator: spare_slabs zero returns a slab as soon as it empties",
           "[memory]") {
-  auto arena = MakeArena(64 * kKiB);
+  auto arena = MakePlainArena(64 * kKiB);
   auto allocator = MakeAllocator(arena.get(), 4 * kKiB, 16 * kKiB, 0);
   std::vector<Slot> slots;
   REQUIRE(allocator->Allocate(3, &slots).ok());
@@ -275,7 +267,7 @@ TEST_CASE("BlockAllocator: spare_slabs zero returns a slab as soon as it empties
 }
 
 TEST_CASE("BlockAllocator: lowest-slab preference lets a high slab drain", "[memory]") {
-  auto arena = MakeArena(64 * kKiB);
+  auto arena = MakePlainArena(64 * kKiB);
   auto allocator = MakeAllocator(arena.get(), 4 * kKiB, 16 * kKiB, 0);
   std::vector<Slot> slots;
   REQUIRE(allocator->Allocate(12, &slots).ok());
@@ -309,7 +301,7 @@ TEST_CASE("BlockAllocator: lowest-slab preference lets a high slab drain", "[mem
 
 TEST_CASE("BlockAllocator: a released slab's ids are reused and stay below slot_limit",
           "[memory]") {
-  auto arena = MakeArena(64 * kKiB);
+  auto arena = MakePlainArena(64 * kKiB);
   auto allocator = MakeAllocator(arena.get(), 4 * kKiB, 16 * kKiB, 0);
   std::vector<Slot> slots;
   REQUIRE(allocator->Allocate(12, &slots).ok());
@@ -346,7 +338,7 @@ TEST_CASE("BlockAllocator: a released slab's ids are reused and stay below slot_
 }
 
 TEST_CASE("BlockAllocator: a double free is counted and ignored", "[memory]") {
-  auto arena = MakeArena(64 * kKiB);
+  auto arena = MakePlainArena(64 * kKiB);
   auto allocator = MakeAllocator(arena.get(), 4 * kKiB, 16 * kKiB, 1);
   std::vector<Slot> slots;
   REQUIRE(allocator->Allocate(2, &slots).ok());
@@ -381,7 +373,7 @@ TEST_CASE("BlockAllocator: a double free is counted and ignored", "[memory]") {
 
 TEST_CASE("BlockAllocator: two allocators of different block sizes share one arena",
           "[memory]") {
-  auto arena = MakeArena(512 * kKiB);
+  auto arena = MakePlainArena(512 * kKiB);
   auto small = MakeAllocator(arena.get(), 1 * kKiB, 8 * kKiB, 1);
   auto large = MakeAllocator(arena.get(), 10000, 32 * kKiB, 1);
   REQUIRE(large->blocks_per_slab() == 3);
@@ -415,7 +407,7 @@ TEST_CASE("BlockAllocator: two allocators of different block sizes share one are
 
 TEST_CASE("BlockAllocator: destruction returns every slab, allocated blocks included",
           "[memory]") {
-  auto arena = MakeArena(64 * kKiB);
+  auto arena = MakePlainArena(64 * kKiB);
   {
     auto allocator = MakeAllocator(arena.get(), 4 * kKiB, 16 * kKiB, 1);
     std::vector<Slot> slots;
@@ -427,7 +419,7 @@ TEST_CASE("BlockAllocator: destruction returns every slab, allocated blocks incl
 }
 
 TEST_CASE("BlockAllocator: 10k blocks round trip in batches", "[memory]") {
-  auto arena = MakeArena(4096 * kKiB);
+  auto arena = MakePlainArena(4096 * kKiB);
   auto allocator = MakeAllocator(arena.get(), 256, 64 * kKiB, 1);
   REQUIRE(allocator->blocks_per_slab() == 256);
 

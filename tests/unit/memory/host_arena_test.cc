@@ -1,4 +1,5 @@
 #include "memory/host_arena.h"
+#include "test_arena.h"
 
 #include <catch2/catch.hpp>
 
@@ -10,16 +11,6 @@ namespace {
 
 constexpr uint64_t kKiB = 1ull << 10;
 constexpr uint64_t kMiB = 1ull << 20;
-
-// Small pages keep sizes and alignment deterministic whatever the machine's huge page setup.
-std::unique_ptr<HostArena> MakePlainArena(uint64_t capacity_bytes) {
-  HostArenaOptions options;
-  options.capacity_bytes = capacity_bytes;
-  options.try_huge_pages = false;
-  auto arena = HostArena::Create(options);
-  REQUIRE(arena.ok());
-  return std::move(arena).value();
-}
 
 TEST_CASE("HostArena: plain arena reports 4 KiB alignment and rounds capacity up", "[memory]") {
   auto arena = MakePlainArena(5000);
