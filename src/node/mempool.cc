@@ -28,7 +28,15 @@ struct MemPool::HashedPrompt {
 namespace {
 std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
-std::string DescribeState(BlockState state);
+std::string DescribeState(BlockState state) {
+  switch (state) {
+    case BlockState::kFree: return "free";
+    case BlockState::kAllocated: return "allocated";
+    case BlockState::kCached: return "already inserted";
+    case BlockState::kDetached: return "deleted";
+  }
+  return "unknown";
+}
 
 // FAILED_PRECONDITION unless every slot is an allocated block owned by `lease_id`.
 Status CheckAllocatedToLease(const NamespaceState& ns, std::span<const BlockHandle> handles,
@@ -43,16 +51,6 @@ Status CheckAllocatedToLease(const NamespaceState& ns, std::span<const BlockHand
     }
   }
   return Status::Ok();
-}
-
-std::string DescribeState(BlockState state) {
-  switch (state) {
-    case BlockState::kFree: return "free";
-    case BlockState::kAllocated: return "allocated";
-    case BlockState::kCached: return "already inserted";
-    case BlockState::kDetached: return "deleted";
-  }
-  return "unknown";
 }
 }  // namespace
 

@@ -1,0 +1,160 @@
+// Route: which inference instance should serve a prompt (DESIGN.md "Global scheduler").
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kvpool/block_hash.h"
+#include "kvpool/status.h"
+#include "scheduler/global_index.h"
+#include "scheduler/lookup.h"
+#include "scheduler/namespace_models.h"
+#include "scheduler/registry.h"
+
+namespace kvpool::scheduler {
+
+enum class RoutePolicy : uint8_t {
+  /// Each call starts one instance further along the (sorted) candidate list.
+  kRoundRobin = 0,
+  /// Fewest estimated queued prompt tokens, then fewest running requests.
+  kLeastLoaded = 1,
+  /// Longest prefix held on the instance's own node, then least loaded (MemServe). Herds every
+  /// request sharing a hot prefix onto its holder: kept for comparison.
+  kPrefix = 2,
+  /// Lowest estimated time to first token: queue wait + compute of the uncached tokens +
+  /// transfer of the cached blocks (default).
+  kCost = 3,
+};
+/// "round_robin", "least_loaded", "prefix" or "cost".
+std::string_view RoutePolicyName(RoutePolicy policy);
+/// Parses RoutePolicyName's output; INVALID_ARGUMENT names anything else.
+Result<RoutePolicy> ParseRoutePolicy(std::string_view name);
+
+struct RouterOptions {
+  /// Policy of requests that name none. Default: kCost.
+  RoutePolicy default_policy = RoutePolicy::kCost;
+  /// Bandwidth from an instance's own node's pool (gpu/host tier) into the instance, in
+  /// bytes/s. Must be > 0. Default: 40e9 (same-host shared memory).
+  double local_bandwidth_bytes_per_s = 40e9;
+  /// Bandwidth from another node's pool (gpu/host tier), in bytes/s. Must be > 0.
+  /// Default: 12.5e9 (100 Gb/s).
+  double remote_bandwidth_bytes_per_s = 12.5e9;
+  /// Read bandwidth of a disk tier (a disk block is promoted before it moves), in bytes/s.
+  /// Must be > 0. Default: 2e9.
+  double disk_bandwidth_bytes_per_s = 2e9;
+  /// Queue wait added per running request of an instance, in seconds. Must be >= 0.
+  /// Default: 0.001.
+  double running_request_s = 0.001;
+
+  /// INVALID_ARGUMENT naming the field when an option is out of range.
+  Status Validate() const;
+};
+
+/// One Route call. Views are borrowed for the duration of the call.
+struct RouteRequest {
+  /// Namespace of the prompt; must not be empty.
+  std::string_view ns;
+  /// The prompt's chained block hashes from block 0 (full blocks only).
+  std::span<const BlockHash> hashes;
+  /// Tokens in the prompt, including a partial last block; 0 = hashes.size() * block_tokens.
+  /// Must be >= hashes.size() * block_tokens otherwise.
+  uint64_t prompt_tokens = 0;
+  /// Role wanted. An instance qualifies when its role is this one, or it is colocated.
+  InstanceRole role = InstanceRole::kColocated;
+  /// Instance ids to choose from; empty = every registered instance.
+  std::span<const std::string> candidates;
+  /// Policy; nullopt = RouterOptions::default_policy.
+  std::optional<RoutePolicy> policy;
+  /// Fill each candidate's human-readable reason. Default: true.
+  bool explain = true;
+  /// Keep only the best this many; 0 = all. Default: 0.
+  size_t max_results = 0;
+};
+
+/// Estimated time to first token of a prompt on one instance, in parts.
+struct CostEstimate {
+  /// Work queued ahead: estimated queued prompt tokens x token_s + running requests x
+  /// running_request_s.
+  double queue_wait_s = 0;
+  /// Prefill of the tokens not taken from the cache (NamespaceModel::ComputeSeconds).
+  double compute_s = 0;
+  /// Moving the cached blocks into the instance (local pool, other nodes, disk).
+  double transfer_s = 0;
+
+  double total_s() const { return queue_wait_s + compute_s + transfer_s; }
+};
+
+/// One instance, as Route rates it.
+struct RouteCandidate {
+  std::string instance_id;
+  std::string node_id;
+  /// The instance's own node holds blocks [0, local_prefix_blocks) (the prefix policy's match).
+  uint32_t local_prefix_blocks = 0;
+  /// Blocks the estimate takes from the cache (from block 0): the pooled prefix when pulling
+  /// is worth it, else the local prefix.
+  uint32_t cached_blocks = 0;
+  /// Of cached_blocks, those pulled from other nodes.
+  uint32_t remote_blocks = 0;
+  /// Tokens to prefill.
+  uint64_t new_tokens = 0;
+  /// Load the estimate used: the last report plus what was routed since.
+  InstanceLoad load;
+  CostEstimate cost;
+  /// Why it ranks where it does (empty unless RouteRequest::explain).
+  std::string reason;
+};
+
+struct RouteResult {
+  RoutePolicy policy = RoutePolicy::kCost;
+  uint32_t prompt_blocks = 0;
+  /// The union of all nodes holds blocks [0, pooled_prefix_blocks) of the prompt.
+  uint32_t pooled_prefix_blocks = 0;
+  /// Best first. Never empty on success.
+  std::vector<RouteCandidate> ranked;
+};
+
+/// Ranks live instances for a prompt.
+///
+/// Every policy fills every candidate's estimate, so `route --explain` can compare them; the
+/// policy only decides the order. The cost policy resists herding: the estimate includes the
+/// instance's queue, which grows with each request routed to it (Registry::NoteRouted) until the
+/// instance reports again, so once a hot prefix's holder is busy, pulling the prefix from the
+/// pool to an idle instance becomes cheaper than waiting.
+///
+/// Cached blocks: the estimate counts the pooled prefix (blocks [0, k) that some node holds);
+/// blocks after the first hole are treated as uncached. Each instance is rated under both plans,
+/// pull the pooled prefix or use only its own node's prefix, and the cheaper one counts.
+///
+/// Not thread-safe (the round-robin cursor and scan scratch); owned by the scheduler service.
+/// Borrows the index, registry and models, which must outlive it.
+class Router {
+ public:
+  /// `options` should be valid (Validate); out-of-range values are replaced by defaults.
+  Router(RouterOptions options, const GlobalIndex* index, const Registry* registry,
+         const NamespaceModels* models);
+
+  /// Ranks the live instances of `request.role` (among `request.candidates` if given).
+  /// After choosing one, call Registry::NoteRouted(id, candidate.new_tokens).
+  /// Returns INVALID_ARGUMENT for an empty namespace or prompt_tokens below the hashed blocks;
+  /// NOT_FOUND when a named candidate is not registered; UNAVAILABLE when no live instance of
+  /// the role remains (the message says how many were dead or of another role).
+  Result<RouteResult> Route(const RouteRequest& request);
+
+  const RouterOptions& options() const { return options_; }
+
+ private:
+  RouterOptions options_;
+  const GlobalIndex* index_;
+  const Registry* registry_;
+  const NamespaceModels* models_;
+  PrefixScanner scanner_;
+  uint64_t round_robin_cursor_ = 0;
+  std::vector<const InstanceInfo*> eligible_;  // Scratch.
+};
+
+}  // namespace kvpool::scheduler

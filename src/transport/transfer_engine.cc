@@ -1,0 +1,824 @@
+#include "transport/transfer_engine.h"
+
+#include <poll.h>
+#include <pthread.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <limits>
+#include <map>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "common/logging.h"
+#include "transport/ucx_handles.h"
+
+namespace kvpool::transport {
+
+namespace internal {
+
+// The shared state of one batch. `status` is written once by the progress thread before
+// `done.Notify()`; Notify/HasBeenNotified order that write before every read.
+struct TransferState {
+  uint64_t size_bytes = 0;
+  Status status;
+  absl::Notification done;
+
+  void Complete(Status final_status) {
+    status = std::move(final_status);
+    done.Notify();
+  }
+};
+
+}  // namespace internal
+
+// ---- TransferHandle ----------------------------------------------------------------------------
+
+bool TransferHandle::Poll() const { return state_ == nullptr || state_->done.HasBeenNotified(); }
+
+Status TransferHandle::Wait(int64_t timeout_ms) const {
+  if (state_ == nullptr) return FailedPreconditionError("Wait on an empty TransferHandle");
+  if (!state_->done.HasBeenNotified()) {
+    // A short spin first: small transfers finish within microseconds, and a futex sleep and
+    // wake-up would cost more than the transfer itself.
+    const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(20);
+    while (!state_->done.HasBeenNotified() && std::chrono::steady_clock::now() < spin_until) {
+    }
+  }
+  if (!state_->done.HasBeenNotified() &&
+      !state_->done.WaitForNotificationWithTimeout(
+          absl::Milliseconds(timeout_ms < 0 ? 0 : timeout_ms))) {
+    return DeadlineExceededError("transfer of " + std::to_string(state_->size_bytes) +
+                                 " bytes still running after " + std::to_string(timeout_ms) +
+                                 " ms");
+  }
+  return state_->status;
+}
+
+uint64_t TransferHandle::size_bytes() const {
+  return state_ == nullptr ? 0 : state_->size_bytes;
+}
+
+// ---- Engine internals --------------------------------------------------------------------------
+
+namespace {
+
+int64_t NowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Above this many cached remote keys per peer, an idle peer's cache is cleared before the next
+// unpack. kvpool peers publish a handful of regions each, so this only bounds pathological use.
+constexpr size_t kMaxCachedRemoteKeysPerPeer = 1024;
+
+}  // namespace
+
+class TransferEngine::Impl {
+ public:
+  struct RegionEntry {
+    RegionId id{};
+    MemoryRegion region;
+    // Batches submitted and not yet finished that read or write this region.
+    uint64_t inflight = 0;
+  };
+
+  enum class PeerState { kConnected, kFailed, kDisconnected };
+
+  // One endpoint. Owned by `peers_` and used only on the progress thread; its address is the
+  // UCX error-handler argument, so it lives until its endpoint is closed and no batch uses it.
+  struct Peer {
+    Impl* engine = nullptr;
+    uint64_t id = 0;
+    std::string address;
+    PeerState state = PeerState::kConnected;
+    Status failure;  // set when state becomes kFailed
+    size_t outstanding_batches = 0;
+    ucs_status_ptr_t close_request = nullptr;
+    bool closing = false;  // StartClose called and close_request not yet finished
+    UcpEndpoint endpoint;
+    // Declared after `endpoint`, so destroyed before it (UCX requires rkeys to go first).
+    std::unordered_map<std::string, RemoteKey> rkeys;
+  };
+
+  struct PreparedOp {
+    void* local = nullptr;
+    uint64_t remote_address = 0;
+    uint64_t size_bytes = 0;
+    ucp_mem_h memh = nullptr;
+  };
+
+  // One submitted batch. Owned by the progress thread from submission to Finish (via
+  // live_batches_), passed to UCX callbacks as user_data.
+  struct Batch {
+    Impl* engine = nullptr;
+    bool is_put = true;
+    uint64_t peer_id = 0;
+    Peer* peer = nullptr;
+    std::string rkey;
+    std::vector<PreparedOp> ops;
+    std::vector<uint64_t> region_starts;  // regions whose inflight count this batch holds
+    std::shared_ptr<internal::TransferState> state;
+    size_t pending = 0;  // UCX requests (and the submission guard) not yet completed
+    ucs_status_t first_error = UCS_OK;
+  };
+
+  explicit Impl(const TransferEngineOptions& options) : options_(options) {}
+  ~Impl();
+
+  Status Init();
+
+  // Runs `fn` on the progress thread and returns its result. FAILED_PRECONDITION if the engine
+  // is shutting down.
+  template <typename Fn>
+  auto RunOnProgressThread(Fn&& fn) -> decltype(fn());
+
+  bool Enqueue(absl::AnyInvocable<void()> work);
+
+  // Caller side of Put/Get.
+  Result<TransferHandle> Submit(bool is_put, PeerId peer, const RemoteRegion& remote,
+                                std::span<const TransferOp> ops);
+
+  // Progress thread only.
+  Result<LocalRegion> RegisterOnThread(void* data, uint64_t size_bytes, bool allocate);
+  Result<PeerId> ConnectOnThread(std::string_view address);
+  Status DisconnectOnThread(uint64_t id);
+  Status PeerStatusOnThread(uint64_t id);
+  void StartBatch(Batch* batch);
+  void Finish(Batch* batch);
+  void BeginClose(Peer* peer, bool force);
+  void ProcessPeerEvents();
+  void Loop();
+  void ShutdownOnThread();
+
+  static void OnPeerError(void* arg, ucp_ep_h ep, ucs_status_t status);
+  static void OnOpDone(void* request, ucs_status_t status, void* user_data);
+
+  Status DeregisterRegion(RegionId id);
+
+  const TransferEngineOptions options_;
+  // Declaration order is destruction order in reverse: the context outlives the worker, which
+  // outlives everything else.
+  UcpContext context_;
+  UcpWorker worker_;
+  std::string worker_address_;
+  int event_fd_ = -1;
+  std::thread thread_;
+
+  // ---- Work queue: any thread -> progress thread.
+  absl::Mutex queue_mu_;
+  std::vector<absl::AnyInvocable<void()>> queue_ ABSL_GUARDED_BY(queue_mu_);
+  bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+  // Hints that let the progress thread and producers skip the mutex and the wake-up syscall.
+  // Both are accessed seq_cst: a producer stores queue_nonempty_ then loads sleeping_, the
+  // progress thread stores sleeping_ then loads queue_nonempty_; with a single total order at
+  // least one of them sees the other's store, so no wake-up is lost.
+  std::atomic<bool> queue_nonempty_{false};
+  std::atomic<bool> sleeping_{false};
+
+  // ---- Registered regions, keyed by start address. Read by submitting threads, changed by the
+  // progress thread (registration) and by Deregister.
+  absl::Mutex regions_mu_;
+  std::map<uint64_t, RegionEntry> regions_ ABSL_GUARDED_BY(regions_mu_);
+  std::unordered_map<uint64_t, uint64_t> region_start_by_id_ ABSL_GUARDED_BY(regions_mu_);
+  uint64_t next_region_id_ ABSL_GUARDED_BY(regions_mu_) = 1;
+
+  // ---- Progress-thread state (no lock: only that thread touches it after Init).
+  std::unordered_map<uint64_t, std::unique_ptr<Peer>> peers_;
+  std::unordered_map<std::string, uint64_t> peer_by_address_;
+  std::vector<Peer*> newly_failed_;   // filled by OnPeerError, drained by ProcessPeerEvents
+  std::vector<uint64_t> closing_peers_;
+  std::unordered_set<Batch*> live_batches_;
+  uint64_t next_peer_id_ = 1;
+  // Set once the worker is about to be destroyed: UCX callbacks then only free their requests.
+  bool final_teardown_ = false;
+};
+
+Status TransferEngine::Impl::Init() {
+  if (options_.idle_wakeup_ms <= 0) {
+    return InvalidArgumentError("idle_wakeup_ms must be > 0, got " +
+                                std::to_string(options_.idle_wakeup_ms));
+  }
+  if (options_.idle_spin_us < 0) {
+    return InvalidArgumentError("idle_spin_us must be >= 0, got " +
+                                std::to_string(options_.idle_spin_us));
+  }
+  UcpContextOptions context_options;
+  context_options.tls = options_.tls;
+  context_options.config = options_.ucx_config;
+  context_options.name = options_.name;
+  KVPOOL_ASSIGN_OR_RETURN(context_, UcpContext::Create(context_options));
+  KVPOOL_ASSIGN_OR_RETURN(worker_, UcpWorker::Create(context_));
+  KVPOOL_ASSIGN_OR_RETURN(worker_address_, worker_.PackedAddress());
+  KVPOOL_ASSIGN_OR_RETURN(event_fd_, worker_.EventFd());
+  // Hand-off: everything above happens-before the thread starts; from here on only the
+  // progress thread calls into UCX.
+  thread_ = std::thread([this] { Loop(); });
+  std::string thread_name = options_.name.substr(0, 11) + "-ucx";
+  pthread_setname_np(thread_.native_handle(), thread_name.c_str());
+  return Status::Ok();
+}
+
+TransferEngine::Impl::~Impl() {
+  if (thread_.joinable()) {
+    {
+      absl::MutexLock lock(&queue_mu_);
+      stopping_ = true;
+      queue_nonempty_.store(true);
+    }
+    worker_.Signal();
+    thread_.join();
+  }
+  // The thread is gone, so this thread now owns the worker. Remote keys go before their
+  // endpoints, endpoints before the worker (which completes any request still alive, with
+  // final_teardown_ set), batches after the worker, regions after the endpoints, the context
+  // last.
+  final_teardown_ = true;
+  for (auto& [id, peer] : peers_) {
+    peer->rkeys.clear();
+    if (peer->endpoint.is_open()) peer->close_request = peer->endpoint.StartClose(/*force=*/true);
+    if (peer->close_request != nullptr && !UCS_PTR_IS_ERR(peer->close_request)) {
+      ucp_request_free(peer->close_request);  // released by UCX when it completes
+    }
+    peer->close_request = nullptr;
+  }
+  // Peers outlive the worker: UCX may still call OnPeerError with them while it tears down.
+  worker_ = UcpWorker();
+  peers_.clear();
+  for (Batch* batch : live_batches_) {
+    if (!batch->state->done.HasBeenNotified()) {
+      batch->state->Complete(CancelledError("transfer engine destroyed"));
+    }
+    delete batch;
+  }
+  live_batches_.clear();
+  absl::MutexLock lock(&regions_mu_);
+  regions_.clear();
+  region_start_by_id_.clear();
+}
+
+bool TransferEngine::Impl::Enqueue(absl::AnyInvocable<void()> work) {
+  {
+    absl::MutexLock lock(&queue_mu_);
+    if (stopping_) return false;
+    queue_.push_back(std::move(work));
+    queue_nonempty_.store(true);
+  }
+  if (sleeping_.exchange(false)) worker_.Signal();
+  return true;
+}
+
+template <typename Fn>
+auto TransferEngine::Impl::RunOnProgressThread(Fn&& fn) -> decltype(fn()) {
+  using R = decltype(fn());
+  if (std::this_thread::get_id() == thread_.get_id()) return fn();
+  std::optional<R> result;
+  absl::Notification done;
+  bool accepted = Enqueue([&] {
+    result.emplace(fn());
+    done.Notify();
+  });
+  if (!accepted) return R(FailedPreconditionError("transfer engine is shutting down"));
+  done.WaitForNotification();
+  return std::move(*result);
+}
+
+void TransferEngine::Impl::Loop() {
+  int64_t last_activity_us = NowUs();
+  while (true) {
+    bool did_work = false;
+    if (queue_nonempty_.load()) {
+      std::vector<absl::AnyInvocable<void()>> work;
+      bool stopping = false;
+      {
+        absl::MutexLock lock(&queue_mu_);
+        work.swap(queue_);
+        queue_nonempty_.store(false);
+        stopping = stopping_;
+      }
+      for (auto& item : work) item();
+      did_work = !work.empty();
+      // stopping_ is set under the lock that also closes the queue, so nothing can follow.
+      if (stopping) break;
+    }
+    while (worker_.Progress() != 0) did_work = true;
+    if (!newly_failed_.empty() || !closing_peers_.empty()) ProcessPeerEvents();
+
+    const int64_t now_us = NowUs();
+    if (did_work) {
+      last_activity_us = now_us;
+      continue;
+    }
+    // Busy-poll while bytes are in flight: completions on shared memory raise no event.
+    if (!live_batches_.empty()) continue;
+    if (now_us - last_activity_us < options_.idle_spin_us) continue;
+
+    // Arm first: it consumes pending signals, so a signal sent before the sleeping_ store below
+    // must not be lost; the queue check after the store catches work enqueued in between.
+    if (!worker_.Arm()) continue;
+    sleeping_.store(true);
+    if (queue_nonempty_.load()) {
+      sleeping_.store(false);
+      continue;
+    }
+    pollfd fd{event_fd_, POLLIN, 0};
+    ::poll(&fd, 1, static_cast<int>(options_.idle_wakeup_ms));
+    sleeping_.store(false);
+    last_activity_us = NowUs();
+  }
+  ShutdownOnThread();
+}
+
+void TransferEngine::Impl::ShutdownOnThread() {
+  // Graceful first: flush and close every live endpoint, progressing until all closes finished
+  // or the deadline passed. What remains is torn down by ~Impl.
+  for (auto& [id, peer] : peers_) {
+    if (peer->state == PeerState::kConnected) {
+      peer->state = PeerState::kDisconnected;
+      BeginClose(peer.get(), /*force=*/false);
+    }
+  }
+  peer_by_address_.clear();
+  const int64_t deadline_us = NowUs() + options_.shutdown_timeout_ms * 1000;
+  while ((!closing_peers_.empty() || !newly_failed_.empty()) && NowUs() < deadline_us) {
+    worker_.Progress();
+    ProcessPeerEvents();
+  }
+  if (!closing_peers_.empty()) {
+    KVPOOL_LOG(WARNING) << options_.name << ": " << closing_peers_.size()
+                        << " UCX endpoint(s) did not close within " << options_.shutdown_timeout_ms
+                        << " ms; destroying the worker anyway";
+  }
+}
+
+// ---- Regions -----------------------------------------------------------------------------------
+
+Result<LocalRegion> TransferEngine::Impl::RegisterOnThread(void* data, uint64_t size_bytes,
+                                                          bool allocate) {
+  const auto start = reinterpret_cast<uint64_t>(data);
+  if (!allocate) {
+    absl::MutexLock lock(&regions_mu_);
+    auto next = regions_.lower_bound(start);
+    if (next != regions_.end() && next->first < start + size_bytes) {
+      return InvalidArgumentError("region [" + std::to_string(start) + ", +" +
+                                  std::to_string(size_bytes) + ") overlaps registered region " +
+                                  std::to_string(static_cast<uint64_t>(next->second.id)));
+    }
+    if (next != regions_.begin()) {
+      auto prev = std::prev(next);
+      if (prev->first + prev->second.region.size_bytes() > start) {
+        return InvalidArgumentError("region [" + std::to_string(start) + ", +" +
+                                    std::to_string(size_bytes) +
+                                    ") overlaps registered region " +
+                                    std::to_string(static_cast<uint64_t>(prev->second.id)));
+      }
+    }
+  }
+  // Registration pins pages and may take a while; it runs outside regions_mu_ so submitters
+  // are not blocked. Only this thread inserts, so the overlap check above stays valid.
+  Result<MemoryRegion> mapped = allocate ? MemoryRegion::Allocate(context_, size_bytes)
+                                         : MemoryRegion::Register(context_, data, size_bytes);
+  if (!mapped.ok()) return mapped.status();
+  MemoryRegion region = std::move(mapped).value();
+  LocalRegion info;
+  info.data = static_cast<uint8_t*>(region.address());
+  info.size_bytes = region.size_bytes();
+  info.rkey = region.packed_rkey();
+  info.allocated_by_engine = allocate;
+  const auto address = reinterpret_cast<uint64_t>(region.address());
+
+  absl::MutexLock lock(&regions_mu_);
+  if (regions_.count(address) != 0) {
+    return InternalError("UCX returned memory at an address that is already registered");
+  }
+  info.id = RegionId{next_region_id_++};
+  RegionEntry entry;
+  entry.id = info.id;
+  entry.region = std::move(region);
+  regions_.emplace(address, std::move(entry));
+  region_start_by_id_.emplace(static_cast<uint64_t>(info.id), address);
+  return info;
+}
+
+Status TransferEngine::Impl::DeregisterRegion(RegionId id) {
+  std::optional<MemoryRegion> doomed;
+  {
+    absl::MutexLock lock(&regions_mu_);
+    auto by_id = region_start_by_id_.find(static_cast<uint64_t>(id));
+    if (by_id == region_start_by_id_.end()) {
+      return NotFoundError("no registered region with id " +
+                           std::to_string(static_cast<uint64_t>(id)));
+    }
+    auto it = regions_.find(by_id->second);
+    if (it->second.inflight != 0) {
+      return FailedPreconditionError("region " + std::to_string(static_cast<uint64_t>(id)) +
+                                     " is used by " + std::to_string(it->second.inflight) +
+                                     " running transfer(s)");
+    }
+    doomed.emplace(std::move(it->second.region));
+    regions_.erase(it);
+    region_start_by_id_.erase(by_id);
+  }
+  // ucp_mem_unmap belongs on the progress thread with every other UCX call.
+  return RunOnProgressThread([&]() -> Status {
+    doomed.reset();
+    return Status::Ok();
+  });
+}
+
+// ---- Peers -------------------------------------------------------------------------------------
+
+Result<PeerId> TransferEngine::Impl::ConnectOnThread(std::string_view address) {
+  auto cached = peer_by_address_.find(std::string(address));
+  if (cached != peer_by_address_.end()) {
+    Peer* peer = peers_.at(cached->second).get();
+    if (peer->state == PeerState::kConnected) return PeerId{peer->id};
+    peer_by_address_.erase(cached);
+  }
+  auto peer = std::make_unique<Peer>();
+  peer->engine = this;
+  peer->id = next_peer_id_++;
+  peer->address = std::string(address);
+  KVPOOL_ASSIGN_OR_RETURN(peer->endpoint,
+                          UcpEndpoint::Create(worker_, address, &Impl::OnPeerError, peer.get()));
+  const uint64_t id = peer->id;
+  peer_by_address_[peer->address] = id;
+  peers_.emplace(id, std::move(peer));
+  return PeerId{id};
+}
+
+Status TransferEngine::Impl::DisconnectOnThread(uint64_t id) {
+  auto it = peers_.find(id);
+  if (it == peers_.end() || it->second->state == PeerState::kDisconnected) {
+    return NotFoundError("no peer with id " + std::to_string(id));
+  }
+  Peer* peer = it->second.get();
+  if (peer->state == PeerState::kConnected) {
+    auto by_address = peer_by_address_.find(peer->address);
+    if (by_address != peer_by_address_.end() && by_address->second == id) {
+      peer_by_address_.erase(by_address);
+    }
+  }
+  const bool already_closing = peer->closing || !peer->endpoint.is_open();
+  peer->state = PeerState::kDisconnected;
+  if (!already_closing) {
+    BeginClose(peer, /*force=*/false);
+  } else if (std::find(closing_peers_.begin(), closing_peers_.end(), id) ==
+             closing_peers_.end()) {
+    closing_peers_.push_back(id);  // a failed peer, closed already: reap it
+  }
+  return Status::Ok();
+}
+
+Status TransferEngine::Impl::PeerStatusOnThread(uint64_t id) {
+  auto it = peers_.find(id);
+  if (it == peers_.end() || it->second->state == PeerState::kDisconnected) {
+    return NotFoundError("no peer with id " + std::to_string(id));
+  }
+  if (it->second->state == PeerState::kFailed) return it->second->failure;
+  return Status::Ok();
+}
+
+void TransferEngine::Impl::BeginClose(Peer* peer, bool force) {
+  if (peer->closing || !peer->endpoint.is_open()) return;
+  peer->close_request = peer->endpoint.StartClose(force);
+  peer->closing = true;
+  closing_peers_.push_back(peer->id);
+}
+
+void TransferEngine::Impl::OnPeerError(void* arg, ucp_ep_h /*ep*/, ucs_status_t status) {
+  auto* peer = static_cast<Peer*>(arg);
+  if (peer->state != PeerState::kConnected) return;
+  peer->state = PeerState::kFailed;
+  peer->failure = UnavailableError("peer " + std::to_string(peer->id) +
+                                   " failed: " + ucs_status_string(status));
+  // UCX wants the endpoint closed, but not from inside its own callback.
+  peer->engine->newly_failed_.push_back(peer);
+}
+
+void TransferEngine::Impl::ProcessPeerEvents() {
+  std::vector<Peer*> failed;
+  failed.swap(newly_failed_);
+  for (Peer* peer : failed) {
+    KVPOOL_LOG(WARNING) << options_.name << ": " << peer->failure.message();
+    auto by_address = peer_by_address_.find(peer->address);
+    if (by_address != peer_by_address_.end() && by_address->second == peer->id) {
+      peer_by_address_.erase(by_address);
+    }
+    // A failed endpoint can only be force-closed; its outstanding operations end with an error.
+    BeginClose(peer, /*force=*/true);
+  }
+  for (size_t i = 0; i < closing_peers_.size();) {
+    auto it = peers_.find(closing_peers_[i]);
+    if (it == peers_.end()) {
+      closing_peers_[i] = closing_peers_.back();
+      closing_peers_.pop_back();
+      continue;
+    }
+    Peer* peer = it->second.get();
+    if (peer->closing) {
+      ucs_status_ptr_t request = peer->close_request;
+      if (request != nullptr && !UCS_PTR_IS_ERR(request)) {
+        if (ucp_request_check_status(request) == UCS_INPROGRESS) {
+          ++i;
+          continue;
+        }
+        ucp_request_free(request);
+      }
+      peer->close_request = nullptr;
+      peer->closing = false;
+    }
+    if (peer->outstanding_batches != 0) {
+      ++i;
+      continue;
+    }
+    peer->rkeys.clear();
+    if (peer->state == PeerState::kDisconnected) peers_.erase(it);
+    // A failed peer stays as a tombstone (PeerStatus reports why) until Disconnect.
+    closing_peers_[i] = closing_peers_.back();
+    closing_peers_.pop_back();
+  }
+}
+
+// ---- Transfers ---------------------------------------------------------------------------------
+
+Result<TransferHandle> TransferEngine::Impl::Submit(bool is_put, PeerId peer,
+                                                    const RemoteRegion& remote,
+                                                    std::span<const TransferOp> ops) {
+  const char* verb = is_put ? "Put" : "Get";
+  auto invalid = [&](std::string what) {
+    return InvalidArgumentError(std::string(verb) + ": " + what);
+  };
+  if (ops.empty()) return invalid("empty batch");
+  if (remote.rkey.empty()) return invalid("remote region has an empty rkey");
+  if (remote.address == 0) return invalid("remote region address is null");
+  if (remote.size_bytes == 0) return invalid("remote region has size 0");
+  constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
+  if (remote.size_bytes > kMax - remote.address) return invalid("remote region wraps around");
+  const uint64_t remote_end = remote.address + remote.size_bytes;
+
+  auto batch = std::make_unique<Batch>();
+  batch->engine = this;
+  batch->is_put = is_put;
+  batch->peer_id = static_cast<uint64_t>(peer);
+  batch->rkey = remote.rkey;
+  batch->ops.reserve(ops.size());
+  batch->state = std::make_shared<internal::TransferState>();
+
+  uint64_t total_bytes = 0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const TransferOp& op = ops[i];
+    const std::string where = "op " + std::to_string(i);
+    if (op.size_bytes == 0) return invalid(where + ": size_bytes is 0");
+    if (op.local_address == 0) return invalid(where + ": local_address is null");
+    if (op.remote_address == 0) return invalid(where + ": remote_address is null");
+    if (op.size_bytes > kMax - op.local_address) return invalid(where + ": local range wraps");
+    if (op.size_bytes > kMax - op.remote_address) return invalid(where + ": remote range wraps");
+    if (op.remote_address < remote.address || op.remote_address + op.size_bytes > remote_end) {
+      return invalid(where + ": remote range [" + std::to_string(op.remote_address) + ", +" +
+                     std::to_string(op.size_bytes) + ") is outside the remote region [" +
+                     std::to_string(remote.address) + ", +" +
+                     std::to_string(remote.size_bytes) + ")");
+    }
+    total_bytes += op.size_bytes;
+    batch->ops.push_back(PreparedOp{reinterpret_cast<void*>(op.local_address), op.remote_address,
+                                    op.size_bytes, nullptr});
+  }
+  batch->state->size_bytes = total_bytes;
+
+  {
+    absl::MutexLock lock(&regions_mu_);
+    // Consecutive ops usually hit the same region: remember the last one.
+    const RegionEntry* last = nullptr;
+    uint64_t last_start = 0;
+    for (size_t i = 0; i < ops.size(); ++i) {
+      const uint64_t start = ops[i].local_address;
+      const uint64_t end = start + ops[i].size_bytes;
+      if (last == nullptr || start < last_start ||
+          end > last_start + last->region.size_bytes()) {
+        auto next = regions_.upper_bound(start);
+        if (next == regions_.begin()) last = nullptr;
+        else {
+          --next;
+          last_start = next->first;
+          last = &next->second;
+        }
+        if (last == nullptr || end > last_start + last->region.size_bytes()) {
+          return invalid("op " + std::to_string(i) + ": local range [" + std::to_string(start) +
+                         ", +" + std::to_string(ops[i].size_bytes) +
+                         ") is not inside one region registered with this engine");
+        }
+      }
+      batch->ops[i].memh = last->region.memh();
+      if (batch->region_starts.empty() || batch->region_starts.back() != last_start) {
+        batch->region_starts.push_back(last_start);
+      }
+    }
+    std::sort(batch->region_starts.begin(), batch->region_starts.end());
+    batch->region_starts.erase(
+        std::unique(batch->region_starts.begin(), batch->region_starts.end()),
+        batch->region_starts.end());
+    for (uint64_t start : batch->region_starts) ++regions_.at(start).inflight;
+  }
+
+  TransferHandle handle(batch->state);
+  Batch* raw = batch.release();
+  if (!Enqueue([this, raw] { StartBatch(raw); })) {
+    absl::MutexLock lock(&regions_mu_);
+    for (uint64_t start : raw->region_starts) --regions_.at(start).inflight;
+    delete raw;
+    return FailedPreconditionError("transfer engine is shutting down");
+  }
+  return handle;
+}
+
+void TransferEngine::Impl::OnOpDone(void* request, ucs_status_t status, void* user_data) {
+  auto* batch = static_cast<Batch*>(user_data);
+  ucp_request_free(request);
+  if (batch->engine->final_teardown_) return;
+  if (status != UCS_OK && batch->first_error == UCS_OK) batch->first_error = status;
+  if (--batch->pending == 0) batch->engine->Finish(batch);
+}
+
+void TransferEngine::Impl::StartBatch(Batch* batch) {
+  live_batches_.insert(batch);
+  auto peer_it = peers_.find(batch->peer_id);
+  if (peer_it == peers_.end() || peer_it->second->state == PeerState::kDisconnected) {
+    batch->state->Complete(NotFoundError("no peer with id " + std::to_string(batch->peer_id)));
+    Finish(batch);
+    return;
+  }
+  Peer* peer = peer_it->second.get();
+  if (peer->state == PeerState::kFailed) {
+    batch->state->Complete(peer->failure);
+    Finish(batch);
+    return;
+  }
+  batch->peer = peer;
+  ++peer->outstanding_batches;
+
+  auto rkey_it = peer->rkeys.find(batch->rkey);
+  if (rkey_it == peer->rkeys.end()) {
+    if (peer->rkeys.size() >= kMaxCachedRemoteKeysPerPeer && peer->outstanding_batches == 1) {
+      peer->rkeys.clear();
+    }
+    Result<RemoteKey> unpacked = RemoteKey::Unpack(peer->endpoint, batch->rkey);
+    if (!unpacked.ok()) {
+      batch->state->Complete(unpacked.status().WithContext("unpacking the remote key"));
+      Finish(batch);
+      return;
+    }
+    rkey_it = peer->rkeys.emplace(batch->rkey, std::move(unpacked).value()).first;
+  }
+  ucp_rkey_h rkey = rkey_it->second.get();
+  ucp_ep_h ep = peer->endpoint.get();
+
+  ucp_request_param_t param{};
+  param.op_attr_mask =
+      UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FIELD_MEMH;
+  param.cb.send = &Impl::OnOpDone;
+  param.user_data = batch;
+
+  // The guard keeps the batch alive while requests are still being issued.
+  batch->pending = 1;
+  auto account = [batch](ucs_status_ptr_t request) {
+    // Counted before the call returned, so a callback can never see pending reach zero early.
+    if (request == nullptr) {
+      --batch->pending;
+    } else if (UCS_PTR_IS_ERR(request)) {
+      --batch->pending;
+      if (batch->first_error == UCS_OK) batch->first_error = UCS_PTR_STATUS(request);
+    }
+  };
+  for (const PreparedOp& op : batch->ops) {
+    param.memh = op.memh;
+    ++batch->pending;
+    ucs_status_ptr_t request =
+        batch->is_put ? ucp_put_nbx(ep, op.local, op.size_bytes, op.remote_address, rkey, &param)
+                      : ucp_get_nbx(ep, op.local, op.size_bytes, op.remote_address, rkey, &param);
+    account(request);
+    if (batch->first_error != UCS_OK) break;
+  }
+  // A Get is complete when its data has landed locally; a Put only when the peer has it, which
+  // the endpoint flush establishes (it completes after every earlier operation on the endpoint).
+  if (batch->is_put && batch->first_error == UCS_OK) {
+    ucp_request_param_t flush_param{};
+    flush_param.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+    flush_param.cb.send = &Impl::OnOpDone;
+    flush_param.user_data = batch;
+    ++batch->pending;
+    account(ucp_ep_flush_nbx(ep, &flush_param));
+  }
+  if (--batch->pending == 0) Finish(batch);
+}
+
+void TransferEngine::Impl::Finish(Batch* batch) {
+  if (!batch->state->done.HasBeenNotified()) {
+    Status status;
+    if (batch->first_error != UCS_OK) {
+      Peer* peer = batch->peer;
+      if (peer != nullptr && peer->state == PeerState::kFailed) {
+        status = peer->failure;
+      } else if (batch->first_error == UCS_ERR_CANCELED && peer != nullptr &&
+                 peer->state == PeerState::kDisconnected) {
+        status = CancelledError("peer " + std::to_string(batch->peer_id) +
+                                " was disconnected before the transfer completed");
+      } else {
+        status = UnavailableError(std::string(batch->is_put ? "Put" : "Get") + " to peer " +
+                                  std::to_string(batch->peer_id) +
+                                  " failed: " + ucs_status_string(batch->first_error));
+      }
+    }
+    batch->state->Complete(std::move(status));
+  }
+  if (batch->peer != nullptr) --batch->peer->outstanding_batches;
+  if (!batch->region_starts.empty()) {
+    absl::MutexLock lock(&regions_mu_);
+    for (uint64_t start : batch->region_starts) {
+      auto it = regions_.find(start);
+      if (it != regions_.end()) --it->second.inflight;
+    }
+  }
+  live_batches_.erase(batch);
+  delete batch;
+}
+
+// ---- TransferEngine ----------------------------------------------------------------------------
+
+TransferEngine::TransferEngine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+TransferEngine::~TransferEngine() = default;
+
+Result<std::unique_ptr<TransferEngine>> TransferEngine::Create(
+    const TransferEngineOptions& options) {
+  auto impl = std::make_unique<Impl>(options);
+  KVPOOL_RETURN_IF_ERROR(impl->Init());
+  return std::unique_ptr<TransferEngine>(new TransferEngine(std::move(impl)));
+}
+
+const std::string& TransferEngine::worker_address() const { return impl_->worker_address_; }
+
+Result<LocalRegion> TransferEngine::RegisterMemory(void* data, uint64_t size_bytes) {
+  if (data == nullptr) return InvalidArgumentError("RegisterMemory: null pointer");
+  if (size_bytes == 0) return InvalidArgumentError("RegisterMemory: size_bytes is 0");
+  if (size_bytes > std::numeric_limits<uint64_t>::max() - reinterpret_cast<uint64_t>(data)) {
+    return InvalidArgumentError("RegisterMemory: range wraps around");
+  }
+  return impl_->RunOnProgressThread(
+      [&] { return impl_->RegisterOnThread(data, size_bytes, /*allocate=*/false); });
+}
+
+Result<LocalRegion> TransferEngine::AllocateMemory(uint64_t size_bytes) {
+  if (size_bytes == 0) return InvalidArgumentError("AllocateMemory: size_bytes is 0");
+  return impl_->RunOnProgressThread(
+      [&] { return impl_->RegisterOnThread(nullptr, size_bytes, /*allocate=*/true); });
+}
+
+Status TransferEngine::Deregister(RegionId id) { return impl_->DeregisterRegion(id); }
+
+Result<PeerId> TransferEngine::Connect(std::string_view peer_worker_address) {
+  if (peer_worker_address.empty()) {
+    return InvalidArgumentError("Connect: peer worker address is empty");
+  }
+  return impl_->RunOnProgressThread([&] { return impl_->ConnectOnThread(peer_worker_address); });
+}
+
+Status TransferEngine::Disconnect(PeerId peer) {
+  return impl_->RunOnProgressThread(
+      [&] { return impl_->DisconnectOnThread(static_cast<uint64_t>(peer)); });
+}
+
+Status TransferEngine::PeerStatus(PeerId peer) {
+  return impl_->RunOnProgressThread(
+      [&] { return impl_->PeerStatusOnThread(static_cast<uint64_t>(peer)); });
+}
+
+Result<std::string> TransferEngine::DescribePeer(PeerId peer) {
+  return impl_->RunOnProgressThread([&]() -> Result<std::string> {
+    auto it = impl_->peers_.find(static_cast<uint64_t>(peer));
+    if (it == impl_->peers_.end() || it->second->state == Impl::PeerState::kDisconnected) {
+      return NotFoundError("no peer with id " + std::to_string(static_cast<uint64_t>(peer)));
+    }
+    return it->second->endpoint.Describe();
+  });
+}
+
+Result<TransferHandle> TransferEngine::Put(PeerId peer, const RemoteRegion& remote,
+                                           std::span<const TransferOp> ops) {
+  return impl_->Submit(/*is_put=*/true, peer, remote, ops);
+}
+
+Result<TransferHandle> TransferEngine::Get(PeerId peer, const RemoteRegion& remote,
+                                           std::span<const TransferOp> ops) {
+  return impl_->Submit(/*is_put=*/false, peer, remote, ops);
+}
+
+}  // namespace kvpool::transport

@@ -1,0 +1,221 @@
+// TransferEngine: kvpool's data plane. One-sided, batched, asynchronous Put/Get between memory
+// registered in this process and memory registered by a peer process, over UCX UCP.
+//
+// How bytes move: each process creates one engine, registers (or allocates through UCX) the
+// memory peers may read or write, and publishes two things over the control plane (gRPC): its
+// worker_address() and, per region, a RemoteRegion {address, size, packed rkey}. A peer
+// Connect()s to the worker address once and then Put()s into / Get()s from the region directly:
+// the owner of the remote memory runs no code per transfer (on TCP its progress thread services
+// the request; on shared memory and RDMA not even that).
+//
+// No UCX type appears in this header; <ucp/...> stays inside src/transport.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "kvpool/status.h"
+
+namespace kvpool::transport {
+
+/// An endpoint to one peer worker, in one TransferEngine. Ids are never reused: after a peer
+/// failed or was disconnected, its id stays dead and a new Connect returns a new id.
+enum class PeerId : uint64_t {};
+/// A memory region registered with, or allocated by, one TransferEngine. Never reused.
+enum class RegionId : uint64_t {};
+
+/// What a process publishes about one of its regions so that peers can reach it (sent over the
+/// control plane as is). A plain value type.
+struct RemoteRegion {
+  /// Virtual address, in the owner's process, of the region's first byte. Default: 0.
+  uint64_t address = 0;
+  /// Length of the region in bytes. Default: 0.
+  uint64_t size_bytes = 0;
+  /// Packed UCX remote key: opaque bytes, trusted input (take them only from the owner's
+  /// LocalRegion::rkey through an authenticated channel). Default: empty.
+  std::string rkey;
+};
+
+/// A region registered with (or allocated by) this engine. A plain value type; the engine owns
+/// the registration until Deregister or its own destruction.
+struct LocalRegion {
+  RegionId id{};
+  /// First byte of the region in this process. Default: nullptr.
+  uint8_t* data = nullptr;
+  /// Default: 0.
+  uint64_t size_bytes = 0;
+  /// Packed remote key that peers need to reach this region.
+  std::string rkey;
+  /// True when the engine allocated the memory (AllocateMemory): it is freed on Deregister.
+  bool allocated_by_engine = false;
+
+  /// What to publish to peers: {address of data, size_bytes, rkey}.
+  RemoteRegion Describe() const {
+    return RemoteRegion{reinterpret_cast<uint64_t>(data), size_bytes, rkey};
+  }
+};
+
+/// One contiguous copy of a batch. For Put the bytes flow local -> remote, for Get remote ->
+/// local. A plain value type.
+struct TransferOp {
+  /// Address in this process; [local_address, + size_bytes) must lie inside one region
+  /// registered with the engine that runs the transfer. Default: 0.
+  uint64_t local_address = 0;
+  /// Address in the peer's process; [remote_address, + size_bytes) must lie inside the
+  /// RemoteRegion given with the batch. Default: 0.
+  uint64_t remote_address = 0;
+  /// Bytes to copy; > 0. Default: 0.
+  uint64_t size_bytes = 0;
+};
+
+namespace internal {
+struct TransferState;
+}  // namespace internal
+
+/// The outcome of one asynchronous batch (Put or Get). Cheap to copy; copies observe the same
+/// batch. Thread-safe: any thread may Poll or Wait, also concurrently.
+///
+/// A batch is done when every byte of every op has reached its destination (for Put: remote
+/// completion, established by a UCX endpoint flush) or when it failed. Final statuses:
+///   OK            all bytes moved
+///   UNAVAILABLE   the peer died, the link broke, or the peer was already known to have failed
+///   NOT_FOUND     the peer id is unknown (never connected, or disconnected before submission)
+///   CANCELLED     Disconnect() or the engine's destruction cut the batch short
+/// After a failure some ops may have completed and others not: the destination bytes are
+/// undefined, never outside the ranges of the batch.
+class TransferHandle {
+ public:
+  /// An empty handle: valid() is false, Poll() true, Wait() FAILED_PRECONDITION.
+  TransferHandle() = default;
+
+  bool valid() const { return state_ != nullptr; }
+  /// True once the batch is done (successfully or not). Never blocks.
+  bool Poll() const;
+  /// Blocks until the batch is done or `timeout_ms` (>= 0) elapsed. Returns the final status
+  /// (above), or DEADLINE_EXCEEDED when the batch is still running: it keeps running (and may
+  /// still write its destinations) until it completes or its peer is Disconnect()ed.
+  Status Wait(int64_t timeout_ms) const;
+  /// Bytes the batch moves (the sum of its ops' sizes).
+  uint64_t size_bytes() const;
+
+ private:
+  friend class TransferEngine;
+  explicit TransferHandle(std::shared_ptr<internal::TransferState> state)
+      : state_(std::move(state)) {}
+  // Shared with the engine's progress thread, which completes it; lives as long as either side.
+  std::shared_ptr<internal::TransferState> state_;
+};
+
+/// Options of a TransferEngine.
+struct TransferEngineOptions {
+  /// UCX transports, as UCX_TLS names them: "tcp", "shm" (posix, sysv, cma), "posix,cma",
+  /// "rc,ud,sm" ... Empty: UCX_TLS from the environment, else UCX's default ("all", best per
+  /// peer). Every other UCX_* environment variable always passes through. Default: "".
+  std::string tls;
+  /// Further UCX settings, (name without "UCX_", value), applied after `tls` and over the
+  /// environment. Example: {"KEEPALIVE_INTERVAL", "1s"} bounds how long a dead peer reached over
+  /// shared memory goes unnoticed (UCX's default is 20 s; TCP notices a dead peer at once).
+  /// Default: none.
+  std::vector<std::pair<std::string, std::string>> ucx_config;
+  /// After its last piece of work the progress thread keeps polling this long before it sleeps
+  /// on the worker's event fd; longer trades CPU for latency of the next request. Unit:
+  /// microseconds. Default: 50.
+  int64_t idle_spin_us = 50;
+  /// While idle, the progress thread still wakes this often, so UCX keepalive and peer-failure
+  /// detection run. Unit: milliseconds; > 0. Default: 100.
+  int64_t idle_wakeup_ms = 100;
+  /// On destruction, how long endpoints get to flush outstanding operations before the worker
+  /// is destroyed anyway (batches still running then end CANCELLED). Unit: milliseconds.
+  /// Default: 1000.
+  int64_t shutdown_timeout_ms = 1000;
+  /// Name in logs and in UCX's own logs. Default: "kvpool".
+  std::string name = "kvpool";
+};
+
+/// Owns a UCP context, one UCP worker and the one progress thread that owns that worker (every
+/// UCX call after Create happens on that thread; other threads hand it work through a queue and
+/// wake it with ucp_worker_signal). Endpoints are cached per peer worker address.
+///
+/// Thread-safe: every method may be called from any thread, concurrently. Methods other than
+/// Put/Get and the accessors are synchronous round trips to the progress thread (microseconds
+/// when it is idle); Put/Get only validate and enqueue. No method may be called from a
+/// TransferHandle's waiter while the engine is being destroyed.
+class TransferEngine {
+ public:
+  /// Creates the context and worker and starts the progress thread.
+  /// INVALID_ARGUMENT for bad options (unknown UCX config name, bad value, non-positive
+  /// idle_wakeup_ms); UNAVAILABLE when UCX finds no usable transport (e.g. tls names one that
+  /// does not exist here); INTERNAL for other UCX or system failures.
+  static Result<std::unique_ptr<TransferEngine>> Create(const TransferEngineOptions& options);
+
+  /// Stops the progress thread: pending requests are run first, endpoints are closed (flushing
+  /// for at most shutdown_timeout_ms), batches still running end CANCELLED, regions are
+  /// deregistered (allocated ones freed).
+  ~TransferEngine();
+  TransferEngine(const TransferEngine&) = delete;
+  TransferEngine& operator=(const TransferEngine&) = delete;
+
+  /// The packed UCX worker address: opaque bytes for peers' Connect().
+  const std::string& worker_address() const;
+
+  // ---- Memory --------------------------------------------------------------------------------
+
+  /// Registers [data, data + size_bytes) (caller-owned; must stay mapped until Deregister) for
+  /// transfers in both directions. INVALID_ARGUMENT for a null pointer, zero size, a range that
+  /// wraps, or a range overlapping an already registered region; other UCX failures mapped
+  /// (RESOURCE_EXHAUSTED when the memory cannot be pinned).
+  Result<LocalRegion> RegisterMemory(void* data, uint64_t size_bytes);
+  /// Allocates `size_bytes` through UCX and registers it (on one host UCX may place it in a
+  /// shared-memory segment that peers map directly: the fastest memory to reach over shm). The
+  /// engine frees it on Deregister. INVALID_ARGUMENT for 0; RESOURCE_EXHAUSTED when UCX cannot
+  /// allocate it. The contents are unspecified (not necessarily zero).
+  Result<LocalRegion> AllocateMemory(uint64_t size_bytes);
+  /// Deregisters a region (and frees it if the engine allocated it). NOT_FOUND for an unknown
+  /// id; FAILED_PRECONDITION while a batch that uses the region is still running (wait for it,
+  /// or Disconnect its peer, first).
+  Status Deregister(RegionId id);
+
+  // ---- Peers ---------------------------------------------------------------------------------
+
+  /// Returns the endpoint to the worker at `peer_worker_address` (bytes of a peer's
+  /// worker_address(); trusted input), creating it if there is none or the cached one failed
+  /// (a restarted peer has a new address anyway). INVALID_ARGUMENT for empty bytes;
+  /// UNAVAILABLE when the peer cannot be reached with the configured transports.
+  Result<PeerId> Connect(std::string_view peer_worker_address);
+  /// Closes the endpoint (flushing first) and forgets the id; batches still running on it end
+  /// CANCELLED if the flush cannot complete them. NOT_FOUND for an unknown id.
+  Status Disconnect(PeerId peer);
+  /// OK while the endpoint is usable; UNAVAILABLE (with UCX's reason) once it failed;
+  /// NOT_FOUND for an unknown or disconnected id.
+  Status PeerStatus(PeerId peer);
+  /// UCX's description of the endpoint's lanes and transports, for logs and tests (the
+  /// transports show only after the first transfer completed the wire-up). NOT_FOUND for an
+  /// unknown id.
+  Result<std::string> DescribePeer(PeerId peer);
+
+  // ---- Transfers -----------------------------------------------------------------------------
+
+  /// Writes each op's local bytes to the peer's memory, one-sided. All ops are validated before
+  /// anything is submitted: INVALID_ARGUMENT (nothing moves) for an empty batch, an op of zero
+  /// size or with a null address, a range that wraps, a local range not inside one registered
+  /// region, a remote range not inside `remote`, or a `remote` with an empty rkey.
+  /// Asynchronous: other failures are reported by the handle.
+  Result<TransferHandle> Put(PeerId peer, const RemoteRegion& remote,
+                             std::span<const TransferOp> ops);
+  /// Reads each op's remote bytes into local memory, one-sided. Validation and errors as Put.
+  Result<TransferHandle> Get(PeerId peer, const RemoteRegion& remote,
+                             std::span<const TransferOp> ops);
+
+ private:
+  class Impl;
+  explicit TransferEngine(std::unique_ptr<Impl> impl);
+
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kvpool::transport
