@@ -1,6 +1,7 @@
 // kvpool-bench: kvpool's benchmarks. Each subcommand prints a readable table, or JSON with --json.
 //   kvpool-bench index            in-process prompt tree and node: Insert/Match, bytes per block
 //   kvpool-bench control          gRPC control plane against a real kvpoold on loopback
+//   kvpool-bench route            the global scheduler's Route over a 1M-block index
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -9,6 +10,7 @@
 
 #include "bench/control_bench.h"
 #include "bench/index_bench.h"
+#include "bench/route_bench_cmd.h"
 
 namespace {
 // kvpoold is installed and built next to kvpool-bench.
@@ -49,10 +51,23 @@ int main(int argc, char** argv) {
   control->add_option("--batch-blocks", control_opt.batch_blocks, "Blocks per batched AllocMem/FreeMem")->capture_default_str();
   control->add_option("--batch-rounds", control_opt.batch_rounds, "Batched rounds")->capture_default_str();
 
+  kvpool::scheduler::RouteBenchOptions route_opt;
+  auto* route = app.add_subcommand("route", "Scheduler Route throughput and latency, in-process");
+  route->add_option("--blocks", route_opt.indexed_blocks, "Blocks to index")->capture_default_str();
+  route->add_option("--nodes", route_opt.nodes, "Nodes (one instance each)")->capture_default_str();
+  route->add_option("--prompt-blocks", route_opt.prompt_blocks, "Blocks per prompt")->capture_default_str();
+  route->add_option("--routes", route_opt.routes, "Timed Route calls")->capture_default_str();
+  route->add_flag("--explain", route_opt.explain, "Build reason strings for every candidate");
+
   CLI11_PARSE(app, argc, argv);
 
   if (index->parsed()) {
     const auto result = RunIndexBench(index_opt, json);
+    if (json) std::cout << result.dump(2) << std::endl;
+    return 0;
+  }
+  if (route->parsed()) {
+    const auto result = RunRouteBenchCommand(route_opt, json);
     if (json) std::cout << result.dump(2) << std::endl;
     return 0;
   }

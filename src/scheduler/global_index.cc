@@ -70,7 +70,7 @@ uint64_t& TierCounts::mutable_at(Tier tier) {
 // ---- NamespaceIndex ----------------------------------------------------------------------------
 
 size_t NamespaceIndex::MemoryBytes() const {
-  return FlatTableBytes(blocks_) + pool_.MemoryBytes() + counts_.capacity() * sizeof(TierCounts);
+  return blocks_.MemoryBytes() + pool_.MemoryBytes() + counts_.capacity() * sizeof(TierCounts);
 }
 
 void NamespaceIndex::CountChange(NodeIndex node, Tier old_tier, Tier new_tier) {
@@ -80,43 +80,26 @@ void NamespaceIndex::CountChange(NodeIndex node, Tier old_tier, Tier new_tier) {
 }
 
 Tier NamespaceIndex::Set(const BlockHash& hash, NodeIndex node, Tier tier) {
-  Tier old = blocks_[hash].Set(node, tier, pool_);
+  Tier old = blocks_.Set(hash, node, tier, pool_);
   CountChange(node, old, tier);
   return old;
 }
 
 Tier NamespaceIndex::Erase(const BlockHash& hash, NodeIndex node) {
-  auto it = blocks_.find(hash);
-  if (it == blocks_.end()) return Tier::kNone;
-  Tier old = it->second.Erase(node, pool_);
-  if (old == Tier::kNone) return old;
-  CountChange(node, old, Tier::kNone);
-  if (it->second.empty()) blocks_.erase(it);
+  Tier old = blocks_.Erase(hash, node, pool_);
+  if (old != Tier::kNone) CountChange(node, old, Tier::kNone);
   return old;
 }
 
 Tier NamespaceIndex::Move(const BlockHash& hash, NodeIndex node, Tier tier) {
-  auto it = blocks_.find(hash);
-  if (it == blocks_.end()) return Tier::kNone;
-  if (it->second.Find(node, pool_) == Tier::kNone) return Tier::kNone;
-  Tier old = it->second.Set(node, tier, pool_);
-  CountChange(node, old, tier);
+  Tier old = blocks_.Move(hash, node, tier, pool_);
+  if (old != Tier::kNone) CountChange(node, old, tier);
   return old;
 }
 
 uint64_t NamespaceIndex::EraseNode(NodeIndex node) {
   if (NodeCounts(node).total() == 0) return 0;
-  uint64_t erased = 0;
-  for (auto it = blocks_.begin(); it != blocks_.end();) {
-    Tier old = it->second.Erase(node, pool_);
-    if (old != Tier::kNone) ++erased;
-    // erase(iterator) leaves the other iterators valid, so advance before erasing.
-    if (it->second.empty()) {
-      blocks_.erase(it++);
-    } else {
-      ++it;
-    }
-  }
+  uint64_t erased = blocks_.EraseNode(node, pool_);
   counts_[node] = TierCounts{};
   return erased;
 }
@@ -125,6 +108,8 @@ uint64_t NamespaceIndex::EraseNode(NodeIndex node) {
 
 GlobalIndex::GlobalIndex() = default;
 GlobalIndex::~GlobalIndex() = default;
+GlobalIndex::GlobalIndex(GlobalIndex&&) = default;
+GlobalIndex& GlobalIndex::operator=(GlobalIndex&&) = default;
 
 Status GlobalIndex::ValidateBatch(const KvEventBatch& batch) const {
   if (batch.node_id.empty()) return InvalidArgumentError("event batch has an empty node id");
@@ -271,7 +256,6 @@ Status GlobalIndex::ReplaceNode(const NodeSnapshot& snapshot) {
   for (const NamespaceSnapshot& snap : snapshot.namespaces) {
     if (snap.blocks.empty()) continue;
     NamespaceIndex& ns = MutableNamespace(snap.ns);
-    ns.blocks_.reserve(ns.blocks_.size() + snap.blocks.size());
     for (const SnapshotBlock& b : snap.blocks) {
       if (ns.Set(b.hash, node, b.tier) == Tier::kNone) ++copies_;
     }
@@ -376,12 +360,15 @@ size_t GlobalIndex::MemoryBytes() const {
 void GlobalIndex::ForEach(const std::function<void(std::string_view ns, const BlockHash& hash,
                                                    std::span<const Holder> holders)>& fn) const {
   std::vector<Holder> holders;
-  for (const auto& [name, ns] : namespaces_) {
-    for (const auto& [hash, set] : ns.blocks_) {
+  // Named references, not structured bindings: clang 14 cannot capture bindings in lambdas.
+  for (const auto& entry : namespaces_) {
+    const std::string& name = entry.first;
+    const NamespaceIndex& ns = entry.second;
+    ns.blocks_.ForEach([&](const BlockHash& hash, const HolderSet& set) {
       holders.clear();
       set.ForEach(ns.pool(), [&](Holder h) { holders.push_back(h); });
       fn(name, hash, holders);
-    }
+    });
   }
 }
 

@@ -15,6 +15,7 @@
 #include "kvpool/block_hash.h"
 #include "kvpool/status.h"
 #include "kvpool/types.h"
+#include "scheduler/block_table.h"
 #include "scheduler/holder_set.h"
 #include "scheduler/kv_event.h"
 
@@ -75,12 +76,10 @@ struct NodeStreamState {
 class NamespaceIndex {
  public:
   /// The holders of `hash`, or nullptr when no node holds it. Valid until the next mutation.
-  const HolderSet* Find(const BlockHash& hash) const {
-    auto it = blocks_.find(hash);
-    return it == blocks_.end() ? nullptr : &it->second;
-  }
+  const HolderSet* Find(const BlockHash& hash) const { return blocks_.Find(hash); }
   /// Starts loading the memory Find(hash) will read (software prefetch; no effect on results).
-  void Prefetch(const BlockHash& hash) const { blocks_.prefetch(hash); }
+  /// Always inlined (see BlockTable::Prefetch).
+  [[gnu::always_inline]] void Prefetch(const BlockHash& hash) const { blocks_.Prefetch(hash); }
   /// The overflow lists the sets of this namespace point into (for HolderSet::ForEach).
   const HolderOverflowPool& pool() const { return pool_; }
   /// Distinct blocks held by at least one node.
@@ -94,7 +93,6 @@ class NamespaceIndex {
 
  private:
   friend class GlobalIndex;
-  using Map = absl::flat_hash_map<BlockHash, HolderSet, BlockHashHasher>;
 
   // Adds or moves `node`'s copy of `hash`; returns the previous tier (kNone if added).
   Tier Set(const BlockHash& hash, NodeIndex node, Tier tier);
@@ -106,7 +104,7 @@ class NamespaceIndex {
   uint64_t EraseNode(NodeIndex node);
   void CountChange(NodeIndex node, Tier old_tier, Tier new_tier);
 
-  Map blocks_;
+  BlockTable blocks_;
   HolderOverflowPool pool_;
   std::vector<TierCounts> counts_;  // Indexed by NodeIndex.
 };
@@ -114,8 +112,8 @@ class NamespaceIndex {
 /// The global prompt tree: per namespace, block hash -> set of (node, tier) holding the block.
 ///
 /// Nodes are interned: each node id gets a small NodeIndex while the index knows it (from its
-/// first ReplaceNode until DropNode), so a block costs one 16-byte hash plus an 8-byte holder
-/// set in a flat hash table. MemoryBytes() reports the total (target: <= 96 bytes per indexed
+/// first ReplaceNode until DropNode), so a block costs one 24-byte slot (16-byte hash, 8-byte
+/// holder set) in an open-addressing table at most 3/4 full (BlockTable). MemoryBytes() reports the total (target: <= 96 bytes per indexed
 /// block).
 ///
 /// Exactness protocol. A node's first contact is a full snapshot (ReplaceNode); after it, the
@@ -131,6 +129,8 @@ class GlobalIndex {
   ~GlobalIndex();
   GlobalIndex(const GlobalIndex&) = delete;
   GlobalIndex& operator=(const GlobalIndex&) = delete;
+  GlobalIndex(GlobalIndex&&);
+  GlobalIndex& operator=(GlobalIndex&&);
 
   /// Applies one batch of a node's events, all or nothing.
   /// Returns INVALID_ARGUMENT (nothing applied, stream position unchanged, so the next batch

@@ -35,6 +35,7 @@ class HolderOverflowPool {
   uint32_t Allocate();
   /// Returns list `id` to the free list.
   void Release(uint32_t id);
+  /// List `id` (a live id from Allocate).
   std::vector<uint16_t>& at(uint32_t id) { return lists_[id]; }
   const std::vector<uint16_t>& at(uint32_t id) const { return lists_[id]; }
   /// Lists in use.
@@ -87,9 +88,12 @@ class HolderSet {
     }
   }
 
+  /// The 16-bit code of a holder (`node` < kMaxIndexedNodes, `tier` gpu/host/disk); codes
+  /// order by node first.
   static uint16_t Encode(NodeIndex node, Tier tier) {
     return static_cast<uint16_t>((node << 2) | static_cast<uint16_t>(tier));
   }
+  /// The holder of a code made by Encode.
   static Holder Decode(uint16_t code) {
     return Holder{static_cast<NodeIndex>(code >> 2), static_cast<Tier>(code & 3)};
   }

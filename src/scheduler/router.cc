@@ -2,7 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
+#include <charconv>
+#include <system_error>
 #include <utility>
 
 namespace kvpool::scheduler {
@@ -14,12 +15,39 @@ bool RoleQualifies(InstanceRole instance_role, InstanceRole wanted) {
   return instance_role == wanted || instance_role == InstanceRole::kColocated;
 }
 
-std::string Format(const char* fmt, auto... args) {
-  char buf[256];
-  int n = std::snprintf(buf, sizeof(buf), fmt, args...);
-  if (n < 0) return std::string();
-  return std::string(buf, std::min(static_cast<size_t>(n), sizeof(buf) - 1));
-}
+// Builds reason strings with std::to_chars: Route may explain every candidate on every call,
+// and snprintf's float formatting would cost more than the routing itself.
+class ReasonBuilder {
+ public:
+  // Longer than most reasons, so a reason costs one allocation.
+  static constexpr size_t kTypicalBytes = 192;
+
+  explicit ReasonBuilder(std::string* out) : out_(out) {
+    out_->clear();
+    out_->reserve(kTypicalBytes);
+  }
+  ReasonBuilder& operator<<(std::string_view s) {
+    out_->append(s);
+    return *this;
+  }
+  ReasonBuilder& operator<<(uint64_t v) {
+    char buf[24];
+    auto r = std::to_chars(buf, buf + sizeof(buf), v);
+    out_->append(buf, r.ptr);
+    return *this;
+  }
+  ReasonBuilder& operator<<(uint32_t v) { return *this << uint64_t{v}; }
+  /// Milliseconds with three decimals, from seconds.
+  ReasonBuilder& Ms(double seconds) {
+    char buf[48];
+    auto r = std::to_chars(buf, buf + sizeof(buf), seconds * 1e3, std::chars_format::fixed, 3);
+    out_->append(buf, r.ec == std::errc() ? r.ptr : buf);
+    return *this;
+  }
+
+ private:
+  std::string* out_;
+};
 
 }  // namespace
 
@@ -76,6 +104,82 @@ Router::Router(RouterOptions options, const GlobalIndex* index, const Registry* 
   if (!options_.Validate().ok()) options_ = RouterOptions{};
 }
 
+void Router::Rank(RoutePolicy policy) {
+  // Every order ends with the id, so ties go to the smaller id. `scored_` starts in id order.
+  auto& v = scored_;
+  auto by_id = [](const Scored& a, const Scored& b) { return a.instance->id < b.instance->id; };
+  switch (policy) {
+    case RoutePolicy::kRoundRobin: {
+      const size_t shift = round_robin_cursor_++ % v.size();
+      std::rotate(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(shift), v.end());
+      return;
+    }
+    case RoutePolicy::kLeastLoaded:
+      std::sort(v.begin(), v.end(), [&](const Scored& a, const Scored& b) {
+        if (a.load.queued_prompt_tokens != b.load.queued_prompt_tokens) {
+          return a.load.queued_prompt_tokens < b.load.queued_prompt_tokens;
+        }
+        if (a.load.running_requests != b.load.running_requests) {
+          return a.load.running_requests < b.load.running_requests;
+        }
+        return by_id(a, b);
+      });
+      return;
+    case RoutePolicy::kPrefix:
+      std::sort(v.begin(), v.end(), [&](const Scored& a, const Scored& b) {
+        if (a.local_prefix_blocks != b.local_prefix_blocks) {
+          return a.local_prefix_blocks > b.local_prefix_blocks;
+        }
+        if (a.load.queued_prompt_tokens != b.load.queued_prompt_tokens) {
+          return a.load.queued_prompt_tokens < b.load.queued_prompt_tokens;
+        }
+        if (a.load.running_requests != b.load.running_requests) {
+          return a.load.running_requests < b.load.running_requests;
+        }
+        return by_id(a, b);
+      });
+      return;
+    case RoutePolicy::kCost:
+      std::sort(v.begin(), v.end(), [&](const Scored& a, const Scored& b) {
+        const double ca = a.cost.total_s(), cb = b.cost.total_s();
+        if (ca != cb) return ca < cb;
+        return by_id(a, b);
+      });
+      return;
+  }
+}
+
+void Router::Explain(RoutePolicy policy, size_t position, size_t candidates,
+                     uint32_t prompt_blocks, RouteCandidate* candidate) {
+  const RouteCandidate& c = *candidate;
+  ReasonBuilder r(&candidate->reason);
+  switch (policy) {
+    case RoutePolicy::kRoundRobin:
+      r << "round_robin: turn " << uint64_t{position + 1} << " of " << uint64_t{candidates};
+      return;
+    case RoutePolicy::kLeastLoaded:
+      r << "least_loaded: " << c.load.queued_prompt_tokens << " queued prompt tokens, "
+        << c.load.running_requests << " running requests";
+      return;
+    case RoutePolicy::kPrefix:
+      r << "prefix: its node holds " << c.local_prefix_blocks << " of " << prompt_blocks
+        << " blocks from the start; " << c.load.queued_prompt_tokens
+        << " queued prompt tokens";
+      return;
+    case RoutePolicy::kCost:
+      r << "cost: ";
+      r.Ms(c.cost.total_s()) << " ms = queue ";
+      r.Ms(c.cost.queue_wait_s) << " + compute ";
+      r.Ms(c.cost.compute_s) << " + transfer ";
+      r.Ms(c.cost.transfer_s) << "; cached " << c.cached_blocks << " of " << prompt_blocks
+                              << " blocks (" << c.cached_blocks - c.remote_blocks
+                              << " on its node, " << c.remote_blocks
+                              << " pulled from the pool), " << c.new_tokens
+                              << " tokens to prefill";
+      return;
+  }
+}
+
 Result<RouteResult> Router::Route(const RouteRequest& request) {
   if (request.ns.empty()) return InvalidArgumentError("route: empty namespace");
   const NamespaceModel& model = models_->Get(request.ns);
@@ -88,6 +192,11 @@ Result<RouteResult> Router::Route(const RouteRequest& request) {
                                 " tokens in namespace '" + std::string(request.ns) + "'");
   }
   const RoutePolicy policy = request.policy.value_or(options_.default_policy);
+  if (policy != RoutePolicy::kRoundRobin && policy != RoutePolicy::kLeastLoaded &&
+      policy != RoutePolicy::kPrefix && policy != RoutePolicy::kCost) {
+    return InvalidArgumentError("route: unknown policy " +
+                                std::to_string(static_cast<int>(policy)));
+  }
 
   // Eligible instances, in id order (deterministic ranking and round robin).
   const int64_t now = registry_->NowMs();
@@ -131,15 +240,10 @@ Result<RouteResult> Router::Route(const RouteRequest& request) {
   const double remote_s = block_bytes / options_.remote_bandwidth_bytes_per_s;
   const double disk_s = block_bytes / options_.disk_bandwidth_bytes_per_s;
 
-  RouteResult result;
-  result.policy = policy;
-  result.prompt_blocks = static_cast<uint32_t>(request.hashes.size());
-  result.pooled_prefix_blocks = pooled;
-  result.ranked.reserve(eligible_.size());
+  scored_.clear();
   for (const InstanceInfo* instance : eligible_) {
-    RouteCandidate c;
-    c.instance_id = instance->id;
-    c.node_id = instance->node_id;
+    Scored c;
+    c.instance = instance;
     c.load = instance->EstimatedLoad();
     std::optional<NodeIndex> node = instance->node_id.empty()
                                         ? std::nullopt
@@ -180,81 +284,29 @@ Result<RouteResult> Router::Route(const RouteRequest& request) {
     }
     c.cost.queue_wait_s = static_cast<double>(c.load.queued_prompt_tokens) * model.token_s +
                           c.load.running_requests * options_.running_request_s;
-    result.ranked.push_back(std::move(c));
+    scored_.push_back(c);
   }
+  Rank(policy);
 
-  // `ranked` is in id order, and the sorts are stable: ties go to the smaller id.
-  auto& ranked = result.ranked;
-  switch (policy) {
-    case RoutePolicy::kRoundRobin: {
-      const size_t shift = round_robin_cursor_++ % ranked.size();
-      std::rotate(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(shift),
-                  ranked.end());
-      break;
-    }
-    case RoutePolicy::kLeastLoaded:
-      std::stable_sort(ranked.begin(), ranked.end(),
-                       [](const RouteCandidate& a, const RouteCandidate& b) {
-                         if (a.load.queued_prompt_tokens != b.load.queued_prompt_tokens) {
-                           return a.load.queued_prompt_tokens < b.load.queued_prompt_tokens;
-                         }
-                         return a.load.running_requests < b.load.running_requests;
-                       });
-      break;
-    case RoutePolicy::kPrefix:
-      std::stable_sort(ranked.begin(), ranked.end(),
-                       [](const RouteCandidate& a, const RouteCandidate& b) {
-                         if (a.local_prefix_blocks != b.local_prefix_blocks) {
-                           return a.local_prefix_blocks > b.local_prefix_blocks;
-                         }
-                         if (a.load.queued_prompt_tokens != b.load.queued_prompt_tokens) {
-                           return a.load.queued_prompt_tokens < b.load.queued_prompt_tokens;
-                         }
-                         return a.load.running_requests < b.load.running_requests;
-                       });
-      break;
-    case RoutePolicy::kCost:
-      std::stable_sort(ranked.begin(), ranked.end(),
-                       [](const RouteCandidate& a, const RouteCandidate& b) {
-                         return a.cost.total_s() < b.cost.total_s();
-                       });
-      break;
-  }
-  if (request.max_results > 0 && ranked.size() > request.max_results) {
-    ranked.resize(request.max_results);
-  }
-
-  if (request.explain) {
-    const uint32_t blocks = result.prompt_blocks;
-    for (size_t i = 0; i < ranked.size(); ++i) {
-      RouteCandidate& c = ranked[i];
-      const CostEstimate& e = c.cost;
-      switch (policy) {
-        case RoutePolicy::kRoundRobin:
-          c.reason = Format("round_robin: turn %zu of %zu", i + 1, eligible_.size());
-          break;
-        case RoutePolicy::kLeastLoaded:
-          c.reason = Format("least_loaded: %llu queued prompt tokens, %u running requests",
-                            static_cast<unsigned long long>(c.load.queued_prompt_tokens),
-                            c.load.running_requests);
-          break;
-        case RoutePolicy::kPrefix:
-          c.reason = Format("prefix: its node holds %u of %u blocks from the start; "
-                            "%llu queued prompt tokens",
-                            c.local_prefix_blocks, blocks,
-                            static_cast<unsigned long long>(c.load.queued_prompt_tokens));
-          break;
-        case RoutePolicy::kCost:
-          c.reason = Format("cost: %.3f ms = queue %.3f + compute %.3f + transfer %.3f; "
-                            "cached %u of %u blocks (%u on its node, %u pulled from the pool), "
-                            "%llu tokens to prefill",
-                            e.total_s() * 1e3, e.queue_wait_s * 1e3, e.compute_s * 1e3,
-                            e.transfer_s * 1e3, c.cached_blocks, blocks,
-                            c.cached_blocks - c.remote_blocks, c.remote_blocks,
-                            static_cast<unsigned long long>(c.new_tokens));
-          break;
-      }
-    }
+  RouteResult result;
+  result.policy = policy;
+  result.prompt_blocks = static_cast<uint32_t>(request.hashes.size());
+  result.pooled_prefix_blocks = pooled;
+  const size_t keep = request.max_results > 0 ? std::min(request.max_results, scored_.size())
+                                              : scored_.size();
+  result.ranked.resize(keep);
+  for (size_t i = 0; i < keep; ++i) {
+    const Scored& from = scored_[i];
+    RouteCandidate& c = result.ranked[i];
+    c.instance_id = from.instance->id;
+    c.node_id = from.instance->node_id;
+    c.local_prefix_blocks = from.local_prefix_blocks;
+    c.cached_blocks = from.cached_blocks;
+    c.remote_blocks = from.remote_blocks;
+    c.new_tokens = from.new_tokens;
+    c.load = from.load;
+    c.cost = from.cost;
+    if (request.explain) Explain(policy, i, scored_.size(), result.prompt_blocks, &c);
   }
   return result;
 }

@@ -140,7 +140,8 @@ class Router {
 
   /// Ranks the live instances of `request.role` (among `request.candidates` if given).
   /// After choosing one, call Registry::NoteRouted(id, candidate.new_tokens).
-  /// Returns INVALID_ARGUMENT for an empty namespace or prompt_tokens below the hashed blocks;
+  /// Returns INVALID_ARGUMENT for an empty namespace, prompt_tokens below the hashed blocks or an
+  /// unknown policy;
   /// NOT_FOUND when a named candidate is not registered; UNAVAILABLE when no live instance of
   /// the role remains (the message says how many were dead or of another role).
   Result<RouteResult> Route(const RouteRequest& request);
@@ -152,9 +153,26 @@ class Router {
   const GlobalIndex* index_;
   const Registry* registry_;
   const NamespaceModels* models_;
+  // A candidate before ranking: RouteCandidate without its strings, cheap to sort.
+  struct Scored {
+    const InstanceInfo* instance = nullptr;
+    uint32_t local_prefix_blocks = 0;
+    uint32_t cached_blocks = 0;
+    uint32_t remote_blocks = 0;
+    uint64_t new_tokens = 0;
+    InstanceLoad load;
+    CostEstimate cost;
+  };
+
+  void Rank(RoutePolicy policy);
+  static void Explain(RoutePolicy policy, size_t position, size_t candidates,
+                      uint32_t prompt_blocks, RouteCandidate* candidate);
+
   PrefixScanner scanner_;
   uint64_t round_robin_cursor_ = 0;
-  std::vector<const InstanceInfo*> eligible_;  // Scratch.
+  // Scratch, reused across calls.
+  std::vector<const InstanceInfo*> eligible_;
+  std::vector<Scored> scored_;
 };
 
 }  // namespace kvpool::scheduler
