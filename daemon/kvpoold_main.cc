@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/logging.h"
 #include "common/units.h"
+#include "daemon/event_publisher.h"
 #include "daemon/kvpoold_options.h"
 #include "daemon/mempool_service.h"
 #include "daemon/shutdown_signal.h"
@@ -125,6 +126,16 @@ int Run(const KvpooldOptions& opts) {
 
   {
     LeaseSweeper sweeper(pool->get(), opts.lease_sweep_interval_ms);
+    std::unique_ptr<EventPublisher> publisher;
+    if (!opts.scheduler.empty()) {
+      EventPublisherOptions popts;
+      popts.scheduler_address = opts.scheduler;
+      popts.node_id = opts.pool.node_id;
+      popts.node_address = WithPort(opts.listen, port);
+      popts.capacity_bytes = opts.pool.capacity_bytes;
+      popts.heartbeat_interval_ms = opts.scheduler_heartbeat_ms;
+      publisher = std::make_unique<EventPublisher>(std::move(popts), pool->get());
+    }
     const int signal_number = WaitForShutdownSignal();
     KVPOOL_LOG(INFO) << "received signal " << signal_number << ", shutting down";
     // New calls are refused at once; calls in flight get the grace period. gRPC also waits

@@ -28,6 +28,15 @@ Status KvpooldOptions::Validate() const {
                                 std::to_string(max_message_bytes));
   }
   if (lease_sweep_interval_ms == 0) return InvalidArgumentError("lease-sweep-ms must be > 0");
+  if (scheduler_heartbeat_ms == 0) {
+    return InvalidArgumentError("scheduler-heartbeat-ms must be > 0");
+  }
+  if (!scheduler.empty()) {
+    const auto sched_colon = scheduler.rfind(':');
+    if (sched_colon == std::string::npos || sched_colon == 0 || sched_colon + 1 == scheduler.size()) {
+      return InvalidArgumentError("scheduler must be host:port, got '" + scheduler + "'");
+    }
+  }
   return pool.Validate();
 }
 
@@ -44,7 +53,9 @@ Result<std::optional<KvpooldOptions>> ParseKvpooldArgs(int argc, const char* con
       ->capture_default_str();
   app.add_option("--port-file", opts.port_file, "Write the chosen port to this file once serving");
   app.add_option("--data-dir", opts.data_dir, "Directory for persistent state (created if missing)");
-  app.add_option("--node-id", node_id, "Name of this node in stats (default: the hostname)");
+  // The last --node-id wins, so a launcher's default can be overridden by extra flags.
+  app.add_option("--node-id", node_id, "Name of this node in stats (default: the hostname)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--capacity", capacity, "Pool size in bytes (e.g. 4GiB)")->capture_default_str();
   app.add_flag("--no-huge-pages", no_huge_pages, "Do not try huge pages for the pool");
   app.add_option("--slab", slab, "Slab size: the unit in which namespaces claim pool memory")
@@ -66,6 +77,11 @@ Result<std::optional<KvpooldOptions>> ParseKvpooldArgs(int argc, const char* con
       ->capture_default_str();
   app.add_option("--shutdown-grace-ms", opts.shutdown_grace_ms,
                  "After SIGTERM/SIGINT, how long calls in flight may finish (ms)")
+      ->capture_default_str();
+  app.add_option("--scheduler", opts.scheduler,
+                 "kvpool-scheduler host:port to register with and stream KV events to");
+  app.add_option("--scheduler-heartbeat-ms", opts.scheduler_heartbeat_ms,
+                 "Interval between heartbeats to the scheduler (ms)")
       ->capture_default_str();
   app.add_option("--log-level", log_level, "debug, info, warning or error")->capture_default_str();
 

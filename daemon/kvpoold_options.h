@@ -28,6 +28,11 @@ struct KvpooldOptions {
   uint32_t shutdown_grace_ms = 1000;
   /// Lowest log level written. Default: info.
   LogLevel log_level = LogLevel::kInfo;
+  /// kvpool-scheduler to register with and stream KV events to, host:port. Default: unset
+  /// (the node works alone).
+  std::string scheduler;
+  /// Interval between heartbeats to the scheduler, in ms. Must be > 0. Default: 1000.
+  uint32_t scheduler_heartbeat_ms = 1000;
   /// The pool itself.
   node::MemPoolOptions pool;
 

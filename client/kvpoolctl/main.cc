@@ -3,7 +3,9 @@
 #include <iostream>
 
 #include "client/kvpoolctl/commands.h"
+#include "client/kvpoolctl/scheduler_commands.h"
 #include "kvpool/client.h"
+#include "kvpool/scheduler_client.h"
 
 int main(int argc, char** argv) {
   using namespace kvpool;
@@ -14,6 +16,11 @@ int main(int argc, char** argv) {
   app.add_option("-a,--address", flags.address, "kvpoold address host:port")->capture_default_str();
   app.add_flag("--json", flags.json, "Print JSON instead of tables");
   app.add_option("--timeout-ms", flags.timeout_ms, "Deadline of each call (ms)")->capture_default_str();
+
+  std::string scheduler_address = "127.0.0.1:7800";
+  app.add_option("--scheduler", scheduler_address,
+                 "kvpool-scheduler address host:port (nodes, lookup, route)")
+      ->capture_default_str();
 
   auto* status = app.add_subcommand("status", "Health and a summary of the node");
   auto* namespaces = app.add_subcommand("namespaces", "List namespaces");
@@ -45,6 +52,29 @@ int main(int argc, char** argv) {
   evict->add_option("n_blocks", evict_blocks, "How many blocks")->required();
   evict->add_option("--namespace", evict_ns, "Only this namespace (default: any)");
 
+  auto* nodes_cmd = app.add_subcommand("nodes", "The pool's nodes as kvpool-scheduler sees them");
+  auto add_prompt = [](CLI::App* cmd, ctl::PromptFlags* p) {
+    cmd->add_option("namespace", p->ns, "Namespace name")->required();
+    cmd->add_option("--tokens-file", p->tokens_file,
+                    "File of token ids separated by spaces, commas or newlines (- for stdin)");
+    cmd->add_option("--hashes", p->hashes, "Comma-separated 32-hex-digit block hashes");
+    cmd->add_option("--block-tokens", p->block_tokens, "Tokens per block (hashing tokens)")
+        ->capture_default_str();
+    cmd->add_option("--salt", p->salt, "Namespace salt (hashing tokens)");
+  };
+  ctl::PromptFlags lookup;
+  auto* lookup_cmd =
+      app.add_subcommand("lookup", "Which nodes of the pool hold a prompt's blocks (scheduler)");
+  add_prompt(lookup_cmd, &lookup);
+  ctl::RouteFlags route;
+  auto* route_cmd = app.add_subcommand("route", "Rank inference instances for a prompt (scheduler)");
+  add_prompt(route_cmd, &route.prompt);
+  route_cmd->add_option("--role", route.role, "prefill, decode or colocated (default: colocated)");
+  route_cmd->add_option("--policy", route.policy,
+                        "round_robin, least_loaded, prefix or cost (default: the scheduler's)");
+  route_cmd->add_option("--candidates", route.candidates, "Comma-separated instance ids");
+  route_cmd->add_flag("--explain", route.explain, "Show why each instance ranks where it does");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -54,6 +84,14 @@ int main(int argc, char** argv) {
   ClientOptions options;
   options.timeout_ms = flags.timeout_ms;
   options.connect_timeout_ms = flags.timeout_ms;
+  if (nodes_cmd->parsed() || lookup_cmd->parsed() || route_cmd->parsed()) {
+    Result<std::unique_ptr<SchedulerClient>> sched =
+        SchedulerClient::Connect(scheduler_address, options);
+    if (!sched.ok()) return ctl::ReportError(flags, sched.status());
+    if (nodes_cmd->parsed()) return ctl::RunNodes(**sched, flags);
+    if (lookup_cmd->parsed()) return ctl::RunLookup(**sched, flags, lookup);
+    return ctl::RunRoute(**sched, flags, route);
+  }
   Result<std::unique_ptr<Client>> client = Client::Connect(flags.address, options);
   if (!client.ok()) return ctl::ReportError(flags, client.status());
   Client& c = **client;

@@ -228,6 +228,13 @@ Result<uint64_t> MemPool::DeleteNamespace(std::string_view name) {
                                    " active leases; release them or wait for them to expire");
   }
   const uint64_t live = ns->allocator().used_blocks();
+  if (event_sink_ != nullptr && ns->tree().size() > 0) {
+    std::vector<BlockHash> cached;
+    cached.reserve(ns->tree().size());
+    ns->tree().ForEach([&](const BlockHash& hash, const std::optional<BlockHash>&,
+                           index::BlockRef) { cached.push_back(hash); });
+    EmitLocked(PoolEvent::Kind::kRemoved, *ns, std::nullopt, std::move(cached));
+  }
   namespaces_by_id_.erase(ns->id());
   namespaces_.erase(std::string(name));
   return live;
@@ -240,6 +247,12 @@ uint64_t MemPool::EvictFromLocked(NamespaceState& ns, uint64_t n_blocks) {
   const size_t evicted = ns.tree().Evict(n_blocks, &removed);
   for (const auto& block : removed) ns.OnRemovedFromTree(DecodeHandle(block.ref).slot);
   ns.counters().evicted_blocks += evicted;
+  if (event_sink_ != nullptr && !removed.empty()) {
+    std::vector<BlockHash> hashes;
+    hashes.reserve(removed.size());
+    for (const auto& block : removed) hashes.push_back(block.hash);
+    EmitLocked(PoolEvent::Kind::kRemoved, ns, std::nullopt, std::move(hashes));
+  }
   return evicted;
 }
 
@@ -379,6 +392,17 @@ Result<InsertResult> MemPool::Insert(std::string_view ns_name, PromptView prompt
   }
   ns->counters().inserted_blocks += out.inserted_blocks;
   ns->counters().deduplicated_blocks += out.duplicate_blocks;
+  if (event_sink_ != nullptr && out.inserted_blocks > 0) {
+    std::vector<BlockHash> stored;
+    stored.reserve(out.inserted_blocks);
+    std::optional<BlockHash> first_parent;
+    for (size_t i = 0; i < n; ++i) {
+      if (!outcomes[i].inserted) continue;
+      if (stored.empty()) first_parent = i > 0 ? std::optional<BlockHash>(hashes[i - 1]) : parent;
+      stored.push_back(hashes[i]);
+    }
+    EmitLocked(PoolEvent::Kind::kStored, *ns, first_parent, std::move(stored));
+  }
   return out;
 }
 
@@ -454,6 +478,12 @@ Result<uint32_t> MemPool::Delete(std::string_view ns_name, PromptView prompt) {
   const size_t n = ns->tree().Delete(hashed.hashes.back(), &removed);
   for (const auto& block : removed) ns->OnRemovedFromTree(DecodeHandle(block.ref).slot);
   ns->counters().deleted_blocks += n;
+  if (event_sink_ != nullptr && !removed.empty()) {
+    std::vector<BlockHash> hashes;
+    hashes.reserve(removed.size());
+    for (const auto& block : removed) hashes.push_back(block.hash);
+    EmitLocked(PoolEvent::Kind::kRemoved, *ns, std::nullopt, std::move(hashes));
+  }
   return static_cast<uint32_t>(n);
 }
 
@@ -557,6 +587,46 @@ PoolStats MemPool::GetStats() {
   std::sort(s.namespaces.begin(), s.namespaces.end(),
             [](const NamespaceInfo& a, const NamespaceInfo& b) { return a.spec.name < b.spec.name; });
   return s;
+}
+
+// ---- Events ------------------------------------------------------------------------------------
+
+void MemPool::SetEventSink(EventSink* sink) {
+  absl::MutexLock lock(&mu_);
+  event_sink_ = sink;
+}
+
+void MemPool::EmitLocked(PoolEvent::Kind kind, const NamespaceState& ns,
+                         std::optional<BlockHash> parent, std::vector<BlockHash> hashes) {
+  if (event_sink_ == nullptr || hashes.empty()) return;
+  PoolEvent event;
+  event.kind = kind;
+  event.number = ++last_event_;
+  event.ns = ns.spec().name;
+  event.parent = parent;
+  event.hashes = std::move(hashes);
+  event.tier = Tier::kHost;
+  event_sink_->OnEvent(std::move(event));
+}
+
+PoolSnapshot MemPool::Snapshot() {
+  absl::MutexLock lock(&mu_);
+  PoolSnapshot out;
+  out.last_event = last_event_;
+  for (const auto& [name, ns] : namespaces_) {
+    PoolSnapshot::Namespace entry;
+    entry.ns = name;
+    entry.hashes.reserve(ns->tree().size());
+    ns->tree().ForEach([&](const BlockHash& hash, const std::optional<BlockHash>&,
+                           index::BlockRef) { entry.hashes.push_back(hash); });
+    entry.tiers.assign(entry.hashes.size(), Tier::kHost);
+    out.namespaces.push_back(std::move(entry));
+  }
+  std::sort(out.namespaces.begin(), out.namespaces.end(),
+            [](const PoolSnapshot::Namespace& a, const PoolSnapshot::Namespace& b) {
+              return a.ns < b.ns;
+            });
+  return out;
 }
 
 }  // namespace kvpool::node

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -21,6 +22,45 @@
 #include "node/options.h"
 
 namespace kvpool::node {
+
+/// A change to the cached blocks of one namespace (the node side of the scheduler's KV events;
+/// the daemon converts). Plain value type.
+struct PoolEvent {
+  enum class Kind : uint8_t {
+    kStored = 0,   ///< `hashes` became matchable (newly inserted blocks only, no duplicates)
+    kRemoved = 1,  ///< `hashes` are no longer matchable (evicted, deleted, namespace deleted)
+  };
+  Kind kind = Kind::kStored;
+  /// 1, 2, 3, ... in the order the pool changed; PoolSnapshot::last_event refers to it.
+  uint64_t number = 0;
+  std::string ns;
+  /// kStored: the hash before hashes[0] in the prompt, nullopt for the prompt's first block.
+  std::optional<BlockHash> parent;
+  std::vector<BlockHash> hashes;
+  /// kStored: where the blocks live (kHost today).
+  Tier tier = Tier::kHost;
+};
+
+/// Receives the pool's events. OnEvent is called with the pool's lock held, in event order: it
+/// must be quick (queue the event) and must not call back into the MemPool.
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void OnEvent(PoolEvent event) = 0;
+};
+
+/// Every cached block of the pool, consistent with the event stream: it reflects exactly the
+/// events numbered <= last_event.
+struct PoolSnapshot {
+  struct Namespace {
+    std::string ns;
+    /// Cached blocks, parents before children; `tiers` is parallel to `hashes`.
+    std::vector<BlockHash> hashes;
+    std::vector<Tier> tiers;
+  };
+  uint64_t last_event = 0;
+  std::vector<Namespace> namespaces;
+};
 
 /// The pool of one node: host memory as fixed-size KV blocks per namespace, a prompt tree per
 /// namespace, and leases.
@@ -113,7 +153,20 @@ class MemPool {
   Result<uint64_t> Evict(std::string_view ns, uint64_t n_blocks);
   PoolStats GetStats();
 
+  // ---- Events --------------------------------------------------------------------------------
+
+  /// Sets (or with nullptr clears) the sink of the pool's events. `sink` is borrowed and must
+  /// outlive the pool or be cleared first. Events are produced only while a sink is set.
+  void SetEventSink(EventSink* sink);
+  /// Every cached block with the number of the last event it reflects. O(cached blocks).
+  PoolSnapshot Snapshot();
+
  private:
+  // Numbers and hands an event to the sink, if one is set.
+  void EmitLocked(PoolEvent::Kind kind, const NamespaceState& ns,
+                  std::optional<BlockHash> parent, std::vector<BlockHash> hashes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   struct HashedPrompt;
   MemPool(const MemPoolOptions& options, Clock* clock, std::unique_ptr<memory::HostArena> arena);
 
@@ -147,6 +200,8 @@ class MemPool {
   uint32_t next_namespace_id_ ABSL_GUARDED_BY(mu_) = 1;
   LeaseTable leases_ ABSL_GUARDED_BY(mu_);
   uint64_t expired_leases_ ABSL_GUARDED_BY(mu_) = 0;
+  EventSink* event_sink_ ABSL_GUARDED_BY(mu_) = nullptr;
+  uint64_t last_event_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace kvpool::node

@@ -1,0 +1,231 @@
+#include "daemon/event_publisher.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <random>
+#include <utility>
+#include <vector>
+
+#include "common/logging.h"
+#include "rpc/convert.h"
+#include "rpc/status_convert.h"
+
+namespace kvpool::daemon {
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+uint64_t RandomEpoch() {
+  std::random_device rd;
+  uint64_t e = 0;
+  while (e == 0) e = (uint64_t{rd()} << 32) ^ rd();
+  return e;
+}
+
+}  // namespace
+
+EventPublisher::EventPublisher(EventPublisherOptions options, node::MemPool* pool)
+    : options_(std::move(options)), pool_(pool), epoch_(RandomEpoch()) {
+  grpc::ChannelArguments args;
+  // Find a restarted scheduler quickly: gRPC's default reconnect backoff grows to two minutes.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  args.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
+  stub_ = v1::Scheduler::NewStub(grpc::CreateCustomChannel(
+      options_.scheduler_address, grpc::InsecureChannelCredentials(), args));
+  pool_->SetEventSink(this);
+  thread_ = std::thread([this] { Run(); });
+}
+
+EventPublisher::~EventPublisher() {
+  pool_->SetEventSink(nullptr);
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  thread_.join();
+}
+
+void EventPublisher::OnEvent(node::PoolEvent event) {
+  absl::MutexLock lock(&mu_);
+  if (overflowed_) return;  // the coming snapshot covers it
+  if (queue_.size() >= options_.max_queued_events) {
+    queue_.clear();
+    overflowed_ = true;
+    return;
+  }
+  queue_.push_back(std::move(event));
+}
+
+std::unique_ptr<grpc::ClientContext> EventPublisher::Context() const {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(std::chrono::system_clock::now() +
+                    std::chrono::milliseconds(options_.rpc_timeout_ms));
+  return ctx;
+}
+
+bool EventPublisher::Register() {
+  v1::RegisterNodeRequest req;
+  req.set_node_id(options_.node_id);
+  req.set_address(options_.node_address);
+  req.mutable_capacity_bytes()->set_host(options_.capacity_bytes);
+  v1::RegisterNodeResponse resp;
+  auto ctx = Context();
+  const grpc::Status st = stub_->RegisterNode(ctx.get(), req, &resp);
+  if (!st.ok()) {
+    // Once per outage at WARNING; the retries every retry_interval_ms only at DEBUG.
+    if (!warned_unreachable_) {
+      KVPOOL_LOG(WARNING) << "cannot register with scheduler " << options_.scheduler_address
+                          << " (retrying; the node keeps serving): " << rpc::FromGrpcStatus(st);
+      warned_unreachable_ = true;
+    } else {
+      KVPOOL_LOG(DEBUG) << "scheduler " << options_.scheduler_address
+                        << " register failed: " << rpc::FromGrpcStatus(st);
+    }
+    return false;
+  }
+  warned_unreachable_ = false;
+  KVPOOL_LOG(INFO) << "registered with scheduler " << options_.scheduler_address
+                   << " node_id=" << options_.node_id << " epoch=" << epoch_;
+  registered_ = true;
+  synced_ = false;
+  return true;
+}
+
+bool EventPublisher::Resync() {
+  const node::PoolSnapshot snapshot = pool_->Snapshot();
+  {
+    absl::MutexLock lock(&mu_);
+    while (!queue_.empty() && queue_.front().number <= snapshot.last_event) queue_.pop_front();
+    overflowed_ = false;
+  }
+  v1::SyncSnapshotRequest req;
+  req.set_node_id(options_.node_id);
+  req.set_epoch(epoch_);
+  req.set_seq(seq_);
+  uint64_t blocks = 0;
+  for (const node::PoolSnapshot::Namespace& ns : snapshot.namespaces) {
+    if (ns.hashes.empty()) continue;
+    v1::NamespaceBlocks* out = req.add_namespaces();
+    out->set_namespace_(ns.ns);
+    rpc::HashesToBytes(ns.hashes, out->mutable_block_hashes());
+    out->mutable_tiers()->Reserve(static_cast<int>(ns.tiers.size()));
+    for (Tier t : ns.tiers) out->add_tiers(rpc::ToProto(t));
+    blocks += ns.hashes.size();
+  }
+  v1::SyncSnapshotResponse resp;
+  auto ctx = Context();
+  const grpc::Status st = stub_->SyncSnapshot(ctx.get(), req, &resp);
+  if (!st.ok()) {
+    KVPOOL_LOG(WARNING) << "snapshot to scheduler failed: " << rpc::FromGrpcStatus(st);
+    registered_ = false;
+    return false;
+  }
+  KVPOOL_LOG(INFO) << "synced with scheduler: blocks=" << blocks << " seq=" << seq_;
+  synced_ = true;
+  return true;
+}
+
+bool EventPublisher::Heartbeat() {
+  v1::NodeHeartbeatRequest req;
+  req.set_node_id(options_.node_id);
+  req.mutable_used_bytes()->set_host(pool_->GetStats().used_bytes);
+  v1::NodeHeartbeatResponse resp;
+  auto ctx = Context();
+  const grpc::Status st = stub_->NodeHeartbeat(ctx.get(), req, &resp);
+  if (!st.ok()) {
+    KVPOOL_LOG(DEBUG) << "heartbeat failed: " << rpc::FromGrpcStatus(st);
+    registered_ = false;
+    return false;
+  }
+  if (resp.resync_needed()) synced_ = false;
+  return true;
+}
+
+bool EventPublisher::Publish() {
+  v1::PublishEventsRequest req;
+  {
+    absl::MutexLock lock(&mu_);
+    if (overflowed_) {
+      synced_ = false;
+      return true;
+    }
+    while (!queue_.empty() && req.events_size() < static_cast<int>(options_.max_batch_events)) {
+      const node::PoolEvent& e = queue_.front();
+      v1::KvEvent* out = req.add_events();
+      out->set_kind(e.kind == node::PoolEvent::Kind::kStored ? v1::KV_EVENT_STORED
+                                                             : v1::KV_EVENT_REMOVED);
+      out->set_namespace_(e.ns);
+      if (e.kind == node::PoolEvent::Kind::kStored) {
+        if (e.parent) rpc::HashesToBytes(std::span(&*e.parent, 1), out->mutable_parent_hash());
+        out->set_tier(rpc::ToProto(e.tier));
+      }
+      rpc::HashesToBytes(e.hashes, out->mutable_block_hashes());
+      queue_.pop_front();
+    }
+  }
+  if (req.events_size() == 0) return true;
+  req.set_node_id(options_.node_id);
+  req.set_epoch(epoch_);
+  req.set_seq(++seq_);
+  v1::PublishEventsResponse resp;
+  auto ctx = Context();
+  const grpc::Status st = stub_->PublishEvents(ctx.get(), req, &resp);
+  if (!st.ok()) {
+    // Whether the batch applied is unknown: the snapshot after re-registering covers it.
+    KVPOOL_LOG(WARNING) << "publishing events failed: " << rpc::FromGrpcStatus(st);
+    registered_ = false;
+    return false;
+  }
+  if (resp.outcome() == v1::PUBLISH_RESYNC_NEEDED) {
+    KVPOOL_LOG(INFO) << "scheduler asks for a resync: " << resp.reason();
+    synced_ = false;
+  } else if (resp.mismatched_blocks() > 0) {
+    KVPOOL_LOG(WARNING) << "scheduler index disagreed on " << resp.mismatched_blocks()
+                        << " blocks: resyncing";
+    synced_ = false;
+  }
+  return true;
+}
+
+void EventPublisher::Run() {
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_) return;
+    }
+    bool ok = true;
+    if (!registered_) {
+      ok = Register();
+      if (ok) next_heartbeat_ms_ = NowMs() + options_.heartbeat_interval_ms;
+    }
+    if (ok && !synced_) ok = Resync();
+    if (ok && NowMs() >= next_heartbeat_ms_) {
+      ok = Heartbeat();
+      next_heartbeat_ms_ = NowMs() + options_.heartbeat_interval_ms;
+    }
+    if (ok && synced_) ok = Publish();
+    if (!ok) {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(&stop_),
+                           absl::Milliseconds(options_.retry_interval_ms));
+      continue;
+    }
+    if (!synced_) continue;
+    // Wait for events, the next heartbeat or stop.
+    const int64_t wait_ms = std::max<int64_t>(0, next_heartbeat_ms_ - NowMs());
+    absl::MutexLock lock(&mu_);
+    auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return stop_ || !queue_.empty() || overflowed_;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Milliseconds(wait_ms));
+  }
+}
+
+}  // namespace kvpool::daemon

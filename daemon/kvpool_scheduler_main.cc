@@ -1,0 +1,140 @@
+// kvpool-scheduler: the global scheduler. Wiring only: options -> SchedulerService -> gRPC
+// server, plus a thread that expires members whose heartbeats stopped.
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "absl/synchronization/mutex.h"
+#include "common/logging.h"
+#include "daemon/kvpool_scheduler_options.h"
+#include "daemon/scheduler_service.h"
+#include "daemon/shutdown_signal.h"
+
+namespace kvpool::daemon {
+namespace {
+
+// Writes the port via a temporary file and rename, so a reader never sees a partial number.
+Status WritePortFile(const std::string& path, int port) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << port << '\n';
+    if (!out) return InternalError("cannot write port-file '" + tmp + "'");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return InternalError("cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
+std::string WithPort(const std::string& listen, int port) {
+  return listen.substr(0, listen.rfind(':') + 1) + std::to_string(port);
+}
+
+// Expires dead nodes and instances every interval; a dead node's blocks leave the index.
+class Expirer {
+ public:
+  Expirer(SchedulerService* service, uint32_t interval_ms)
+      : thread_([this, service, interval_ms] { Run(service, interval_ms); }) {}
+  ~Expirer() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void Run(SchedulerService* service, uint32_t interval_ms) {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, std::chrono::milliseconds(interval_ms), [this] { return stop_; })) {
+      lock.unlock();
+      const scheduler::ExpiredMembers expired = service->ExpireDead();
+      for (const std::string& node : expired.nodes) {
+        KVPOOL_LOG(WARNING) << "node " << node << " missed its heartbeats: removed, blocks dropped";
+      }
+      for (const std::string& inst : expired.instances) {
+        KVPOOL_LOG(WARNING) << "instance " << inst << " stopped reporting load: removed";
+      }
+      lock.lock();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+int Run(const KvpoolSchedulerOptions& opts) {
+  SetLogLevel(opts.log_level);
+  SchedulerService service(opts.service, SteadyClock::Default());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  // gRPC sets SO_REUSEPORT by default: a second scheduler on a busy port would then start and
+  // split the nodes between two indexes. Binding must fail instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddListeningPort(opts.listen, grpc::InsecureServerCredentials(), &port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(opts.max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(opts.max_message_bytes));
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    KVPOOL_LOG(ERROR) << "cannot listen on " << opts.listen
+                      << " (address in use, or not a valid host:port)";
+    return 1;
+  }
+  KVPOOL_LOG(INFO) << "kvpool-scheduler serving address=" << WithPort(opts.listen, port)
+                   << " heartbeat_timeout_ms=" << opts.service.registry.node_timeout_ms
+                   << " default_policy="
+                   << scheduler::RoutePolicyName(opts.service.router.default_policy);
+  std::cout << "kvpool-scheduler listening on " << WithPort(opts.listen, port) << std::endl;
+  if (!opts.port_file.empty()) {
+    if (Status st = WritePortFile(opts.port_file, port); !st.ok()) {
+      KVPOOL_LOG(ERROR) << st;
+      server->Shutdown();
+      return 1;
+    }
+  }
+
+  {
+    Expirer expirer(&service, opts.expire_interval_ms);
+    const int signal_number = WaitForShutdownSignal();
+    KVPOOL_LOG(INFO) << "received signal " << signal_number << ", shutting down";
+    server->Shutdown(std::chrono::system_clock::now() +
+                     std::chrono::milliseconds(opts.shutdown_grace_ms));
+    server->Wait();
+  }
+  KVPOOL_LOG(INFO) << "kvpool-scheduler stopped";
+  return 0;
+}
+
+}  // namespace
+}  // namespace kvpool::daemon
+
+int main(int argc, char** argv) {
+  // Block the shutdown signals before any thread starts so that only sigwait sees them.
+  kvpool::daemon::BlockShutdownSignals();
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  auto parsed = kvpool::daemon::ParseKvpoolSchedulerArgs(argc, argv);
+  if (!parsed.ok()) {
+    std::cerr << "kvpool-scheduler: " << parsed.status().message()
+              << "\nRun with --help for usage.\n";
+    return 2;
+  }
+  if (!parsed->has_value()) return 0;
+  return kvpool::daemon::Run(**parsed);
+}

@@ -1,0 +1,101 @@
+#include "daemon/kvpool_scheduler_options.h"
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "common/units.h"
+
+namespace kvpool::daemon {
+
+Status KvpoolSchedulerOptions::Validate() const {
+  const auto colon = listen.rfind(':');
+  if (listen.empty() || colon == std::string::npos || colon + 1 == listen.size()) {
+    return InvalidArgumentError("listen must be host:port, got '" + listen + "'");
+  }
+  if (max_message_bytes < 4096 || max_message_bytes > (1ull << 31) - 1) {
+    return InvalidArgumentError("max-message must be in 4 KiB..2 GiB, got " +
+                                std::to_string(max_message_bytes));
+  }
+  if (expire_interval_ms == 0) return InvalidArgumentError("expire-interval-ms must be > 0");
+  KVPOOL_RETURN_IF_ERROR(service.registry.Validate());
+  KVPOOL_RETURN_IF_ERROR(service.router.Validate());
+  return service.default_model.Validate();
+}
+
+Result<std::optional<KvpoolSchedulerOptions>> ParseKvpoolSchedulerArgs(int argc,
+                                                                       const char* const* argv) {
+  KvpoolSchedulerOptions opts;
+  CLI::App app{"kvpool-scheduler: the kvpool global scheduler (registry, global prompt index, "
+               "routing, placement)",
+               "kvpool-scheduler"};
+  app.set_config("--config", "",
+                 "Read options from this file (TOML: key = value; keys are the long flag names)");
+  app.set_version_flag("--version", "kvpool-scheduler 0.1.0");
+  std::string max_message = "256MiB", log_level = "info", policy = "cost", block_bytes = "2MiB";
+  int64_t heartbeat_timeout_ms = opts.service.registry.node_timeout_ms;
+  int64_t instance_timeout_ms = opts.service.registry.instance_timeout_ms;
+  double remote_bandwidth = opts.service.router.remote_bandwidth_bytes_per_s;
+  double local_bandwidth = opts.service.router.local_bandwidth_bytes_per_s;
+  double disk_bandwidth = opts.service.router.disk_bandwidth_bytes_per_s;
+  app.add_option("--listen", opts.listen, "gRPC address host:port (port 0: pick a free port)")
+      ->capture_default_str();
+  app.add_option("--port-file", opts.port_file, "Write the chosen port to this file once serving");
+  app.add_option("--heartbeat-timeout-ms", heartbeat_timeout_ms,
+                 "A node silent this long is dead and its blocks leave the index (ms)")
+      ->capture_default_str();
+  app.add_option("--instance-timeout-ms", instance_timeout_ms,
+                 "An instance without a load report this long is dead (ms)")
+      ->capture_default_str();
+  app.add_option("--expire-interval-ms", opts.expire_interval_ms,
+                 "How often dead members are looked for (ms)")
+      ->capture_default_str();
+  app.add_option("--default-policy", policy, "round_robin, least_loaded, prefix or cost")
+      ->capture_default_str();
+  app.add_option("--link-bandwidth", remote_bandwidth,
+                 "Bandwidth between nodes, bytes/s (pulling blocks from another node)")
+      ->capture_default_str();
+  app.add_option("--local-bandwidth", local_bandwidth,
+                 "Bandwidth from an instance's own node, bytes/s")
+      ->capture_default_str();
+  app.add_option("--disk-bandwidth", disk_bandwidth, "Disk tier read bandwidth, bytes/s")
+      ->capture_default_str();
+  app.add_option("--block-tokens", opts.service.default_model.block_tokens,
+                 "Tokens per block of namespaces not configured otherwise")
+      ->capture_default_str();
+  app.add_option("--block-bytes", block_bytes,
+                 "Bytes per block of namespaces not configured otherwise")
+      ->capture_default_str();
+  app.add_option("--max-message", max_message, "Largest gRPC message accepted (bytes)")
+      ->capture_default_str();
+  app.add_option("--shutdown-grace-ms", opts.shutdown_grace_ms,
+                 "After SIGTERM/SIGINT, how long calls in flight may finish (ms)")
+      ->capture_default_str();
+  app.add_option("--log-level", log_level, "debug, info, warning or error")->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) {
+      app.exit(e);  // prints --help / --version
+      return std::optional<KvpoolSchedulerOptions>();
+    }
+    return InvalidArgumentError(e.what());
+  }
+
+  KVPOOL_ASSIGN_OR_RETURN(opts.max_message_bytes, ParseBytes(max_message));
+  KVPOOL_ASSIGN_OR_RETURN(opts.service.default_model.block_bytes, ParseBytes(block_bytes));
+  if (!ParseLogLevel(log_level, &opts.log_level)) {
+    return InvalidArgumentError("log-level must be debug, info, warning or error, got '" +
+                                log_level + "'");
+  }
+  KVPOOL_ASSIGN_OR_RETURN(opts.service.router.default_policy, scheduler::ParseRoutePolicy(policy));
+  opts.service.registry.node_timeout_ms = heartbeat_timeout_ms;
+  opts.service.registry.instance_timeout_ms = instance_timeout_ms;
+  opts.service.router.remote_bandwidth_bytes_per_s = remote_bandwidth;
+  opts.service.router.local_bandwidth_bytes_per_s = local_bandwidth;
+  opts.service.router.disk_bandwidth_bytes_per_s = disk_bandwidth;
+  KVPOOL_RETURN_IF_ERROR(opts.Validate());
+  return std::optional<KvpoolSchedulerOptions>(std::move(opts));
+}
+
+}  // namespace kvpool::daemon

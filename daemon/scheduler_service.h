@@ -1,0 +1,79 @@
+// The gRPC face of kvpool-scheduler: decodes requests, calls the scheduler core (registry,
+// global index, router, placer), encodes responses.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "kvpool/v1/scheduler.grpc.pb.h"
+#include "scheduler/global_index.h"
+#include "scheduler/namespace_models.h"
+#include "scheduler/placement.h"
+#include "scheduler/registry.h"
+#include "scheduler/router.h"
+
+namespace kvpool::daemon {
+
+/// What the scheduler service is built from.
+struct SchedulerServiceOptions {
+  scheduler::RegistryOptions registry;
+  scheduler::RouterOptions router;
+  /// Model of namespaces that were never configured.
+  scheduler::NamespaceModel default_model;
+};
+
+/// Implements kvpool.v1.Scheduler. Every field is validated here (INVALID_ARGUMENT naming the
+/// bad value) before the core sees it; the core's own errors pass through unchanged.
+///
+/// Node protocol: RegisterNode, then SyncSnapshot (full snapshot), then PublishEvents batches
+/// seq + 1, + 2, ... and NodeHeartbeat. PublishEvents / SyncSnapshot / NodeHeartbeat of a node
+/// that is not registered answer NOT_FOUND: the node registers again and resyncs (this is how
+/// nodes find a restarted scheduler).
+///
+/// Thread-safe: one mutex serialises every call into the core. `clock` is borrowed and must
+/// outlive the service.
+class SchedulerService final : public v1::Scheduler::Service {
+ public:
+  SchedulerService(const SchedulerServiceOptions& options, const Clock* clock);
+
+  grpc::Status RegisterNode(grpc::ServerContext*, const v1::RegisterNodeRequest*,
+                            v1::RegisterNodeResponse*) override;
+  grpc::Status NodeHeartbeat(grpc::ServerContext*, const v1::NodeHeartbeatRequest*,
+                             v1::NodeHeartbeatResponse*) override;
+  grpc::Status PublishEvents(grpc::ServerContext*, const v1::PublishEventsRequest*,
+                             v1::PublishEventsResponse*) override;
+  grpc::Status SyncSnapshot(grpc::ServerContext*, const v1::SyncSnapshotRequest*,
+                            v1::SyncSnapshotResponse*) override;
+  grpc::Status RegisterInstance(grpc::ServerContext*, const v1::RegisterInstanceRequest*,
+                                v1::RegisterInstanceResponse*) override;
+  grpc::Status ReportLoad(grpc::ServerContext*, const v1::ReportLoadRequest*,
+                          v1::ReportLoadResponse*) override;
+  grpc::Status Lookup(grpc::ServerContext*, const v1::LookupRequest*,
+                      v1::LookupResponse*) override;
+  grpc::Status Route(grpc::ServerContext*, const v1::RouteRequest*,
+                     v1::RouteResponse*) override;
+  grpc::Status Place(grpc::ServerContext*, const v1::PlaceRequest*,
+                     v1::PlaceResponse*) override;
+  grpc::Status ListNodes(grpc::ServerContext*, const v1::ListNodesRequest*,
+                         v1::ListNodesResponse*) override;
+  grpc::Status ListInstances(grpc::ServerContext*, const v1::ListInstancesRequest*,
+                             v1::ListInstancesResponse*) override;
+
+  /// Removes members whose heartbeats stopped and drops dead nodes' blocks from the index.
+  /// Returns the expired members (for logging).
+  scheduler::ExpiredMembers ExpireDead();
+
+ private:
+  absl::Mutex mu_;
+  scheduler::Registry registry_ ABSL_GUARDED_BY(mu_);
+  scheduler::GlobalIndex index_ ABSL_GUARDED_BY(mu_);
+  scheduler::NamespaceModels models_ ABSL_GUARDED_BY(mu_);
+  scheduler::Router router_ ABSL_GUARDED_BY(mu_);
+  scheduler::Placer placer_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace kvpool::daemon

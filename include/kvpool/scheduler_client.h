@@ -1,0 +1,170 @@
+// libkvpool: a client of kvpool-scheduler (the global scheduler): where blocks live across the
+// pool (Lookup), which inference instance should serve a prompt (Route), the pool's nodes
+// (ListNodes), and instance registration and load reports.
+//
+//   auto sched = kvpool::SchedulerClient::Connect("127.0.0.1:7800");
+//   auto hit = (*sched)->Lookup("llama3-8b", hashes);   // per node: leading blocks held
+//
+// Only std and kvpool types appear here: no gRPC, protobuf or absl.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kvpool/block_hash.h"
+#include "kvpool/client.h"
+#include "kvpool/status.h"
+#include "kvpool/types.h"
+
+namespace kvpool {
+
+/// Blocks per tier.
+struct SchedulerTierCounts {
+  uint64_t gpu = 0;
+  uint64_t host = 0;
+  uint64_t disk = 0;
+  uint64_t total() const { return gpu + host + disk; }
+};
+
+/// Blocks [start, start + length) of a prompt.
+struct SchedulerBlockRun {
+  uint32_t start = 0;
+  uint32_t length = 0;
+};
+
+/// What one node holds of a prompt.
+struct NodeHolding {
+  std::string node_id;
+  /// The node holds blocks [0, leading_blocks).
+  uint32_t leading_blocks = 0;
+  /// Runs of blocks it holds further in, in prompt order.
+  std::vector<SchedulerBlockRun> runs;
+  /// Blocks of the prompt it holds anywhere, by tier.
+  SchedulerTierCounts held;
+};
+
+/// A stretch of the pooled prefix to pull from one node.
+struct PoolSegment {
+  uint32_t start = 0;
+  uint32_t length = 0;
+  std::string node_id;
+  Tier tier = Tier::kNone;
+};
+
+struct PoolLookupResult {
+  uint32_t prompt_blocks = 0;
+  /// The union of all nodes holds blocks [0, pooled_prefix_blocks).
+  uint32_t pooled_prefix_blocks = 0;
+  /// Blocks held by some node anywhere in the prompt.
+  uint32_t held_blocks = 0;
+  /// Every node holding a block of the prompt, best first.
+  std::vector<NodeHolding> nodes;
+  /// Where to pull each segment of the pooled prefix from.
+  std::vector<PoolSegment> segments;
+};
+
+/// One Route call.
+struct RouteQuery {
+  std::string ns;
+  /// The prompt's chained block hashes from block 0.
+  std::vector<BlockHash> hashes;
+  /// Tokens of the prompt; 0 = blocks x block_tokens.
+  uint64_t prompt_tokens = 0;
+  /// "prefill", "decode" or "colocated"; empty = colocated.
+  std::string role;
+  /// Instance ids to choose from; empty = all.
+  std::vector<std::string> candidates;
+  /// "round_robin", "least_loaded", "prefix" or "cost"; empty = the scheduler's default.
+  std::string policy;
+  /// Fill each candidate's reason. Default: false.
+  bool explain = false;
+  /// Keep only the best this many; 0 = all. Default: 0.
+  uint32_t max_results = 0;
+  /// Count the request against the best instance's load until its next report. Default: false.
+  bool commit = false;
+};
+
+/// One instance as Route rates it.
+struct RoutedInstance {
+  std::string instance_id;
+  std::string node_id;
+  uint32_t local_prefix_blocks = 0;
+  uint32_t cached_blocks = 0;
+  uint32_t remote_blocks = 0;
+  uint64_t new_tokens = 0;
+  uint64_t queued_prompt_tokens = 0;
+  uint32_t running_requests = 0;
+  double queue_wait_s = 0;
+  double compute_s = 0;
+  double transfer_s = 0;
+  std::string reason;
+  double total_s() const { return queue_wait_s + compute_s + transfer_s; }
+};
+
+struct RouteAnswer {
+  std::string policy;
+  uint32_t prompt_blocks = 0;
+  uint32_t pooled_prefix_blocks = 0;
+  /// Best first.
+  std::vector<RoutedInstance> ranked;
+};
+
+/// A node as the scheduler sees it.
+struct PoolNode {
+  std::string node_id;
+  std::string address;
+  uint64_t capacity_host_bytes = 0;
+  /// Host bytes in use as of the last heartbeat (0 when none reported).
+  uint64_t used_host_bytes = 0;
+  bool alive = false;
+  /// The index holds a synced event stream of the node.
+  bool synced = false;
+  int64_t last_heartbeat_age_ms = 0;
+  /// Blocks the global index shows on the node.
+  SchedulerTierCounts indexed_blocks;
+};
+
+/// A connection to kvpool-scheduler.
+///
+/// Every call is a blocking unary RPC returning the scheduler's status unchanged:
+/// INVALID_ARGUMENT for malformed input (the message names the value), NOT_FOUND for unknown
+/// instances, UNAVAILABLE when no live instance can serve a Route or the scheduler cannot be
+/// reached, DEADLINE_EXCEEDED after ClientOptions::timeout_ms.
+///
+/// Thread-safe: one SchedulerClient may be shared by many threads.
+class SchedulerClient {
+ public:
+  /// Connects to `address` (host:port). UNAVAILABLE if it does not answer within
+  /// connect_timeout_ms.
+  static Result<std::unique_ptr<SchedulerClient>> Connect(std::string_view address,
+                                                          const ClientOptions& options = {});
+  ~SchedulerClient();
+  SchedulerClient(const SchedulerClient&) = delete;
+  SchedulerClient& operator=(const SchedulerClient&) = delete;
+
+  const std::string& address() const;
+
+  /// Per node, which blocks of the prompt (`hashes`, chained, from block 0) it holds.
+  Result<PoolLookupResult> Lookup(std::string_view ns, std::span<const BlockHash> hashes);
+  /// Instances ranked for a prompt.
+  Result<RouteAnswer> Route(const RouteQuery& query);
+  /// Every registered node, by id.
+  Result<std::vector<PoolNode>> ListNodes();
+  /// Registers (or re-registers) an inference instance. `role`: prefill, decode or colocated.
+  Status RegisterInstance(std::string_view instance_id, std::string_view role,
+                          std::string_view node_id, uint32_t max_running_requests = 0);
+  /// Reports an instance's load (its heartbeat).
+  Status ReportLoad(std::string_view instance_id, uint64_t queued_prompt_tokens,
+                    uint32_t running_requests);
+
+ private:
+  struct Impl;
+  explicit SchedulerClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kvpool
