@@ -1,7 +1,7 @@
 // kvpool-bench: kvpool's benchmarks. Each subcommand prints a readable table, or JSON with --json.
 //   kvpool-bench index            in-process prompt tree and node: Insert/Match, bytes per block
 //   kvpool-bench control          gRPC control plane against a real kvpoold on loopback
-//   kvpool-bench route            the global scheduler's Route over a 1M-block index
+//   kvpool-bench scheduler        the global scheduler's Route: in-process (1M blocks) and gRPC
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -10,7 +10,7 @@
 
 #include "bench/control_bench.h"
 #include "bench/index_bench.h"
-#include "bench/route_bench_cmd.h"
+#include "bench/scheduler_bench.h"
 
 namespace {
 // kvpoold is installed and built next to kvpool-bench.
@@ -51,13 +51,19 @@ int main(int argc, char** argv) {
   control->add_option("--batch-blocks", control_opt.batch_blocks, "Blocks per batched AllocMem/FreeMem")->capture_default_str();
   control->add_option("--batch-rounds", control_opt.batch_rounds, "Batched rounds")->capture_default_str();
 
-  kvpool::scheduler::RouteBenchOptions route_opt;
-  auto* route = app.add_subcommand("route", "Scheduler Route throughput and latency, in-process");
-  route->add_option("--blocks", route_opt.indexed_blocks, "Blocks to index")->capture_default_str();
-  route->add_option("--nodes", route_opt.nodes, "Nodes (one instance each)")->capture_default_str();
-  route->add_option("--prompt-blocks", route_opt.prompt_blocks, "Blocks per prompt")->capture_default_str();
-  route->add_option("--routes", route_opt.routes, "Timed Route calls")->capture_default_str();
-  route->add_flag("--explain", route_opt.explain, "Build reason strings for every candidate");
+  SchedulerBenchOptions sched_opt;
+  sched_opt.scheduler_binary = SiblingBinary("kvpool-scheduler");
+  sched_opt.kvpoold_binary = SiblingBinary("kvpoold");
+  auto& route_opt = sched_opt.in_process;
+  auto* sched = app.add_subcommand("scheduler", "Scheduler Route: in-process over 1M blocks, and via gRPC");
+  sched->add_option("--blocks", route_opt.indexed_blocks, "Blocks to index (in-process)")->capture_default_str();
+  sched->add_option("--nodes", route_opt.nodes, "Nodes, one instance each (in-process)")->capture_default_str();
+  sched->add_option("--prompt-blocks", route_opt.prompt_blocks, "Blocks per prompt (in-process)")->capture_default_str();
+  sched->add_option("--routes", route_opt.routes, "Timed Route calls (in-process)")->capture_default_str();
+  sched->add_flag("--explain", route_opt.explain, "Build reason strings for every candidate");
+  sched->add_option("--grpc-routes", sched_opt.grpc_routes, "Timed Route calls through gRPC")->capture_default_str();
+  bool no_grpc = false;
+  sched->add_flag("--no-grpc", no_grpc, "Skip the gRPC part (no daemons started)");
 
   CLI11_PARSE(app, argc, argv);
 
@@ -66,9 +72,14 @@ int main(int argc, char** argv) {
     if (json) std::cout << result.dump(2) << std::endl;
     return 0;
   }
-  if (route->parsed()) {
-    const auto result = RunRouteBenchCommand(route_opt, json);
-    if (json) std::cout << result.dump(2) << std::endl;
+  if (sched->parsed()) {
+    if (no_grpc) sched_opt.scheduler_binary.clear();
+    auto result = RunSchedulerBench(sched_opt, json);
+    if (!result.ok()) {
+      std::cerr << "kvpool-bench scheduler: " << result.status() << std::endl;
+      return 1;
+    }
+    if (json) std::cout << result->dump(2) << std::endl;
     return 0;
   }
   if (control->parsed()) {

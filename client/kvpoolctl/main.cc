@@ -53,6 +53,8 @@ int main(int argc, char** argv) {
   evict->add_option("--namespace", evict_ns, "Only this namespace (default: any)");
 
   auto* nodes_cmd = app.add_subcommand("nodes", "The pool's nodes as kvpool-scheduler sees them");
+  auto* instances_cmd =
+      app.add_subcommand("instances", "Inference instances and their load (scheduler)");
   auto add_prompt = [](CLI::App* cmd, ctl::PromptFlags* p) {
     cmd->add_option("namespace", p->ns, "Namespace name")->required();
     cmd->add_option("--tokens-file", p->tokens_file,
@@ -84,11 +86,13 @@ int main(int argc, char** argv) {
   ClientOptions options;
   options.timeout_ms = flags.timeout_ms;
   options.connect_timeout_ms = flags.timeout_ms;
-  if (nodes_cmd->parsed() || lookup_cmd->parsed() || route_cmd->parsed()) {
+  if (nodes_cmd->parsed() || instances_cmd->parsed() || lookup_cmd->parsed() ||
+      route_cmd->parsed()) {
     Result<std::unique_ptr<SchedulerClient>> sched =
         SchedulerClient::Connect(scheduler_address, options);
     if (!sched.ok()) return ctl::ReportError(flags, sched.status());
     if (nodes_cmd->parsed()) return ctl::RunNodes(**sched, flags);
+    if (instances_cmd->parsed()) return ctl::RunInstances(**sched, flags);
     if (lookup_cmd->parsed()) return ctl::RunLookup(**sched, flags, lookup);
     return ctl::RunRoute(**sched, flags, route);
   }

@@ -73,6 +73,43 @@ int RunNodes(SchedulerClient& client, const GlobalFlags& flags) {
   return 0;
 }
 
+int RunInstances(SchedulerClient& client, const GlobalFlags& flags) {
+  Result<std::vector<PoolInstance>> instances = client.ListInstances();
+  if (!instances.ok()) return ReportError(flags, instances.status());
+  if (flags.json) {
+    json arr = json::array();
+    for (const PoolInstance& i : *instances) {
+      arr.push_back(json{{"instance_id", i.instance_id},
+                         {"role", i.role},
+                         {"node_id", i.node_id},
+                         {"alive", i.alive},
+                         {"max_running_requests", i.max_running_requests},
+                         {"queued_prompt_tokens", i.queued_prompt_tokens},
+                         {"running_requests", i.running_requests},
+                         {"estimated_queued_prompt_tokens", i.estimated_queued_prompt_tokens},
+                         {"estimated_running_requests", i.estimated_running_requests},
+                         {"last_report_age_ms", i.last_report_age_ms}});
+    }
+    Print(json{{"instances", arr}});
+    return 0;
+  }
+  if (instances->empty()) {
+    std::cout << "no instances\n";
+    return 0;
+  }
+  TextTable t({"INSTANCE", "ROLE", "NODE", "STATE", "QUEUED TOKENS", "RUNNING", "EST. QUEUED",
+               "EST. RUNNING", "REPORT"});
+  for (const PoolInstance& i : *instances) {
+    t.AddRow({i.instance_id, i.role, i.node_id, i.alive ? "alive" : "dead",
+              std::to_string(i.queued_prompt_tokens), std::to_string(i.running_requests),
+              std::to_string(i.estimated_queued_prompt_tokens),
+              std::to_string(i.estimated_running_requests),
+              std::to_string(i.last_report_age_ms) + " ms ago"});
+  }
+  t.Print(std::cout);
+  return 0;
+}
+
 int RunLookup(SchedulerClient& client, const GlobalFlags& flags, const PromptFlags& prompt) {
   Result<std::vector<BlockHash>> hashes = PromptHashes(prompt);
   if (!hashes.ok()) return ReportError(flags, hashes.status());

@@ -30,6 +30,7 @@ struct RouteFlags {
 };
 
 int RunNodes(SchedulerClient& client, const GlobalFlags& flags);
+int RunInstances(SchedulerClient& client, const GlobalFlags& flags);
 int RunLookup(SchedulerClient& client, const GlobalFlags& flags, const PromptFlags& prompt);
 int RunRoute(SchedulerClient& client, const GlobalFlags& flags, const RouteFlags& route);
 

@@ -154,6 +154,20 @@ Result<std::vector<PoolNode>> SchedulerClient::ListNodes() {
   return out;
 }
 
+Result<std::vector<PoolInstance>> SchedulerClient::ListInstances() {
+  v1::ListInstancesRequest req;
+  v1::ListInstancesResponse resp;
+  KVPOOL_RETURN_IF_ERROR(impl_->Call(&v1::Scheduler::Stub::ListInstances, req, &resp));
+  std::vector<PoolInstance> out;
+  for (const v1::InstanceInfo& i : resp.instances()) {
+    out.push_back(PoolInstance{i.instance_id(), i.role(), i.node_id(), i.max_running_requests(),
+                               i.queued_prompt_tokens(), i.running_requests(),
+                               i.estimated_queued_prompt_tokens(), i.estimated_running_requests(),
+                               i.alive(), i.last_report_age_ms()});
+  }
+  return out;
+}
+
 Status SchedulerClient::RegisterInstance(std::string_view instance_id, std::string_view role,
                                          std::string_view node_id,
                                          uint32_t max_running_requests) {

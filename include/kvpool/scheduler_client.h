@@ -128,6 +128,22 @@ struct PoolNode {
   SchedulerTierCounts indexed_blocks;
 };
 
+/// An inference instance as the scheduler sees it.
+struct PoolInstance {
+  std::string instance_id;
+  std::string role;  ///< prefill, decode or colocated
+  std::string node_id;
+  uint32_t max_running_requests = 0;
+  /// Load as last reported by the instance.
+  uint64_t queued_prompt_tokens = 0;
+  uint32_t running_requests = 0;
+  /// Load as the scheduler estimates it: the report plus requests routed to it since.
+  uint64_t estimated_queued_prompt_tokens = 0;
+  uint32_t estimated_running_requests = 0;
+  bool alive = false;
+  int64_t last_report_age_ms = 0;
+};
+
 /// A connection to kvpool-scheduler.
 ///
 /// Every call is a blocking unary RPC returning the scheduler's status unchanged:
@@ -154,6 +170,8 @@ class SchedulerClient {
   Result<RouteAnswer> Route(const RouteQuery& query);
   /// Every registered node, by id.
   Result<std::vector<PoolNode>> ListNodes();
+  /// Every registered inference instance, by id.
+  Result<std::vector<PoolInstance>> ListInstances();
   /// Registers (or re-registers) an inference instance. `role`: prefill, decode or colocated.
   Status RegisterInstance(std::string_view instance_id, std::string_view role,
                           std::string_view node_id, uint32_t max_running_requests = 0);

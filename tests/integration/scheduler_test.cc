@@ -244,6 +244,16 @@ TEST_CASE("kvpool-scheduler: routes to the instance whose node holds the prompt,
                         "nobody");
   KVPOOL_IT_VALUE(sched.client().ListNodes());
 
+  // Reported load shows in the instance list, next to the scheduler's estimate.
+  KVPOOL_IT_REQUIRE_OK(sched.client().ReportLoad("inst-a", 1000, 2));
+  const std::vector<PoolInstance> instances = KVPOOL_IT_VALUE(sched.client().ListInstances());
+  REQUIRE(instances.size() == 2);
+  CHECK(instances[0].instance_id == "inst-a");
+  CHECK(instances[0].node_id == "node-a");
+  CHECK(instances[0].queued_prompt_tokens == 1000);
+  CHECK(instances[0].running_requests == 2);
+  CHECK(instances[0].alive);
+
   // kvpoolctl shows the same through the scheduler.
   std::string hex;
   for (const BlockHash& h : hashes) hex += (hex.empty() ? "" : ",") + h.ToHex();
@@ -255,6 +265,14 @@ TEST_CASE("kvpool-scheduler: routes to the instance whose node holds the prompt,
   REQUIRE(nj["nodes"].size() == 2);
   CHECK(nj["nodes"][1]["node_id"] == "node-b");
   CHECK(nj["nodes"][1]["indexed_blocks"]["host"] == 8);
+
+  CommandResult insts = RunKvpoolctl(a.address(), {"instances", "--json", sched_flag});
+  INFO(insts.err);
+  REQUIRE(insts.exit_code == 0);
+  const nlohmann::json ij = nlohmann::json::parse(insts.out);
+  REQUIRE(ij["instances"].size() == 2);
+  CHECK(ij["instances"][0]["queued_prompt_tokens"] == 1000);
+  CHECK(ij["instances"][1]["role"] == "colocated");
 
   CommandResult lookup = RunKvpoolctl(a.address(), {"lookup", kNs, "--hashes", hex, "--json",
                                                     sched_flag});
