@@ -1,5 +1,6 @@
 #include "daemon/scheduler_service.h"
 
+#include <algorithm>
 #include <optional>
 #include <span>
 #include <string>
@@ -393,6 +394,61 @@ grpc::Status SchedulerService::ListNodes(grpc::ServerContext*, const v1::ListNod
       ToProto(index_.NodeBlocks(node.id), out->mutable_indexed_blocks());
       const auto stream = index_.StreamState(node.id);
       out->set_synced(stream.has_value() && !stream->needs_resync);
+    }
+    return Status::Ok();
+  });
+}
+
+grpc::Status SchedulerService::GetIndexStats(grpc::ServerContext*,
+                                             const v1::GetIndexStatsRequest* req,
+                                             v1::GetIndexStatsResponse* resp) {
+  return Serve([&]() -> Status {
+    if (req->top() > 1000) {
+      return InvalidArgumentError("top must be at most 1000, got " + std::to_string(req->top()));
+    }
+    const size_t top = req->top() == 0 ? 10 : req->top();
+    absl::MutexLock lock(&mu_);
+    resp->set_blocks(index_.blocks());
+    resp->set_copies(index_.copies());
+    resp->set_memory_bytes(index_.MemoryBytes());
+    for (const std::string& ns : index_.Namespaces()) {
+      v1::NamespaceBlockCount* out = resp->add_namespaces();
+      out->set_namespace_(ns);
+      out->set_blocks(index_.FindNamespace(ns)->size());
+    }
+    for (const std::string& id : index_.NodeIds()) {
+      v1::NodeBlockCount* out = resp->add_nodes();
+      out->set_node_id(id);
+      ToProto(index_.NodeBlocks(id), out->mutable_blocks());
+    }
+    // The most replicated blocks: a bounded min-heap on holder count over one pass of the index.
+    struct Candidate {
+      size_t holders;
+      std::string ns;
+      BlockHash hash;
+      std::vector<scheduler::NodeIndex> nodes;
+    };
+    auto fewer = [](const Candidate& a, const Candidate& b) { return a.holders > b.holders; };
+    std::vector<Candidate> heap;
+    index_.ForEach([&](std::string_view ns, const BlockHash& hash,
+                       std::span<const scheduler::Holder> holders) {
+      if (heap.size() == top && holders.size() <= heap.front().holders) return;
+      Candidate c{holders.size(), std::string(ns), hash, {}};
+      for (const scheduler::Holder& h : holders) c.nodes.push_back(h.node);
+      heap.push_back(std::move(c));
+      std::push_heap(heap.begin(), heap.end(), fewer);
+      if (heap.size() > top) {
+        std::pop_heap(heap.begin(), heap.end(), fewer);
+        heap.pop_back();
+      }
+    });
+    std::sort_heap(heap.begin(), heap.end(), fewer);
+    for (const Candidate& c : heap) {
+      v1::ReplicatedBlock* out = resp->add_most_replicated();
+      out->set_namespace_(c.ns);
+      const auto bytes = c.hash.Bytes();
+      out->set_hash(std::string(bytes.begin(), bytes.end()));
+      for (scheduler::NodeIndex n : c.nodes) out->add_node_ids(index_.node_id(n));
     }
     return Status::Ok();
   });

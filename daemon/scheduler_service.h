@@ -63,6 +63,9 @@ class SchedulerService final : public v1::Scheduler::Service {
   grpc::Status ListInstances(grpc::ServerContext*, const v1::ListInstancesRequest*,
                              v1::ListInstancesResponse*) override;
 
+  grpc::Status GetIndexStats(grpc::ServerContext*, const v1::GetIndexStatsRequest*,
+                             v1::GetIndexStatsResponse*) override;
+
   /// Removes members whose heartbeats stopped and drops dead nodes' blocks from the index.
   /// Returns the expired members (for logging).
   scheduler::ExpiredMembers ExpireDead();

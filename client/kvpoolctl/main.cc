@@ -55,6 +55,11 @@ int main(int argc, char** argv) {
   auto* nodes_cmd = app.add_subcommand("nodes", "The pool's nodes as kvpool-scheduler sees them");
   auto* instances_cmd =
       app.add_subcommand("instances", "Inference instances and their load (scheduler)");
+  uint32_t tree_top = 10;
+  auto* tree_cmd = app.add_subcommand(
+      "tree", "Global index: blocks, per node and namespace, memory, most replicated blocks");
+  tree_cmd->add_option("--top", tree_top, "How many of the most replicated blocks to list")
+      ->capture_default_str();
   auto add_prompt = [](CLI::App* cmd, ctl::PromptFlags* p) {
     cmd->add_option("namespace", p->ns, "Namespace name")->required();
     cmd->add_option("--tokens-file", p->tokens_file,
@@ -86,13 +91,14 @@ int main(int argc, char** argv) {
   ClientOptions options;
   options.timeout_ms = flags.timeout_ms;
   options.connect_timeout_ms = flags.timeout_ms;
-  if (nodes_cmd->parsed() || instances_cmd->parsed() || lookup_cmd->parsed() ||
+  if (nodes_cmd->parsed() || instances_cmd->parsed() || tree_cmd->parsed() || lookup_cmd->parsed() ||
       route_cmd->parsed()) {
     Result<std::unique_ptr<SchedulerClient>> sched =
         SchedulerClient::Connect(scheduler_address, options);
     if (!sched.ok()) return ctl::ReportError(flags, sched.status());
     if (nodes_cmd->parsed()) return ctl::RunNodes(**sched, flags);
     if (instances_cmd->parsed()) return ctl::RunInstances(**sched, flags);
+    if (tree_cmd->parsed()) return ctl::RunTree(**sched, flags, tree_top);
     if (lookup_cmd->parsed()) return ctl::RunLookup(**sched, flags, lookup);
     return ctl::RunRoute(**sched, flags, route);
   }

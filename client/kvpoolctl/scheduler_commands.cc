@@ -110,6 +110,55 @@ int RunInstances(SchedulerClient& client, const GlobalFlags& flags) {
   return 0;
 }
 
+int RunTree(SchedulerClient& client, const GlobalFlags& flags, uint32_t top) {
+  Result<PoolIndexStats> stats = client.GetIndexStats(top);
+  if (!stats.ok()) return ReportError(flags, stats.status());
+  if (flags.json) {
+    json namespaces = json::array(), nodes = json::array(), replicated = json::array();
+    for (const auto& [ns, blocks] : stats->namespace_blocks) {
+      namespaces.push_back(json{{"namespace", ns}, {"blocks", blocks}});
+    }
+    for (const auto& [node, counts] : stats->node_blocks) {
+      nodes.push_back(json{{"node_id", node}, {"blocks", counts.total()}, {"host", counts.host},
+                           {"gpu", counts.gpu}, {"disk", counts.disk}});
+    }
+    for (const auto& r : stats->most_replicated) {
+      replicated.push_back(json{{"namespace", r.ns}, {"hash", r.hash.ToHex()}, {"node_ids", r.node_ids}});
+    }
+    Print(json{{"blocks", stats->blocks}, {"copies", stats->copies},
+               {"memory_bytes", stats->memory_bytes}, {"namespaces", namespaces},
+               {"nodes", nodes}, {"most_replicated", replicated}});
+    return 0;
+  }
+  const double per_block = stats->blocks == 0 ? 0.0 : static_cast<double>(stats->memory_bytes) / stats->blocks;
+  std::cout << "global index: " << stats->blocks << " blocks, " << stats->copies << " copies, "
+            << FormatBytes(stats->memory_bytes) << " (" << FormatFixed(per_block, 1)
+            << " B/block)\n\n";
+  TextTable ns_table({"NAMESPACE", "BLOCKS"});
+  for (const auto& [ns, blocks] : stats->namespace_blocks) ns_table.AddRow({ns, std::to_string(blocks)});
+  if (!ns_table.empty()) {
+    ns_table.Print(std::cout);
+    std::cout << "\n";
+  }
+  TextTable node_table({"NODE", "BLOCKS", "HOST", "GPU", "DISK"});
+  for (const auto& [node, c] : stats->node_blocks) {
+    node_table.AddRow({node, std::to_string(c.total()), std::to_string(c.host),
+                       std::to_string(c.gpu), std::to_string(c.disk)});
+  }
+  if (!node_table.empty()) {
+    node_table.Print(std::cout);
+    std::cout << "\n";
+  }
+  TextTable rep({"NAMESPACE", "MOST REPLICATED BLOCK", "COPIES", "NODES"});
+  for (const auto& r : stats->most_replicated) {
+    std::string nodes;
+    for (const auto& n : r.node_ids) nodes += (nodes.empty() ? "" : ",") + n;
+    rep.AddRow({r.ns, r.hash.ToHex(), std::to_string(r.node_ids.size()), nodes});
+  }
+  if (!rep.empty()) rep.Print(std::cout);
+  return 0;
+}
+
 int RunLookup(SchedulerClient& client, const GlobalFlags& flags, const PromptFlags& prompt) {
   Result<std::vector<BlockHash>> hashes = PromptHashes(prompt);
   if (!hashes.ok()) return ReportError(flags, hashes.status());

@@ -31,6 +31,7 @@ struct RouteFlags {
 
 int RunNodes(SchedulerClient& client, const GlobalFlags& flags);
 int RunInstances(SchedulerClient& client, const GlobalFlags& flags);
+int RunTree(SchedulerClient& client, const GlobalFlags& flags, uint32_t top);
 int RunLookup(SchedulerClient& client, const GlobalFlags& flags, const PromptFlags& prompt);
 int RunRoute(SchedulerClient& client, const GlobalFlags& flags, const RouteFlags& route);
 

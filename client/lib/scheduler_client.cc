@@ -168,6 +168,26 @@ Result<std::vector<PoolInstance>> SchedulerClient::ListInstances() {
   return out;
 }
 
+Result<PoolIndexStats> SchedulerClient::GetIndexStats(uint32_t top) {
+  v1::GetIndexStatsRequest req;
+  req.set_top(top);
+  v1::GetIndexStatsResponse resp;
+  KVPOOL_RETURN_IF_ERROR(impl_->Call(&v1::Scheduler::Stub::GetIndexStats, req, &resp));
+  PoolIndexStats out;
+  out.blocks = resp.blocks();
+  out.copies = resp.copies();
+  out.memory_bytes = resp.memory_bytes();
+  for (const auto& ns : resp.namespaces()) out.namespace_blocks.emplace_back(ns.namespace_(), ns.blocks());
+  for (const auto& n : resp.nodes()) out.node_blocks.emplace_back(n.node_id(), FromProto(n.blocks()));
+  for (const auto& r : resp.most_replicated()) {
+    if (r.hash().size() != kBlockHashBytes) return InternalError("scheduler sent a malformed hash");
+    out.most_replicated.push_back(PoolIndexStats::Replicated{
+        r.namespace_(), BlockHash::FromBytes(reinterpret_cast<const uint8_t*>(r.hash().data())),
+        {r.node_ids().begin(), r.node_ids().end()}});
+  }
+  return out;
+}
+
 Status SchedulerClient::RegisterInstance(std::string_view instance_id, std::string_view role,
                                          std::string_view node_id,
                                          uint32_t max_running_requests) {

@@ -144,6 +144,22 @@ struct PoolInstance {
   int64_t last_report_age_ms = 0;
 };
 
+/// A summary of the scheduler's global index (kvpoolctl tree).
+struct PoolIndexStats {
+  uint64_t blocks = 0;        ///< distinct blocks held by at least one node
+  uint64_t copies = 0;        ///< block copies (sum of holder counts)
+  uint64_t memory_bytes = 0;  ///< heap bytes of the global index
+  std::vector<std::pair<std::string, uint64_t>> namespace_blocks;
+  std::vector<std::pair<std::string, SchedulerTierCounts>> node_blocks;
+  struct Replicated {
+    std::string ns;
+    BlockHash hash;
+    std::vector<std::string> node_ids;
+  };
+  /// The blocks held by the most nodes, most first.
+  std::vector<Replicated> most_replicated;
+};
+
 /// A connection to kvpool-scheduler.
 ///
 /// Every call is a blocking unary RPC returning the scheduler's status unchanged:
@@ -172,6 +188,9 @@ class SchedulerClient {
   Result<std::vector<PoolNode>> ListNodes();
   /// Every registered inference instance, by id.
   Result<std::vector<PoolInstance>> ListInstances();
+  /// Size of the global index, per namespace and node, and its `top` most replicated blocks
+  /// (0: 10; INVALID_ARGUMENT above 1000).
+  Result<PoolIndexStats> GetIndexStats(uint32_t top = 0);
   /// Registers (or re-registers) an inference instance. `role`: prefill, decode or colocated.
   Status RegisterInstance(std::string_view instance_id, std::string_view role,
                           std::string_view node_id, uint32_t max_running_requests = 0);

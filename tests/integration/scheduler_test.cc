@@ -274,6 +274,19 @@ TEST_CASE("kvpool-scheduler: routes to the instance whose node holds the prompt,
   CHECK(ij["instances"][0]["queued_prompt_tokens"] == 1000);
   CHECK(ij["instances"][1]["role"] == "colocated");
 
+  CommandResult tree = RunKvpoolctl(a.address(), {"tree", "--json", sched_flag});
+  INFO(tree.err);
+  REQUIRE(tree.exit_code == 0);
+  const nlohmann::json tj = nlohmann::json::parse(tree.out);
+  CHECK(tj["blocks"] == 8);
+  CHECK(tj["copies"] == 8);
+  CHECK(tj["memory_bytes"].get<uint64_t>() > 0);
+  REQUIRE(tj["namespaces"].size() == 1);
+  CHECK(tj["namespaces"][0]["blocks"] == 8);
+  REQUIRE(tj["most_replicated"].size() == 8);
+  CHECK(tj["most_replicated"][0]["node_ids"][0] == "node-b");
+  CHECK(RunKvpoolctl(a.address(), {"tree", "--top", "5000", sched_flag}).exit_code == 1);
+
   CommandResult lookup = RunKvpoolctl(a.address(), {"lookup", kNs, "--hashes", hex, "--json",
                                                     sched_flag});
   INFO(lookup.err);
