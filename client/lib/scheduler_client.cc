@@ -168,6 +168,18 @@ Result<std::vector<PoolInstance>> SchedulerClient::ListInstances() {
   return out;
 }
 
+Result<Placement> SchedulerClient::Place(std::string_view ns, uint64_t n_blocks,
+                                         std::span<const std::string> allowed_nodes, Tier tier) {
+  v1::PlaceRequest req;
+  req.set_namespace_(std::string(ns));
+  req.set_n_blocks(n_blocks);
+  for (const std::string& n : allowed_nodes) req.add_allowed_nodes(n);
+  req.set_tier(rpc::ToProto(tier));
+  v1::PlaceResponse resp;
+  KVPOOL_RETURN_IF_ERROR(impl_->Call(&v1::Scheduler::Stub::Place, req, &resp));
+  return Placement{resp.node_id(), resp.free_bytes(), resp.needed_bytes(), resp.reason()};
+}
+
 Result<PoolIndexStats> SchedulerClient::GetIndexStats(uint32_t top) {
   v1::GetIndexStatsRequest req;
   req.set_top(top);

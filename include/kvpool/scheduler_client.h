@@ -144,6 +144,14 @@ struct PoolInstance {
   int64_t last_report_age_ms = 0;
 };
 
+/// Where the scheduler would store new blocks.
+struct Placement {
+  std::string node_id;
+  uint64_t free_bytes = 0;    ///< free bytes of the chosen node in the tier
+  uint64_t needed_bytes = 0;  ///< n_blocks x the namespace's block bytes
+  std::string reason;
+};
+
 /// A summary of the scheduler's global index (kvpoolctl tree).
 struct PoolIndexStats {
   uint64_t blocks = 0;        ///< distinct blocks held by at least one node
@@ -186,6 +194,11 @@ class SchedulerClient {
   Result<RouteAnswer> Route(const RouteQuery& query);
   /// Every registered node, by id.
   Result<std::vector<PoolNode>> ListNodes();
+  /// The node that should store `n_blocks` new blocks of `ns`: the live node with the most free
+  /// capacity in `tier` among `allowed_nodes` (empty: all). UNAVAILABLE when none is live.
+  Result<Placement> Place(std::string_view ns, uint64_t n_blocks,
+                          std::span<const std::string> allowed_nodes = {},
+                          Tier tier = Tier::kHost);
   /// Every registered inference instance, by id.
   Result<std::vector<PoolInstance>> ListInstances();
   /// Size of the global index, per namespace and node, and its `top` most replicated blocks

@@ -244,6 +244,14 @@ TEST_CASE("kvpool-scheduler: routes to the instance whose node holds the prompt,
                         "nobody");
   KVPOOL_IT_VALUE(sched.client().ListNodes());
 
+  // Placement names a live node, honours the allowed list, and refuses an unknown one.
+  const Placement anywhere = KVPOOL_IT_VALUE(sched.client().Place(kNs, 4));
+  CHECK((anywhere.node_id == "node-a" || anywhere.node_id == "node-b"));
+  const std::vector<std::string> only_a = {"node-a"};
+  CHECK(KVPOOL_IT_VALUE(sched.client().Place(kNs, 4, only_a)).node_id == "node-a");
+  const std::vector<std::string> nobody = {"node-zzz"};
+  CHECK_FALSE(sched.client().Place(kNs, 4, nobody).ok());
+
   // Reported load shows in the instance list, next to the scheduler's estimate.
   KVPOOL_IT_REQUIRE_OK(sched.client().ReportLoad("inst-a", 1000, 2));
   const std::vector<PoolInstance> instances = KVPOOL_IT_VALUE(sched.client().ListInstances());
