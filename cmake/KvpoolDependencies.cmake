@@ -3,6 +3,7 @@ find_package(Threads REQUIRED)
 find_package(Protobuf REQUIRED)           # CMake's FindProtobuf: protobuf::libprotobuf, protoc
 find_package(gRPC CONFIG REQUIRED)        # needs protobuf-compiler-grpc for the plugin check
 find_package(absl CONFIG REQUIRED)
+find_package(ucx CONFIG REQUIRED)          # data plane: ucx::ucp, ucx::ucs (src/transport only)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
 find_package(CLI11 CONFIG REQUIRED)       # command-line parsing in the mains only

@@ -8,6 +8,8 @@ PACKAGES=(
   g++ cmake ninja-build pkg-config
   # control plane
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
+  # data plane (UCX; ucx-utils brings ucx_perftest, the transfer benchmarks' reference)
+  libucx-dev ucx-utils
   # hashing, CLI parsing, JSON output
   libxxhash-dev libcli11-dev nlohmann-json3-dev
   # tests

@@ -1,11 +1,15 @@
 #include "transport/transfer_engine.h"
 
-#include <poll.h>
 #include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <optional>
@@ -20,6 +24,7 @@
 #include "absl/time/time.h"
 #include "common/logging.h"
 #include "transport/ucx_handles.h"
+#include "transport/worker_address.h"
 
 namespace kvpool::transport {
 
@@ -29,6 +34,7 @@ namespace internal {
 // `done.Notify()`; Notify/HasBeenNotified order that write before every read.
 struct TransferState {
   uint64_t size_bytes = 0;
+  int64_t wait_spin_us = 0;  // TransferEngineOptions::wait_spin_us
   Status status;
   absl::Notification done;
 
@@ -46,10 +52,12 @@ bool TransferHandle::Poll() const { return state_ == nullptr || state_->done.Has
 
 Status TransferHandle::Wait(int64_t timeout_ms) const {
   if (state_ == nullptr) return FailedPreconditionError("Wait on an empty TransferHandle");
-  if (!state_->done.HasBeenNotified()) {
-    // A short spin first: small transfers finish within microseconds, and a futex sleep and
-    // wake-up would cost more than the transfer itself.
-    const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(20);
+  if (!state_->done.HasBeenNotified() && state_->wait_spin_us > 0 && timeout_ms > 0) {
+    // Poll first: most transfers finish within tens of microseconds, and a futex sleep and
+    // wake-up would add as much again.
+    const auto spin_until = std::chrono::steady_clock::now() +
+                            std::chrono::microseconds(std::min(state_->wait_spin_us,
+                                                               timeout_ms * 1000));
     while (!state_->done.HasBeenNotified() && std::chrono::steady_clock::now() < spin_until) {
     }
   }
@@ -77,6 +85,44 @@ int64_t NowUs() {
       .count();
 }
 
+// How often a busy progress thread checks whether watched peer processes exited. An idle one
+// sleeps on the same epoll set and wakes at once.
+constexpr int64_t kPeerProcessCheckIntervalUs = 1000;
+
+// With transfers in flight, the progress thread polls this long after the last event before it
+// sleeps, and then sleeps at most kInFlightSleepMs.
+constexpr int64_t kInFlightSpinUs = 2000;
+constexpr int kInFlightSleepMs = 1;
+
+// Owns a file descriptor.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  ~UniqueFd() { reset(); }
+  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  void reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+std::string ErrnoText(int err) { return std::strerror(err); }
+
 // Above this many cached remote keys per peer, an idle peer's cache is cleared before the next
 // unpack. kvpool peers publish a handful of regions each, so this only bounds pathological use.
 constexpr size_t kMaxCachedRemoteKeysPerPeer = 1024;
@@ -99,7 +145,13 @@ class TransferEngine::Impl {
   struct Peer {
     Impl* engine = nullptr;
     uint64_t id = 0;
-    std::string address;
+    std::string address;  // the full engine address (envelope)
+    uint32_t pid = 0;
+    bool same_host = false;
+    // UCP_ERR_HANDLING_MODE_PEER (else NONE, with `pidfd` watching the process).
+    bool ucx_error_handling = true;
+    // Readable once the peer's process exited; registered in epoll_fd_ with the peer's id.
+    UniqueFd pidfd;
     PeerState state = PeerState::kConnected;
     Status failure;  // set when state becomes kFailed
     size_t outstanding_batches = 0;
@@ -130,6 +182,8 @@ class TransferEngine::Impl {
     std::shared_ptr<internal::TransferState> state;
     size_t pending = 0;  // UCX requests (and the submission guard) not yet completed
     ucs_status_t first_error = UCS_OK;
+    // Set when the batch fails before reaching UCX; Finish reports it.
+    std::optional<Status> early_status;
   };
 
   explicit Impl(const TransferEngineOptions& options) : options_(options) {}
@@ -156,6 +210,11 @@ class TransferEngine::Impl {
   void StartBatch(Batch* batch);
   void Finish(Batch* batch);
   void BeginClose(Peer* peer, bool force);
+  void MarkFailed(Peer* peer, Status why);
+  void StopWatching(Peer* peer);
+  // Waits up to `timeout_ms` on the worker's event fd and the watched peer processes; fails the
+  // peers whose process exited.
+  void WaitForEvents(int timeout_ms);
   void ProcessPeerEvents();
   void Loop();
   void ShutdownOnThread();
@@ -170,8 +229,12 @@ class TransferEngine::Impl {
   // outlives everything else.
   UcpContext context_;
   UcpWorker worker_;
+  ProcessIdentity identity_;
+  bool shared_memory_ = false;  // the context opened a shared-memory transport
   std::string worker_address_;
-  int event_fd_ = -1;
+  int event_fd_ = -1;  // owned by worker_
+  // The worker's event fd (data 0) and every watched peer's pidfd (data = peer id).
+  UniqueFd epoll_fd_;
   std::thread thread_;
 
   // ---- Work queue: any thread -> progress thread.
@@ -212,14 +275,32 @@ Status TransferEngine::Impl::Init() {
     return InvalidArgumentError("idle_spin_us must be >= 0, got " +
                                 std::to_string(options_.idle_spin_us));
   }
+  if (options_.wait_spin_us < 0) {
+    return InvalidArgumentError("wait_spin_us must be >= 0, got " +
+                                std::to_string(options_.wait_spin_us));
+  }
   UcpContextOptions context_options;
   context_options.tls = options_.tls;
   context_options.config = options_.ucx_config;
   context_options.name = options_.name;
   KVPOOL_ASSIGN_OR_RETURN(context_, UcpContext::Create(context_options));
   KVPOOL_ASSIGN_OR_RETURN(worker_, UcpWorker::Create(context_));
-  KVPOOL_ASSIGN_OR_RETURN(worker_address_, worker_.PackedAddress());
+  KVPOOL_ASSIGN_OR_RETURN(identity_, CurrentProcessIdentity());
+  shared_memory_ = context_.HasSharedMemoryTransport();
+  WorkerAddress address;
+  address.process = identity_;
+  address.shared_memory = shared_memory_;
+  KVPOOL_ASSIGN_OR_RETURN(address.ucx_address, worker_.PackedAddress());
+  worker_address_ = EncodeWorkerAddress(address);
   KVPOOL_ASSIGN_OR_RETURN(event_fd_, worker_.EventFd());
+  epoll_fd_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_fd_.valid()) return InternalError("epoll_create1: " + ErrnoText(errno));
+  epoll_event event{};
+  event.events = EPOLLIN;
+  event.data.u64 = 0;
+  if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, event_fd_, &event) != 0) {
+    return InternalError("epoll_ctl(worker fd): " + ErrnoText(errno));
+  }
   // Hand-off: everything above happens-before the thread starts; from here on only the
   // progress thread calls into UCX.
   thread_ = std::thread([this] { Loop(); });
@@ -294,6 +375,7 @@ auto TransferEngine::Impl::RunOnProgressThread(Fn&& fn) -> decltype(fn()) {
 
 void TransferEngine::Impl::Loop() {
   int64_t last_activity_us = NowUs();
+  int64_t last_process_check_us = last_activity_us;
   while (true) {
     bool did_work = false;
     if (queue_nonempty_.load()) {
@@ -311,16 +393,26 @@ void TransferEngine::Impl::Loop() {
       if (stopping) break;
     }
     while (worker_.Progress() != 0) did_work = true;
+    const int64_t now_us = NowUs();
+    if (now_us - last_process_check_us >= kPeerProcessCheckIntervalUs) {
+      WaitForEvents(0);
+      last_process_check_us = now_us;
+    }
     if (!newly_failed_.empty() || !closing_peers_.empty()) ProcessPeerEvents();
 
-    const int64_t now_us = NowUs();
     if (did_work) {
       last_activity_us = now_us;
       continue;
     }
-    // Busy-poll while bytes are in flight: completions on shared memory raise no event.
-    if (!live_batches_.empty()) continue;
-    if (now_us - last_activity_us < options_.idle_spin_us) continue;
+    // Poll without sleeping for a while after the last event: the next request or completion
+    // usually follows within microseconds, and a sleep and wake-up would cost more. With
+    // transfers in flight the window is longer, and the sleep after it short, because not every
+    // completion raises an event on the worker's fd; a transfer stuck on a hung peer then costs
+    // little CPU.
+    const bool in_flight = !live_batches_.empty();
+    const int64_t spin_us =
+        in_flight ? std::max(options_.idle_spin_us, kInFlightSpinUs) : options_.idle_spin_us;
+    if (now_us - last_activity_us < spin_us) continue;
 
     // Arm first: it consumes pending signals, so a signal sent before the sleeping_ store below
     // must not be lost; the queue check after the store catches work enqueued in between.
@@ -330,10 +422,9 @@ void TransferEngine::Impl::Loop() {
       sleeping_.store(false);
       continue;
     }
-    pollfd fd{event_fd_, POLLIN, 0};
-    ::poll(&fd, 1, static_cast<int>(options_.idle_wakeup_ms));
+    WaitForEvents(in_flight ? kInFlightSleepMs : static_cast<int>(options_.idle_wakeup_ms));
     sleeping_.store(false);
-    last_activity_us = NowUs();
+    // last_activity_us stays: if the wake-up brought work, the next round records it.
   }
   ShutdownOnThread();
 }
@@ -444,12 +535,60 @@ Result<PeerId> TransferEngine::Impl::ConnectOnThread(std::string_view address) {
     if (peer->state == PeerState::kConnected) return PeerId{peer->id};
     peer_by_address_.erase(cached);
   }
+  Result<WorkerAddress> decoded = DecodeWorkerAddress(address);
+  if (!decoded.ok()) return decoded.status().WithContext("Connect");
+  const ProcessIdentity& process = decoded->process;
+
   auto peer = std::make_unique<Peer>();
   peer->engine = this;
   peer->id = next_peer_id_++;
   peer->address = std::string(address);
+  peer->pid = process.pid;
+  peer->same_host = process.SameHostAs(identity_);
+  if (peer->same_host && process.pid != identity_.pid) {
+    // Watch the process: its exit fails the peer at once, whatever the transport.
+    const int fd = static_cast<int>(::syscall(SYS_pidfd_open, process.pid, 0));
+    if (fd < 0 && errno == ESRCH) {
+      return UnavailableError("Connect: peer process " + std::to_string(process.pid) +
+                              " has exited");
+    }
+    if (fd >= 0) {
+      peer->pidfd = UniqueFd(fd);
+      // The pid may already belong to a newer process: the start time tells.
+      Result<uint64_t> start = ProcessStartTimeTicks(static_cast<pid_t>(process.pid));
+      if (!start.ok() || *start != process.start_time_ticks) {
+        return UnavailableError("Connect: peer process " + std::to_string(process.pid) +
+                                " has exited (the pid now names another process)");
+      }
+    } else {
+      KVPOOL_LOG(WARNING) << options_.name << ": pidfd_open(" << process.pid
+                          << ") failed: " << ErrnoText(errno)
+                          << "; relying on UCX to detect the peer's failure";
+    }
+  }
+  // Error handling NONE only where the pid watch replaces it (or the peer shares this process,
+  // so it cannot die alone) and both sides can use shared memory (so UCX picks posix/sysv, not
+  // TCP, which needs PEER mode to survive a dead peer).
+  const bool same_process = peer->same_host && process.pid == identity_.pid;
+  peer->ucx_error_handling =
+      !(options_.peer_error_mode == PeerErrorMode::kAuto &&
+        (peer->pidfd.valid() || same_process) && shared_memory_ && decoded->shared_memory);
+  if (!peer->ucx_error_handling) {
+    KVPOOL_LOG(DEBUG) << options_.name << ": peer " << peer->id << " (pid " << process.pid
+                      << ") is on this host: UCX error handling NONE, process watched";
+  }
   KVPOOL_ASSIGN_OR_RETURN(peer->endpoint,
-                          UcpEndpoint::Create(worker_, address, &Impl::OnPeerError, peer.get()));
+                          UcpEndpoint::Create(worker_, decoded->ucx_address,
+                                              peer->ucx_error_handling, &Impl::OnPeerError,
+                                              peer.get()));
+  if (peer->pidfd.valid()) {
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.u64 = peer->id;
+    if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, peer->pidfd.get(), &event) != 0) {
+      return InternalError("epoll_ctl(pidfd): " + ErrnoText(errno));
+    }
+  }
   const uint64_t id = peer->id;
   peer_by_address_[peer->address] = id;
   peers_.emplace(id, std::move(peer));
@@ -470,8 +609,11 @@ Status TransferEngine::Impl::DisconnectOnThread(uint64_t id) {
   }
   const bool already_closing = peer->closing || !peer->endpoint.is_open();
   peer->state = PeerState::kDisconnected;
+  StopWatching(peer);
   if (!already_closing) {
-    BeginClose(peer, /*force=*/false);
+    // Forced: Disconnect is how a caller gives up on a slow or hung peer, so operations still
+    // in flight end now (CANCELED) instead of waiting for a flush that may never come.
+    BeginClose(peer, /*force=*/true);
   } else if (std::find(closing_peers_.begin(), closing_peers_.end(), id) ==
              closing_peers_.end()) {
     closing_peers_.push_back(id);  // a failed peer, closed already: reap it
@@ -497,19 +639,44 @@ void TransferEngine::Impl::BeginClose(Peer* peer, bool force) {
 
 void TransferEngine::Impl::OnPeerError(void* arg, ucp_ep_h /*ep*/, ucs_status_t status) {
   auto* peer = static_cast<Peer*>(arg);
+  peer->engine->MarkFailed(peer, UnavailableError("peer " + std::to_string(peer->id) +
+                                                  " failed: " + ucs_status_string(status)));
+}
+
+void TransferEngine::Impl::MarkFailed(Peer* peer, Status why) {
   if (peer->state != PeerState::kConnected) return;
   peer->state = PeerState::kFailed;
-  peer->failure = UnavailableError("peer " + std::to_string(peer->id) +
-                                   " failed: " + ucs_status_string(status));
-  // UCX wants the endpoint closed, but not from inside its own callback.
-  peer->engine->newly_failed_.push_back(peer);
+  peer->failure = std::move(why);
+  StopWatching(peer);
+  // The endpoint must be closed, but not from inside a UCX callback: ProcessPeerEvents does it.
+  newly_failed_.push_back(peer);
+}
+
+void TransferEngine::Impl::StopWatching(Peer* peer) {
+  if (!peer->pidfd.valid()) return;
+  ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, peer->pidfd.get(), nullptr);
+  peer->pidfd.reset();
+}
+
+void TransferEngine::Impl::WaitForEvents(int timeout_ms) {
+  epoll_event events[16];
+  const int n = ::epoll_wait(epoll_fd_.get(), events, 16, timeout_ms);
+  for (int i = 0; i < n; ++i) {
+    const uint64_t id = events[i].data.u64;
+    if (id == 0) continue;  // the worker: the caller progresses it next
+    auto it = peers_.find(id);
+    if (it == peers_.end()) continue;
+    Peer* peer = it->second.get();
+    MarkFailed(peer, UnavailableError("peer " + std::to_string(id) + ": its process " +
+                                      std::to_string(peer->pid) + " exited"));
+  }
 }
 
 void TransferEngine::Impl::ProcessPeerEvents() {
   std::vector<Peer*> failed;
   failed.swap(newly_failed_);
   for (Peer* peer : failed) {
-    KVPOOL_LOG(WARNING) << options_.name << ": " << peer->failure.message();
+    KVPOOL_LOG(INFO) << options_.name << ": " << peer->failure.message();
     auto by_address = peer_by_address_.find(peer->address);
     if (by_address != peer_by_address_.end() && by_address->second == peer->id) {
       peer_by_address_.erase(by_address);
@@ -573,6 +740,7 @@ Result<TransferHandle> TransferEngine::Impl::Submit(bool is_put, PeerId peer,
   batch->rkey = remote.rkey;
   batch->ops.reserve(ops.size());
   batch->state = std::make_shared<internal::TransferState>();
+  batch->state->wait_spin_us = options_.wait_spin_us;
 
   uint64_t total_bytes = 0;
   for (size_t i = 0; i < ops.size(); ++i) {
@@ -653,13 +821,13 @@ void TransferEngine::Impl::StartBatch(Batch* batch) {
   live_batches_.insert(batch);
   auto peer_it = peers_.find(batch->peer_id);
   if (peer_it == peers_.end() || peer_it->second->state == PeerState::kDisconnected) {
-    batch->state->Complete(NotFoundError("no peer with id " + std::to_string(batch->peer_id)));
+    batch->early_status = NotFoundError("no peer with id " + std::to_string(batch->peer_id));
     Finish(batch);
     return;
   }
   Peer* peer = peer_it->second.get();
   if (peer->state == PeerState::kFailed) {
-    batch->state->Complete(peer->failure);
+    batch->early_status = peer->failure;
     Finish(batch);
     return;
   }
@@ -673,7 +841,7 @@ void TransferEngine::Impl::StartBatch(Batch* batch) {
     }
     Result<RemoteKey> unpacked = RemoteKey::Unpack(peer->endpoint, batch->rkey);
     if (!unpacked.ok()) {
-      batch->state->Complete(unpacked.status().WithContext("unpacking the remote key"));
+      batch->early_status = unpacked.status().WithContext("unpacking the remote key");
       Finish(batch);
       return;
     }
@@ -722,25 +890,25 @@ void TransferEngine::Impl::StartBatch(Batch* batch) {
 }
 
 void TransferEngine::Impl::Finish(Batch* batch) {
-  if (!batch->state->done.HasBeenNotified()) {
-    Status status;
-    if (batch->first_error != UCS_OK) {
-      Peer* peer = batch->peer;
-      if (peer != nullptr && peer->state == PeerState::kFailed) {
-        status = peer->failure;
-      } else if (batch->first_error == UCS_ERR_CANCELED && peer != nullptr &&
-                 peer->state == PeerState::kDisconnected) {
-        status = CancelledError("peer " + std::to_string(batch->peer_id) +
-                                " was disconnected before the transfer completed");
-      } else {
-        status = UnavailableError(std::string(batch->is_put ? "Put" : "Get") + " to peer " +
-                                  std::to_string(batch->peer_id) +
-                                  " failed: " + ucs_status_string(batch->first_error));
-      }
+  Status status;
+  if (batch->early_status.has_value()) {
+    status = std::move(*batch->early_status);
+  } else if (batch->first_error != UCS_OK) {
+    Peer* peer = batch->peer;
+    if (peer != nullptr && peer->state == PeerState::kFailed) {
+      status = peer->failure;
+    } else if (batch->first_error == UCS_ERR_CANCELED && peer != nullptr &&
+               peer->state == PeerState::kDisconnected) {
+      status = CancelledError("peer " + std::to_string(batch->peer_id) +
+                              " was disconnected before the transfer completed");
+    } else {
+      status = UnavailableError(std::string(batch->is_put ? "Put" : "Get") + " to peer " +
+                                std::to_string(batch->peer_id) +
+                                " failed: " + ucs_status_string(batch->first_error));
     }
-    batch->state->Complete(std::move(status));
   }
   if (batch->peer != nullptr) --batch->peer->outstanding_batches;
+  // Regions are released before the waiter wakes, so a caller may Deregister right after Wait.
   if (!batch->region_starts.empty()) {
     absl::MutexLock lock(&regions_mu_);
     for (uint64_t start : batch->region_starts) {
@@ -748,6 +916,7 @@ void TransferEngine::Impl::Finish(Batch* batch) {
       if (it != regions_.end()) --it->second.inflight;
     }
   }
+  batch->state->Complete(std::move(status));
   live_batches_.erase(batch);
   delete batch;
 }
@@ -807,7 +976,12 @@ Result<std::string> TransferEngine::DescribePeer(PeerId peer) {
     if (it == impl_->peers_.end() || it->second->state == Impl::PeerState::kDisconnected) {
       return NotFoundError("no peer with id " + std::to_string(static_cast<uint64_t>(peer)));
     }
-    return it->second->endpoint.Describe();
+    const Impl::Peer& p = *it->second;
+    std::string text = "kvpool peer " + std::to_string(p.id) + ": pid " + std::to_string(p.pid) +
+                       (p.same_host ? " on this host" : " on another host") +
+                       ", UCX error handling " + (p.ucx_error_handling ? "PEER" : "NONE") +
+                       (p.pidfd.valid() ? ", process watched" : "") + "\n";
+    return text + p.endpoint.Describe();
   });
 }
 

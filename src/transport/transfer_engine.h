@@ -5,8 +5,10 @@
 // memory peers may read or write, and publishes two things over the control plane (gRPC): its
 // worker_address() and, per region, a RemoteRegion {address, size, packed rkey}. A peer
 // Connect()s to the worker address once and then Put()s into / Get()s from the region directly:
-// the owner of the remote memory runs no code per transfer (on TCP its progress thread services
-// the request; on shared memory and RDMA not even that).
+// the owner of the remote memory runs no code of its own per transfer. (Its progress thread
+// still services the request on TCP, and on shared memory for memory not allocated through UCX,
+// where UCX emulates RMA with messages; UCX-allocated memory on shared memory is mapped and
+// copied by the initiator alone.)
 //
 // No UCX type appears in this header; <ucp/...> stays inside src/transport.
 #pragma once
@@ -96,9 +98,10 @@ class TransferHandle {
   bool valid() const { return state_ != nullptr; }
   /// True once the batch is done (successfully or not). Never blocks.
   bool Poll() const;
-  /// Blocks until the batch is done or `timeout_ms` (>= 0) elapsed. Returns the final status
-  /// (above), or DEADLINE_EXCEEDED when the batch is still running: it keeps running (and may
-  /// still write its destinations) until it completes or its peer is Disconnect()ed.
+  /// Blocks (polling for up to TransferEngineOptions::wait_spin_us first) until the batch is
+  /// done or `timeout_ms` (>= 0) elapsed. Returns the final status (above), or
+  /// DEADLINE_EXCEEDED when the batch is still running: it keeps running (and may still write
+  /// its destinations) until it completes or its peer is Disconnect()ed.
   Status Wait(int64_t timeout_ms) const;
   /// Bytes the batch moves (the sum of its ops' sizes).
   uint64_t size_bytes() const;
@@ -111,6 +114,20 @@ class TransferHandle {
   std::shared_ptr<internal::TransferState> state_;
 };
 
+/// How an engine learns that a peer died.
+enum class PeerErrorMode {
+  /// Peers on the same host (same boot and pid namespace) whose engines both have
+  /// shared-memory transports: UCX error handling NONE, so UCX 1.13 may use posix and sysv (which
+  /// cannot report a dead peer, and are tens of times faster than TCP on loopback), and the engine
+  /// watches the peer process itself through a pidfd: its exit fails the peer at once. Every
+  /// other peer: UCP_ERR_HANDLING_MODE_PEER, UCX reports the failure. A peer in this same process
+  /// (tests) is never detected dead.
+  kAuto,
+  /// UCP_ERR_HANDLING_MODE_PEER for every peer (plus the pidfd watch on the same host). With
+  /// UCX 1.13 same-host traffic then goes over TCP or CMA, and tls "shm" alone cannot connect.
+  kUcxPeer,
+};
+
 /// Options of a TransferEngine.
 struct TransferEngineOptions {
   /// UCX transports, as UCX_TLS names them: "tcp", "shm" (posix, sysv, cma), "posix,cma",
@@ -118,14 +135,20 @@ struct TransferEngineOptions {
   /// peer). Every other UCX_* environment variable always passes through. Default: "".
   std::string tls;
   /// Further UCX settings, (name without "UCX_", value), applied after `tls` and over the
-  /// environment. Example: {"KEEPALIVE_INTERVAL", "1s"} bounds how long a dead peer reached over
-  /// shared memory goes unnoticed (UCX's default is 20 s; TCP notices a dead peer at once).
-  /// Default: none.
+  /// environment. Example: {"KEEPALIVE_INTERVAL", "1s"} bounds how long a silently dead peer on
+  /// another host goes unnoticed (UCX's default is 20 s; a closed TCP connection is noticed at
+  /// once, and a dead process on this host through its pidfd). Default: none.
   std::vector<std::pair<std::string, std::string>> ucx_config;
+  /// How dead peers are detected; see PeerErrorMode. Default: kAuto.
+  PeerErrorMode peer_error_mode = PeerErrorMode::kAuto;
   /// After its last piece of work the progress thread keeps polling this long before it sleeps
   /// on the worker's event fd; longer trades CPU for latency of the next request. Unit:
   /// microseconds. Default: 50.
   int64_t idle_spin_us = 50;
+  /// TransferHandle::Wait polls this long for completion before it sleeps: a sleep and wake-up
+  /// add about 10-20 us, as much as a 1 MiB copy over shared memory takes. 0 sleeps at once
+  /// (less CPU where waits are long). Unit: microseconds. Default: 100.
+  int64_t wait_spin_us = 100;
   /// While idle, the progress thread still wakes this often, so UCX keepalive and peer-failure
   /// detection run. Unit: milliseconds; > 0. Default: 100.
   int64_t idle_wakeup_ms = 100;
@@ -141,16 +164,17 @@ struct TransferEngineOptions {
 /// UCX call after Create happens on that thread; other threads hand it work through a queue and
 /// wake it with ucp_worker_signal). Endpoints are cached per peer worker address.
 ///
-/// Thread-safe: every method may be called from any thread, concurrently. Methods other than
-/// Put/Get and the accessors are synchronous round trips to the progress thread (microseconds
-/// when it is idle); Put/Get only validate and enqueue. No method may be called from a
-/// TransferHandle's waiter while the engine is being destroyed.
+/// Thread-safe: every method may be called from any thread, concurrently, except that nothing
+/// may race with the destructor. Methods other than Put/Get and the accessors are synchronous
+/// round trips to the progress thread (microseconds when it is idle); Put/Get only validate and
+/// enqueue. TransferHandles may outlive the engine (they then read CANCELLED if unfinished).
 class TransferEngine {
  public:
   /// Creates the context and worker and starts the progress thread.
-  /// INVALID_ARGUMENT for bad options (unknown UCX config name, bad value, non-positive
-  /// idle_wakeup_ms); UNAVAILABLE when UCX finds no usable transport (e.g. tls names one that
-  /// does not exist here); INTERNAL for other UCX or system failures.
+  /// INVALID_ARGUMENT for bad options (a UCX setting with a bad value, negative spin times,
+  /// non-positive idle_wakeup_ms; UCX itself only warns about unknown setting names);
+  /// UNAVAILABLE when UCX finds no usable transport (e.g. tls names one that does not exist
+  /// here); INTERNAL for other UCX or system failures.
   static Result<std::unique_ptr<TransferEngine>> Create(const TransferEngineOptions& options);
 
   /// Stops the progress thread: pending requests are run first, endpoints are closed (flushing
@@ -160,7 +184,8 @@ class TransferEngine {
   TransferEngine(const TransferEngine&) = delete;
   TransferEngine& operator=(const TransferEngine&) = delete;
 
-  /// The packed UCX worker address: opaque bytes for peers' Connect().
+  /// This engine's address: opaque bytes for peers' Connect() (UCX's packed worker address in
+  /// an envelope naming this process and host; see worker_address.h).
   const std::string& worker_address() const;
 
   // ---- Memory --------------------------------------------------------------------------------
@@ -182,16 +207,19 @@ class TransferEngine {
 
   // ---- Peers ---------------------------------------------------------------------------------
 
-  /// Returns the endpoint to the worker at `peer_worker_address` (bytes of a peer's
-  /// worker_address(); trusted input), creating it if there is none or the cached one failed
-  /// (a restarted peer has a new address anyway). INVALID_ARGUMENT for empty bytes;
-  /// UNAVAILABLE when the peer cannot be reached with the configured transports.
+  /// Returns the endpoint to the engine at `peer_worker_address` (bytes of a peer's
+  /// worker_address()), creating it if there is none or the cached one failed (a restarted peer
+  /// has a new address anyway). INVALID_ARGUMENT for bytes that are not an engine address
+  /// (checked before UCX parses them; the UCX part inside is trusted); UNAVAILABLE when the peer
+  /// cannot be reached with the configured transports or its process (on this host) is gone.
   Result<PeerId> Connect(std::string_view peer_worker_address);
-  /// Closes the endpoint (flushing first) and forgets the id; batches still running on it end
-  /// CANCELLED if the flush cannot complete them. NOT_FOUND for an unknown id.
+  /// Closes the endpoint at once and forgets the id: batches still running on it end CANCELLED
+  /// (their destination bytes undefined). Wait for the handles first for a graceful close. Use
+  /// it to give up on a hung peer after Wait timed out, and to drop a failed peer's record.
+  /// NOT_FOUND for an unknown or already disconnected id.
   Status Disconnect(PeerId peer);
-  /// OK while the endpoint is usable; UNAVAILABLE (with UCX's reason) once it failed;
-  /// NOT_FOUND for an unknown or disconnected id.
+  /// OK while the endpoint is usable; UNAVAILABLE once it failed (the message says why: UCX's
+  /// error, or the exit of the peer's process); NOT_FOUND for an unknown or disconnected id.
   Status PeerStatus(PeerId peer);
   /// UCX's description of the endpoint's lanes and transports, for logs and tests (the
   /// transports show only after the first transfer completed the wire-up). NOT_FOUND for an
@@ -203,7 +231,8 @@ class TransferEngine {
   /// Writes each op's local bytes to the peer's memory, one-sided. All ops are validated before
   /// anything is submitted: INVALID_ARGUMENT (nothing moves) for an empty batch, an op of zero
   /// size or with a null address, a range that wraps, a local range not inside one registered
-  /// region, a remote range not inside `remote`, or a `remote` with an empty rkey.
+  /// region, a remote range not inside `remote`, or a `remote` with an empty rkey, a null
+  /// address, size 0 or a range that wraps.
   /// Asynchronous: other failures are reported by the handle.
   Result<TransferHandle> Put(PeerId peer, const RemoteRegion& remote,
                              std::span<const TransferOp> ops);

@@ -105,6 +105,43 @@ UcpContext& UcpContext::operator=(UcpContext&& other) noexcept {
   return *this;
 }
 
+std::vector<std::string> UcpContext::ResourceNames() const {
+  std::vector<std::string> names;
+  char* buffer = nullptr;
+  size_t size = 0;
+  FILE* stream = open_memstream(&buffer, &size);
+  if (stream == nullptr) return names;
+  // UCX has no query for its resources; its printout has one "resource N : ... tl/dev" line per
+  // opened transport and device.
+  ucp_context_print_info(context_, stream);
+  std::fclose(stream);
+  std::string text(buffer, size);
+  std::free(buffer);
+  size_t line_start = 0;
+  while (line_start < text.size()) {
+    size_t line_end = text.find('\n', line_start);
+    if (line_end == std::string::npos) line_end = text.size();
+    std::string_view line(text.data() + line_start, line_end - line_start);
+    while (!line.empty() && line.back() == ' ') line.remove_suffix(1);
+    if (line.find(" resource ") != std::string_view::npos) {
+      // The last word: "tl/dev".
+      std::string_view name = line.substr(line.rfind(' ') + 1);
+      if (name.find('/') != std::string_view::npos) names.emplace_back(name);
+    }
+    line_start = line_end + 1;
+  }
+  return names;
+}
+
+bool UcpContext::HasSharedMemoryTransport() const {
+  for (const std::string& name : ResourceNames()) {
+    for (std::string_view tl : {"posix/", "sysv/", "cma/", "xpmem/", "knem/"}) {
+      if (name.rfind(tl, 0) == 0) return true;
+    }
+  }
+  return false;
+}
+
 // ---- UcpWorker ---------------------------------------------------------------------------------
 
 Result<UcpWorker> UcpWorker::Create(const UcpContext& context) {
@@ -180,13 +217,14 @@ ucs_status_t WaitForRequest(ucp_worker_h worker, ucs_status_ptr_t request, int64
 // ---- UcpEndpoint -------------------------------------------------------------------------------
 
 Result<UcpEndpoint> UcpEndpoint::Create(const UcpWorker& worker, std::string_view peer_address,
-                                        ErrorHandler on_error, void* arg) {
+                                        bool peer_error_handling, ErrorHandler on_error,
+                                        void* arg) {
   if (peer_address.empty()) return InvalidArgumentError("peer worker address is empty");
   ucp_ep_params_t params{};
   params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
                       UCP_EP_PARAM_FIELD_ERR_HANDLER;
   params.address = reinterpret_cast<const ucp_address_t*>(peer_address.data());
-  params.err_mode = UCP_ERR_HANDLING_MODE_PEER;
+  params.err_mode = peer_error_handling ? UCP_ERR_HANDLING_MODE_PEER : UCP_ERR_HANDLING_MODE_NONE;
   params.err_handler.cb = on_error;
   params.err_handler.arg = arg;
   ucp_ep_h ep = nullptr;

@@ -38,8 +38,8 @@ struct UcpContextOptions {
   /// UCX_TLS from the environment or UCX's default ("all"). Default: "".
   std::string tls;
   /// Further UCX settings as (name without the "UCX_" prefix, value), applied in order after
-  /// `tls`, e.g. {"KEEPALIVE_INTERVAL", "1s"}. An unknown name fails Create with
-  /// INVALID_ARGUMENT. Default: none.
+  /// `tls`, e.g. {"KEEPALIVE_INTERVAL", "1s"}. A bad value fails Create with INVALID_ARGUMENT;
+  /// UCX 1.13 accepts an unknown name and only warns about it later. Default: none.
   std::vector<std::pair<std::string, std::string>> config;
   /// UCP_FEATURE_RMA: one-sided put/get. Default: true.
   bool enable_rma = true;
@@ -60,7 +60,7 @@ struct UcpContextOptions {
 /// Not thread-safe.
 class UcpContext {
  public:
-  /// INVALID_ARGUMENT for an unknown config name or a bad value; other UCX failures mapped by
+  /// INVALID_ARGUMENT for a bad config value or empty name; other UCX failures mapped by
   /// FromUcsStatus (e.g. UNAVAILABLE when no transport of `tls` exists here).
   static Result<UcpContext> Create(const UcpContextOptions& options);
   UcpContext() = default;
@@ -70,7 +70,13 @@ class UcpContext {
   UcpContext(const UcpContext&) = delete;
   UcpContext& operator=(const UcpContext&) = delete;
 
+  /// The raw handle, owned by this wrapper; null when empty.
   ucp_context_h get() const { return context_; }
+
+  /// The transport resources UCX opened, as "transport/device" ("tcp/lo", "posix/memory", ...).
+  std::vector<std::string> ResourceNames() const;
+  /// True when a shared-memory transport (posix, sysv, cma, xpmem, knem) is among them.
+  bool HasSharedMemoryTransport() const;
 
  private:
   explicit UcpContext(ucp_context_h context) : context_(context) {}
@@ -93,6 +99,7 @@ class UcpWorker {
   UcpWorker(const UcpWorker&) = delete;
   UcpWorker& operator=(const UcpWorker&) = delete;
 
+  /// The raw handle, owned by this wrapper; null when empty.
   ucp_worker_h get() const { return worker_; }
 
   /// The packed worker address: opaque bytes a peer passes to UcpEndpoint::Create.
@@ -118,19 +125,22 @@ class UcpWorker {
 /// the background).
 ucs_status_t WaitForRequest(ucp_worker_h worker, ucs_status_ptr_t request, int64_t timeout_ms);
 
-/// Owns a ucp_ep_h connected to a peer worker by its packed address, with error handling mode
-/// UCP_ERR_HANDLING_MODE_PEER: when the peer dies or the link breaks, outstanding operations fail
-/// and `on_error` runs (on the progress thread, from ucp_worker_progress) instead of hanging.
-/// Not thread-safe; used only by the thread that owns the worker.
+/// Owns a ucp_ep_h connected to a peer worker by its packed address. With error handling mode
+/// UCP_ERR_HANDLING_MODE_PEER, when the peer dies or the link breaks, outstanding operations
+/// fail and `on_error` runs (on the progress thread, from ucp_worker_progress) instead of
+/// hanging. Not thread-safe; used only by the thread that owns the worker.
 class UcpEndpoint {
  public:
   using ErrorHandler = void (*)(void* arg, ucp_ep_h ep, ucs_status_t status);
 
   /// `peer_address` must be bytes from a peer's UcpWorker::PackedAddress (UCX parses them
-  /// without a length, so they are trusted input). INVALID_ARGUMENT when empty; UNAVAILABLE when
-  /// the peer is unreachable with the configured transports.
+  /// without a length, so they are trusted input). With `peer_error_handling` the endpoint uses
+  /// UCP_ERR_HANDLING_MODE_PEER, otherwise UCP_ERR_HANDLING_MODE_NONE (UCX 1.13's posix and
+  /// sysv transports support only NONE; the caller must then detect a dead peer itself).
+  /// INVALID_ARGUMENT when empty; UNAVAILABLE when the peer is unreachable with the configured
+  /// transports.
   static Result<UcpEndpoint> Create(const UcpWorker& worker, std::string_view peer_address,
-                                    ErrorHandler on_error, void* arg);
+                                    bool peer_error_handling, ErrorHandler on_error, void* arg);
   UcpEndpoint() = default;
   /// Closes a still-open endpoint with UCP_EP_CLOSE_FLAG_FORCE (outstanding operations complete
   /// with UCS_ERR_CANCELED), progressing the worker for at most 1 s.
@@ -141,7 +151,9 @@ class UcpEndpoint {
   UcpEndpoint(const UcpEndpoint&) = delete;
   UcpEndpoint& operator=(const UcpEndpoint&) = delete;
 
+  /// The raw handle, owned by this wrapper; null when empty or closing.
   ucp_ep_h get() const { return ep_; }
+  /// False once StartClose was called (or for an empty wrapper).
   bool is_open() const { return ep_ != nullptr; }
 
   /// Starts closing: `force` releases at once (outstanding operations fail with CANCELED),
@@ -180,11 +192,15 @@ class MemoryRegion {
   MemoryRegion(const MemoryRegion&) = delete;
   MemoryRegion& operator=(const MemoryRegion&) = delete;
 
+  /// First byte of the region (for Allocate, where UCX put it).
   void* address() const { return address_; }
+  /// Length as requested (UCX may have allocated more).
   uint64_t size_bytes() const { return size_bytes_; }
   /// Packed remote key (ucp_rkey_pack), for peers' RemoteKey::Unpack.
   const std::string& packed_rkey() const { return packed_rkey_; }
+  /// The raw handle, owned by this wrapper; pass it with operations on this memory.
   ucp_mem_h memh() const { return memh_; }
+  /// True for Allocate: the memory goes away with the region.
   bool allocated_by_ucx() const { return allocated_by_ucx_; }
 
  private:
@@ -214,6 +230,7 @@ class RemoteKey {
   RemoteKey(const RemoteKey&) = delete;
   RemoteKey& operator=(const RemoteKey&) = delete;
 
+  /// The raw handle, owned by this wrapper; null when empty.
   ucp_rkey_h get() const { return rkey_; }
 
  private:

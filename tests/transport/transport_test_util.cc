@@ -95,6 +95,16 @@ EnginePair MakeEnginePair(const std::string& tls) {
   return pair;
 }
 
+Status WaitForPeerFailure(TransferEngine& engine, PeerId peer, int64_t timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  Status status = engine.PeerStatus(peer);
+  while (status.ok() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    status = engine.PeerStatus(peer);
+  }
+  return status;
+}
+
 // ---- PeerProcess -------------------------------------------------------------------------------
 
 PeerProcess::PeerProcess(const std::string& tls, uint64_t region_bytes, bool allocate) {

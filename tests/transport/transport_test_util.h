@@ -45,6 +45,10 @@ struct EnginePair {
 /// REQUIREs success.
 EnginePair MakeEnginePair(const std::string& tls);
 
+/// Polls engine.PeerStatus(peer) until it is not OK or `timeout_ms` passed, and returns it. A
+/// failed transfer can be reported a moment before the endpoint itself is marked failed.
+Status WaitForPeerFailure(TransferEngine& engine, PeerId peer, int64_t timeout_ms);
+
 /// Span over a LocalRegion's bytes.
 inline std::span<uint8_t> Bytes(const LocalRegion& region) {
   return {region.data, static_cast<size_t>(region.size_bytes)};
