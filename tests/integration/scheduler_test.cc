@@ -171,6 +171,13 @@ TEST_CASE("kvpool-scheduler: the index follows two nodes' events, a node's death
     RequireConverges(sched->client(), ha, View{{{"node-a", 5}}, 5}, "prompt a, b gone");
   }
 
+  SECTION("evicting on a node makes the index forget those blocks") {
+    // Node a holds one 8-block chain: eviction takes its leaves from the tail.
+    CHECK(KVPOOL_IT_VALUE(a.client().Evict(kNs, 3)) == 3);
+    RequireConverges(sched->client(), ha, View{{{"node-a", 5}, {"node-b", 4}}, 5},
+                     "after evicting 3 blocks on a");
+  }
+
   SECTION("a killed node leaves the index after the heartbeat timeout") {
     b.DropClient();
     b.daemon().process().Signal(SIGKILL);
