@@ -1,6 +1,9 @@
 #include "daemon/kvpool_scheduler_options.h"
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <string_view>
+#include <vector>
 #include <iostream>
 
 #include "common/units.h"
@@ -20,6 +23,43 @@ Status KvpoolSchedulerOptions::Validate() const {
   KVPOOL_RETURN_IF_ERROR(service.registry.Validate());
   KVPOOL_RETURN_IF_ERROR(service.router.Validate());
   return service.default_model.Validate();
+}
+
+Result<std::pair<std::string, scheduler::NamespaceModel>> ParseNamespaceModel(std::string_view text) {
+  const std::string quoted = "'" + std::string(text) + "'";
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (size_t colon; (colon = text.find(':', start)) != std::string_view::npos; start = colon + 1) {
+    parts.emplace_back(text.substr(start, colon - start));
+  }
+  parts.emplace_back(text.substr(start));
+  if (parts.size() != 5) {
+    return InvalidArgumentError("namespace-model " + quoted +
+                                " must be NAME:BLOCK_TOKENS:BLOCK_BYTES:TOKEN_S:ATTENTION_S");
+  }
+  scheduler::NamespaceModel model;
+  auto number = [&](const std::string& part, const char* what, double* out) -> Status {
+    char* end = nullptr;
+    *out = std::strtod(part.c_str(), &end);
+    if (part.empty() || end != part.c_str() + part.size()) {
+      return InvalidArgumentError(std::string(what) + " '" + part + "' in namespace-model " +
+                                  quoted + " is not a number");
+    }
+    return Status::Ok();
+  };
+  double block_tokens = 0;
+  KVPOOL_RETURN_IF_ERROR(number(parts[1], "BLOCK_TOKENS", &block_tokens));
+  if (block_tokens < 1 || block_tokens > 1'000'000 || block_tokens != static_cast<uint32_t>(block_tokens)) {
+    return InvalidArgumentError("BLOCK_TOKENS '" + parts[1] + "' in namespace-model " + quoted +
+                                " must be a whole number >= 1");
+  }
+  model.block_tokens = static_cast<uint32_t>(block_tokens);
+  KVPOOL_ASSIGN_OR_RETURN(model.block_bytes, ParseBytes(parts[2]));
+  KVPOOL_RETURN_IF_ERROR(number(parts[3], "TOKEN_S", &model.token_s));
+  KVPOOL_RETURN_IF_ERROR(number(parts[4], "ATTENTION_S", &model.attention_s));
+  if (parts[0].empty()) return InvalidArgumentError("namespace-model " + quoted + " has no NAME");
+  KVPOOL_RETURN_IF_ERROR(model.Validate().WithContext("namespace-model " + quoted));
+  return std::make_pair(parts[0], model);
 }
 
 Result<std::optional<KvpoolSchedulerOptions>> ParseKvpoolSchedulerArgs(int argc,
@@ -65,6 +105,16 @@ Result<std::optional<KvpoolSchedulerOptions>> ParseKvpoolSchedulerArgs(int argc,
   app.add_option("--block-bytes", block_bytes,
                  "Bytes per block of namespaces not configured otherwise")
       ->capture_default_str();
+  app.add_option("--token-s", opts.service.default_model.token_s,
+                 "Prefill seconds per new token of namespaces not configured otherwise")
+      ->capture_default_str();
+  app.add_option("--attention-s", opts.service.default_model.attention_s,
+                 "Prefill seconds per new token per context token (quadratic term), default model")
+      ->capture_default_str();
+  std::vector<std::string> namespace_models;
+  app.add_option("--namespace-model", namespace_models,
+                 "Cost model of one namespace, NAME:BLOCK_TOKENS:BLOCK_BYTES:TOKEN_S:ATTENTION_S "
+                 "(repeatable)");
   app.add_option("--max-message", max_message, "Largest gRPC message accepted (bytes)")
       ->capture_default_str();
   app.add_option("--shutdown-grace-ms", opts.shutdown_grace_ms,
@@ -83,6 +133,10 @@ Result<std::optional<KvpoolSchedulerOptions>> ParseKvpoolSchedulerArgs(int argc,
   }
 
   KVPOOL_ASSIGN_OR_RETURN(opts.max_message_bytes, ParseBytes(max_message));
+  for (const std::string& text : namespace_models) {
+    KVPOOL_ASSIGN_OR_RETURN(auto named, ParseNamespaceModel(text));
+    opts.service.namespace_models.push_back(std::move(named));
+  }
   KVPOOL_ASSIGN_OR_RETURN(opts.service.default_model.block_bytes, ParseBytes(block_bytes));
   if (!ParseLogLevel(log_level, &opts.log_level)) {
     return InvalidArgumentError("log-level must be debug, info, warning or error, got '" +

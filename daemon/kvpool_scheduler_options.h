@@ -33,6 +33,10 @@ struct KvpoolSchedulerOptions {
   Status Validate() const;
 };
 
+/// Parses one --namespace-model value, NAME:BLOCK_TOKENS:BLOCK_BYTES:TOKEN_S:ATTENTION_S
+/// (e.g. "llama3-70b:16:5MiB:2e-4:4e-9"); INVALID_ARGUMENT naming the bad part.
+Result<std::pair<std::string, scheduler::NamespaceModel>> ParseNamespaceModel(std::string_view text);
+
 /// Parses argv (and the file named by --config). Returns nullopt after printing --help or
 /// --version (the caller exits 0); INVALID_ARGUMENT with a readable message for bad input.
 Result<std::optional<KvpoolSchedulerOptions>> ParseKvpoolSchedulerArgs(int argc,

@@ -119,7 +119,11 @@ SchedulerService::SchedulerService(const SchedulerServiceOptions& options, const
     : registry_(options.registry, clock),
       models_(options.default_model),
       router_(options.router, &index_, &registry_, &models_),
-      placer_(&registry_, &index_, &models_) {}
+      placer_(&registry_, &index_, &models_) {
+  absl::MutexLock lock(&mu_);
+  // Options are validated before the service is built, so Set cannot fail here.
+  for (const auto& [ns, model] : options.namespace_models) models_.Set(ns, model).IgnoreError();
+}
 
 grpc::Status SchedulerService::RegisterNode(grpc::ServerContext*,
                                             const v1::RegisterNodeRequest* req,

@@ -24,6 +24,8 @@ struct SchedulerServiceOptions {
   scheduler::RouterOptions router;
   /// Model of namespaces that were never configured.
   scheduler::NamespaceModel default_model;
+  /// Models of named namespaces (block layout and compute cost), from --namespace-model.
+  std::vector<std::pair<std::string, scheduler::NamespaceModel>> namespace_models;
 };
 
 /// Implements kvpool.v1.Scheduler. Every field is validated here (INVALID_ARGUMENT naming the
