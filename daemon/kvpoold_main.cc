@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
@@ -20,7 +21,9 @@
 #include "daemon/kvpoold_options.h"
 #include "daemon/mempool_service.h"
 #include "daemon/shutdown_signal.h"
+#include "memory/host_arena.h"
 #include "node/mempool.h"
+#include "transport/transfer_engine.h"
 
 namespace kvpool::daemon {
 namespace {
@@ -80,18 +83,53 @@ class LeaseSweeper {
   std::thread thread_;
 };
 
+// Creates the UCX engine, allocates the pool arena through it (UCX may place it in shared memory
+// that same-host peers map directly) and builds the pool on that memory.
+Result<std::unique_ptr<node::MemPool>> CreateDataPlanePool(
+    const KvpooldOptions& opts, std::unique_ptr<transport::TransferEngine>* engine,
+    std::optional<DataPlaneEndpoint>* endpoint) {
+  transport::TransferEngineOptions eopts;
+  eopts.tls = opts.ucx_tls;
+  eopts.name = "kvpoold-" + opts.pool.node_id;
+  KVPOOL_ASSIGN_OR_RETURN(*engine, transport::TransferEngine::Create(eopts));
+  constexpr uint64_t kPage = 4096;
+  const uint64_t bytes = (opts.pool.capacity_bytes + kPage - 1) / kPage * kPage;
+  KVPOOL_ASSIGN_OR_RETURN(transport::LocalRegion region, (*engine)->AllocateMemory(bytes));
+  KVPOOL_ASSIGN_OR_RETURN(auto arena, memory::HostArena::Adopt(region.data, bytes));
+  const transport::RemoteRegion remote = region.Describe();
+  *endpoint = DataPlaneEndpoint{(*engine)->worker_address(), remote.address, remote.size_bytes,
+                                remote.rkey};
+  KVPOOL_LOG(INFO) << "data plane: UCX tls=" << (opts.ucx_tls.empty() ? "(default)" : opts.ucx_tls)
+                   << " arena=" << FormatBytes(bytes) << " allocated through UCX";
+  return node::MemPool::Create(opts.pool, SteadyClock::Default(), std::move(arena));
+}
+
 int Run(const KvpooldOptions& opts) {
   SetLogLevel(opts.log_level);
   if (Status st = PrepareDataDir(opts.data_dir); !st.ok()) {
     KVPOOL_LOG(ERROR) << st;
     return 1;
   }
-  Result<std::unique_ptr<node::MemPool>> pool = node::MemPool::Create(opts.pool, SteadyClock::Default());
+  // Declared before the pool: the engine owns the arena memory and must outlive the pool.
+  std::unique_ptr<transport::TransferEngine> engine;
+  std::optional<DataPlaneEndpoint> endpoint;
+  Result<std::unique_ptr<node::MemPool>> pool = InvalidArgumentError("unset");
+  if (opts.data_plane) {
+    Result<std::unique_ptr<node::MemPool>> created = CreateDataPlanePool(opts, &engine, &endpoint);
+    if (!created.ok()) {
+      KVPOOL_LOG(ERROR) << "cannot create the data plane: " << created.status()
+                        << " (run with --no-data-plane to serve without one)";
+      return 1;
+    }
+    pool = std::move(created);
+  } else {
+    pool = node::MemPool::Create(opts.pool, SteadyClock::Default());
+  }
   if (!pool.ok()) {
     KVPOOL_LOG(ERROR) << "cannot create the pool: " << pool.status();
     return 1;
   }
-  MemPoolService service(pool->get());
+  MemPoolService service(pool->get(), endpoint);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -83,6 +83,11 @@ Result<std::optional<KvpooldOptions>> ParseKvpooldArgs(int argc, const char* con
   app.add_option("--scheduler-heartbeat-ms", opts.scheduler_heartbeat_ms,
                  "Interval between heartbeats to the scheduler (ms)")
       ->capture_default_str();
+  bool no_data_plane = false;
+  app.add_flag("--no-data-plane", no_data_plane,
+               "Run without the UCX data plane (GetDataPlane then fails; plain pool memory)");
+  app.add_option("--ucx-tls", opts.ucx_tls,
+                 "UCX transports of the data plane, as UCX_TLS (e.g. tcp, shm); empty: UCX's choice");
   app.add_option("--log-level", log_level, "debug, info, warning or error")->capture_default_str();
 
   try {
@@ -103,6 +108,7 @@ Result<std::optional<KvpooldOptions>> ParseKvpooldArgs(int argc, const char* con
                                 log_level + "'");
   }
   opts.pool.huge_pages = !no_huge_pages;
+  opts.data_plane = !no_data_plane;
   opts.pool.node_id = node_id.empty() ? Hostname() : node_id;
   KVPOOL_RETURN_IF_ERROR(opts.Validate());
   return std::optional<KvpooldOptions>(std::move(opts));

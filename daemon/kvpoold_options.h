@@ -33,6 +33,13 @@ struct KvpooldOptions {
   std::string scheduler;
   /// Interval between heartbeats to the scheduler, in ms. Must be > 0. Default: 1000.
   uint32_t scheduler_heartbeat_ms = 1000;
+  /// Run a UCX data plane: the pool arena is allocated through a transport::TransferEngine and
+  /// published by GetDataPlane so clients Put/Get block bytes one-sided. Default: true.
+  bool data_plane = true;
+  /// UCX transports of the data plane, as UCX_TLS names them ("tcp", "shm", ...). Empty: UCX_TLS
+  /// from the environment, else UCX's choice. Other UCX_* variables always pass through.
+  /// Default: "" (empty).
+  std::string ucx_tls;
   /// The pool itself.
   node::MemPoolOptions pool;
 

@@ -1,6 +1,7 @@
 #include "daemon/mempool_service.h"
 
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "rpc/convert.h"
@@ -170,6 +171,21 @@ grpc::Status MemPoolService::Evict(grpc::ServerContext*, const v1::EvictRequest*
   return Serve([&]() -> Status {
     KVPOOL_ASSIGN_OR_RETURN(uint64_t evicted, pool_->Evict(req->namespace_(), req->n_blocks()));
     resp->set_evicted_blocks(evicted);
+    return Status::Ok();
+  });
+}
+
+grpc::Status MemPoolService::GetDataPlane(grpc::ServerContext*, const v1::GetDataPlaneRequest*,
+                                          v1::GetDataPlaneResponse* resp) {
+  return Serve([&]() -> Status {
+    if (!data_plane_.has_value()) {
+      return FailedPreconditionError(
+          "this node runs without a data plane (kvpoold --no-data-plane)");
+    }
+    resp->set_worker_address(data_plane_->worker_address);
+    resp->set_region_base(data_plane_->region_base);
+    resp->set_region_bytes(data_plane_->region_bytes);
+    resp->set_rkey(data_plane_->rkey);
     return Status::Ok();
   });
 }

@@ -1,17 +1,39 @@
 // The gRPC face of a node's MemPool: decodes requests, calls node::MemPool, encodes responses.
 #pragma once
 
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+
 #include "kvpool/v1/mempool.grpc.pb.h"
 #include "node/mempool.h"
 
 namespace kvpool::daemon {
+
+/// What GetDataPlane publishes: how peers reach the pool's memory over the data plane. Plain
+/// value type (no transport type: the daemon fills it from its TransferEngine).
+struct DataPlaneEndpoint {
+  /// The engine's worker address (opaque bytes).
+  std::string worker_address;
+  /// Address, in this process, of pool offset 0. Default: 0.
+  uint64_t region_base = 0;
+  /// Bytes of the pool region. Default: 0.
+  uint64_t region_bytes = 0;
+  /// Packed remote key of the region (opaque bytes).
+  std::string rkey;
+};
 
 /// Implements kvpool.v1.MemPool on top of node::MemPool. Every request is validated (wire shape
 /// here, semantics in the node) and errors map to canonical gRPC codes with the node's message.
 /// Thread-safe (MemPool is); the pool must outlive the service.
 class MemPoolService final : public v1::MemPool::Service {
  public:
-  explicit MemPoolService(node::MemPool* pool) : pool_(pool) {}
+  /// `data_plane`: what GetDataPlane answers; nullopt (no data plane) makes it
+  /// FAILED_PRECONDITION.
+  explicit MemPoolService(node::MemPool* pool,
+                          std::optional<DataPlaneEndpoint> data_plane = std::nullopt)
+      : pool_(pool), data_plane_(std::move(data_plane)) {}
 
   grpc::Status CreateNamespace(grpc::ServerContext*, const v1::CreateNamespaceRequest*,
                                v1::CreateNamespaceResponse*) override;
@@ -39,9 +61,12 @@ class MemPoolService final : public v1::MemPool::Service {
                         v1::GetStatsResponse*) override;
   grpc::Status Evict(grpc::ServerContext*, const v1::EvictRequest*,
                      v1::EvictResponse*) override;
+  grpc::Status GetDataPlane(grpc::ServerContext*, const v1::GetDataPlaneRequest*,
+                            v1::GetDataPlaneResponse*) override;
 
  private:
   node::MemPool* pool_;
+  const std::optional<DataPlaneEndpoint> data_plane_;
 };
 
 }  // namespace kvpool::daemon

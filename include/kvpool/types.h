@@ -127,7 +127,8 @@ struct PoolStats {
   uint64_t used_bytes = 0;      ///< bytes of live blocks
   uint64_t reserved_bytes = 0;  ///< bytes claimed by namespaces' slabs
   uint64_t free_bytes = 0;      ///< arena bytes not claimed by any slab
-  std::string page_mode;        ///< "hugetlb", "transparent_huge" or "plain"
+  /// "hugetlb", "transparent_huge", "plain", or "external" (memory adopted from the data plane)
+  std::string page_mode;
   uint64_t active_leases = 0;
   uint64_t expired_leases = 0;  ///< total since start
   uint64_t uptime_ms = 0;

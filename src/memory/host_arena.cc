@@ -4,6 +4,7 @@
 
 #include <cassert>
 #include <cerrno>
+#include <cstdint>
 #include <iterator>
 #include <limits>
 #include <map>
@@ -30,6 +31,7 @@ std::string_view PageModeName(PageMode mode) {
     case PageMode::kHugeTlb: return "hugetlb";
     case PageMode::kTransparentHuge: return "transparent_huge";
     case PageMode::kPlain: return "plain";
+    case PageMode::kExternal: return "external";
   }
   return "unknown";
 }
@@ -64,7 +66,8 @@ Result<std::unique_ptr<HostArena>> HostArena::Create(const HostArenaOptions& opt
     void* p = mmap(nullptr, capacity, kProt, kAnon | MAP_HUGETLB, -1, 0);
     if (p != MAP_FAILED) {
       return std::unique_ptr<HostArena>(
-          new HostArena(static_cast<uint8_t*>(p), capacity, kHugePageBytes, PageMode::kHugeTlb));
+          new HostArena(static_cast<uint8_t*>(p), capacity, kHugePageBytes, PageMode::kHugeTlb,
+                        /*owns_mapping=*/true));
     }
   }
 
@@ -83,15 +86,37 @@ Result<std::unique_ptr<HostArena>> HostArena::Create(const HostArenaOptions& opt
     mode = PageMode::kTransparentHuge;
   }
   return std::unique_ptr<HostArena>(
-      new HostArena(static_cast<uint8_t*>(p), capacity, kSmallPageBytes, mode));
+      new HostArena(static_cast<uint8_t*>(p), capacity, kSmallPageBytes, mode,
+                    /*owns_mapping=*/true));
+}
+
+Result<std::unique_ptr<HostArena>> HostArena::Adopt(void* base, uint64_t capacity_bytes) {
+  if (base == nullptr) return InvalidArgumentError("cannot adopt a host arena at a null address");
+  if (reinterpret_cast<uintptr_t>(base) % kSmallPageBytes != 0) {
+    return InvalidArgumentError("cannot adopt a host arena at " +
+                                std::to_string(reinterpret_cast<uintptr_t>(base)) +
+                                ": not aligned to 4096 bytes");
+  }
+  if (capacity_bytes == 0 || capacity_bytes % kSmallPageBytes != 0) {
+    return InvalidArgumentError("adopted host arena capacity_bytes must be a positive multiple "
+                                "of 4096, got " + std::to_string(capacity_bytes));
+  }
+  if (capacity_bytes > std::numeric_limits<uintptr_t>::max() - reinterpret_cast<uintptr_t>(base)) {
+    return InvalidArgumentError("adopted host arena of " + std::to_string(capacity_bytes) +
+                                " bytes wraps the address space");
+  }
+  return std::unique_ptr<HostArena>(new HostArena(static_cast<uint8_t*>(base), capacity_bytes,
+                                                  kSmallPageBytes, PageMode::kExternal,
+                                                  /*owns_mapping=*/false));
 }
 
 HostArena::HostArena(uint8_t* base, uint64_t capacity_bytes, uint64_t alignment_bytes,
-                     PageMode mode)
+                     PageMode mode, bool owns_mapping)
     : base_(base),
       capacity_bytes_(capacity_bytes),
       alignment_bytes_(alignment_bytes),
       page_mode_(mode),
+      owns_mapping_(owns_mapping),
       free_(std::make_unique<FreeList>()) {
   free_->runs.emplace(0, capacity_bytes);
   free_->free_bytes = capacity_bytes;
@@ -100,7 +125,7 @@ HostArena::HostArena(uint8_t* base, uint64_t capacity_bytes, uint64_t alignment_
 HostArena::~HostArena() {
   // Nothing useful can be done if munmap fails on a mapping we created; the address range simply
   // stays reserved until the process exits.
-  munmap(base_, capacity_bytes_);
+  if (owns_mapping_) munmap(base_, capacity_bytes_);
 }
 
 Result<Extent> HostArena::Allocate(uint64_t bytes) {

@@ -14,6 +14,7 @@ enum class PageMode {
   kHugeTlb,          ///< MAP_HUGETLB: reserved 2 MiB huge pages (needs vm.nr_hugepages).
   kTransparentHuge,  ///< plain mapping with madvise(MADV_HUGEPAGE).
   kPlain,            ///< plain 4 KiB pages.
+  kExternal,         ///< memory the caller provided (HostArena::Adopt), e.g. allocated by UCX.
 };
 std::string_view PageModeName(PageMode mode);
 
@@ -41,13 +42,18 @@ struct HostArenaOptions {
 /// even when no huge pages are reserved and the first touch of a page then kills the process
 /// with SIGBUS; without it a shortage fails cleanly at start-up and the arena falls back.
 ///
-/// The mapping is released in the destructor; every extent must have been freed by then or is
+/// A mapping the arena created is released in the destructor (adopted memory is not); every extent must have been freed by then or is
 /// released with it. Not thread-safe; owned by the node's block manager.
 class HostArena {
  public:
   /// Maps the arena. RESOURCE_EXHAUSTED when the kernel refuses the mapping;
   /// INVALID_ARGUMENT when capacity_bytes is 0.
   static Result<std::unique_ptr<HostArena>> Create(const HostArenaOptions& options);
+  /// Manages caller-provided memory [base, base + capacity_bytes) with the same extent allocator
+  /// (4 KiB alignment; page_mode() kExternal). The arena never unmaps it: the caller owns the
+  /// memory and must keep it mapped until the arena is destroyed. INVALID_ARGUMENT for a null or
+  /// not 4 KiB-aligned base, or a capacity that is not a positive multiple of 4 KiB.
+  static Result<std::unique_ptr<HostArena>> Adopt(void* base, uint64_t capacity_bytes);
   ~HostArena();
   HostArena(const HostArena&) = delete;
   HostArena& operator=(const HostArena&) = delete;
@@ -70,12 +76,14 @@ class HostArena {
 
  private:
   struct FreeList;
-  HostArena(uint8_t* base, uint64_t capacity_bytes, uint64_t alignment_bytes, PageMode mode);
+  HostArena(uint8_t* base, uint64_t capacity_bytes, uint64_t alignment_bytes, PageMode mode,
+            bool owns_mapping);
 
   uint8_t* base_;
   uint64_t capacity_bytes_;
   uint64_t alignment_bytes_;
   PageMode page_mode_;
+  bool owns_mapping_;  // false for adopted memory: the caller unmaps it
   std::unique_ptr<FreeList> free_;
 };
 

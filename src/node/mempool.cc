@@ -63,6 +63,21 @@ Result<std::unique_ptr<MemPool>> MemPool::Create(const MemPoolOptions& options, 
   return std::unique_ptr<MemPool>(new MemPool(options, clock, std::move(arena)));
 }
 
+Result<std::unique_ptr<MemPool>> MemPool::Create(const MemPoolOptions& options, Clock* clock,
+                                                 std::unique_ptr<memory::HostArena> arena) {
+  if (arena == nullptr) return InvalidArgumentError("MemPool::Create: arena must not be null");
+  if (arena->free_bytes() != arena->capacity_bytes()) {
+    return InvalidArgumentError("MemPool::Create: the arena has " +
+                                std::to_string(arena->capacity_bytes() - arena->free_bytes()) +
+                                " bytes in use; the pool needs a fresh one");
+  }
+  // Slab sizing and block-size limits derive from capacity_bytes: use the arena's.
+  MemPoolOptions effective = options;
+  effective.capacity_bytes = arena->capacity_bytes();
+  KVPOOL_RETURN_IF_ERROR(effective.Validate());
+  return std::unique_ptr<MemPool>(new MemPool(effective, clock, std::move(arena)));
+}
+
 MemPool::MemPool(const MemPoolOptions& options, Clock* clock,
                  std::unique_ptr<memory::HostArena> arena)
     : options_(options), clock_(clock), start_ms_(clock->NowMs()), arena_(std::move(arena)) {}

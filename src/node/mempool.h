@@ -87,6 +87,13 @@ class MemPool {
   /// Maps the arena. INVALID_ARGUMENT for bad options; RESOURCE_EXHAUSTED if memory can't be
   /// mapped. `clock` must outlive the pool (SteadyClock::Default() in production).
   static Result<std::unique_ptr<MemPool>> Create(const MemPoolOptions& options, Clock* clock);
+  /// Like Create, but the pool uses `arena` (e.g. HostArena::Adopt of memory that a data-plane
+  /// engine allocated and registered) instead of mapping its own: options.capacity_bytes and
+  /// options.huge_pages are ignored, the arena's capacity is the pool's. The pool owns the arena;
+  /// memory adopted by it must outlive the pool. INVALID_ARGUMENT for bad options or a null or
+  /// partly used arena.
+  static Result<std::unique_ptr<MemPool>> Create(const MemPoolOptions& options, Clock* clock,
+                                                 std::unique_ptr<memory::HostArena> arena);
   ~MemPool();
   MemPool(const MemPool&) = delete;
   MemPool& operator=(const MemPool&) = delete;

@@ -49,6 +49,50 @@ TEST_CASE("HostArena: page modes have distinct names", "[memory]") {
   CHECK(PageModeName(PageMode::kHugeTlb) == "hugetlb");
   CHECK(PageModeName(PageMode::kTransparentHuge) == "transparent_huge");
   CHECK(PageModeName(PageMode::kPlain) == "plain");
+  CHECK(PageModeName(PageMode::kExternal) == "external");
+}
+
+TEST_CASE("HostArena: Adopt manages caller memory with the same allocator and never unmaps it",
+          "[memory]") {
+  constexpr uint64_t kBytes = 64 * kKiB;
+  // The caller's memory, 4 KiB-aligned, outliving the arena.
+  std::vector<uint8_t> storage(kBytes + 4 * kKiB);
+  const uintptr_t raw = reinterpret_cast<uintptr_t>(storage.data());
+  uint8_t* base = storage.data() + ((4 * kKiB - raw % (4 * kKiB)) % (4 * kKiB));
+  {
+    auto adopted = HostArena::Adopt(base, kBytes);
+    REQUIRE(adopted.ok());
+    auto& arena = *adopted;
+    CHECK(arena->base() == base);
+    CHECK(arena->page_mode() == PageMode::kExternal);
+    CHECK(arena->alignment_bytes() == 4 * kKiB);
+    CHECK(arena->capacity_bytes() == kBytes);
+    auto a = arena->Allocate(5000);
+    REQUIRE(a.ok());
+    CHECK(a->offset == 0);
+    CHECK(a->bytes == 8 * kKiB);
+    auto b = arena->Allocate(kBytes - 8 * kKiB);
+    REQUIRE(b.ok());
+    CHECK(arena->Allocate(1).status().code() == StatusCode::kResourceExhausted);
+    std::memset(arena->base() + b->offset, 0x7e, b->bytes);
+    arena->Free(*a);
+    arena->Free(*b);
+    CHECK(arena->free_bytes() == kBytes);
+    CHECK(arena->largest_free_extent_bytes() == kBytes);
+  }
+  // The arena is gone; the caller's memory is still mapped and holds what was written.
+  CHECK(base[kBytes - 1] == 0x7e);
+}
+
+TEST_CASE("HostArena: Adopt refuses null, misaligned and badly sized memory", "[memory]") {
+  std::vector<uint8_t> storage(16 * kKiB);
+  const uintptr_t raw = reinterpret_cast<uintptr_t>(storage.data());
+  uint8_t* base = storage.data() + ((4 * kKiB - raw % (4 * kKiB)) % (4 * kKiB));
+  CHECK(HostArena::Adopt(nullptr, 4 * kKiB).status().code() == StatusCode::kInvalidArgument);
+  CHECK(HostArena::Adopt(base + 1, 4 * kKiB).status().code() == StatusCode::kInvalidArgument);
+  CHECK(HostArena::Adopt(base, 0).status().code() == StatusCode::kInvalidArgument);
+  CHECK(HostArena::Adopt(base, 5000).status().code() == StatusCode::kInvalidArgument);
+  CHECK(HostArena::Adopt(base, 8 * kKiB).ok());
 }
 
 TEST_CASE("HostArena: zero capacity is INVALID_ARGUMENT", "[memory]") {

@@ -1,0 +1,289 @@
+#include "kvpool/data_plane.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "kvpool/v1/mempool.grpc.pb.h"
+#include "rpc/status_convert.h"
+#include "transport/transfer_engine.h"
+
+namespace kvpool {
+
+// ---- TransferHandle --------------------------------------------------------------------------
+
+struct TransferHandle::Impl {
+  transport::TransferHandle handle;
+};
+
+TransferHandle::TransferHandle() = default;
+TransferHandle::~TransferHandle() = default;
+TransferHandle::TransferHandle(const TransferHandle&) = default;
+TransferHandle& TransferHandle::operator=(const TransferHandle&) = default;
+TransferHandle::TransferHandle(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+
+bool TransferHandle::valid() const { return impl_ != nullptr && impl_->handle.valid(); }
+bool TransferHandle::Poll() const { return impl_ == nullptr || impl_->handle.Poll(); }
+Status TransferHandle::Wait(int64_t timeout_ms) const {
+  if (impl_ == nullptr) return FailedPreconditionError("Wait on an empty TransferHandle");
+  return impl_->handle.Wait(timeout_ms);
+}
+uint64_t TransferHandle::size_bytes() const {
+  return impl_ == nullptr ? 0 : impl_->handle.size_bytes();
+}
+
+// ---- DataPlane -------------------------------------------------------------------------------
+
+namespace {
+
+struct RegisteredRegion {
+  transport::RegionId engine_id{};
+  uint64_t address = 0;
+  uint64_t size_bytes = 0;
+};
+
+// [offset, offset + length) inside [0, limit), without overflow.
+bool InRange(uint64_t offset, uint64_t length, uint64_t limit) {
+  return offset <= limit && length <= limit - offset;
+}
+
+// Releases a lease on scope exit unless dismissed: the flows must never leak an allocation.
+class LeaseGuard {
+ public:
+  LeaseGuard(Client& client, uint64_t lease_id) : client_(client), lease_id_(lease_id) {}
+  ~LeaseGuard() {
+    // Best effort on error paths: an unreleased lease still expires at its deadline.
+    if (lease_id_ != 0) client_.Release(lease_id_).status().IgnoreError();
+  }
+  LeaseGuard(const LeaseGuard&) = delete;
+  LeaseGuard& operator=(const LeaseGuard&) = delete;
+  /// Releases now and returns the outcome.
+  Status ReleaseNow() {
+    const uint64_t id = std::exchange(lease_id_, 0);
+    return client_.Release(id).status();
+  }
+
+ private:
+  Client& client_;
+  uint64_t lease_id_;
+};
+
+}  // namespace
+
+struct DataPlane::Impl {
+  DataPlaneOptions options;
+  std::unique_ptr<transport::TransferEngine> engine;
+  std::string node_worker_address;
+  transport::RemoteRegion node_region;
+
+  absl::Mutex mu;
+  transport::PeerId peer ABSL_GUARDED_BY(mu){};
+  uint64_t next_region ABSL_GUARDED_BY(mu) = 1;
+  std::map<uint64_t, RegisteredRegion> regions ABSL_GUARDED_BY(mu);
+
+  transport::PeerId Peer() {
+    absl::MutexLock lock(&mu);
+    return peer;
+  }
+
+  // After a flow gave up on a batch (timeout): force-closes the endpoint so the batch cannot
+  // write blocks that are about to be released, and opens a fresh one for later calls.
+  void ResetPeer(transport::PeerId stale) {
+    absl::MutexLock lock(&mu);
+    if (peer != stale) return;
+    engine->Disconnect(stale).IgnoreError();
+    Result<transport::PeerId> fresh = engine->Connect(node_worker_address);
+    // If the node cannot be reached any more, later batches on the old id read NOT_FOUND.
+    if (fresh.ok()) peer = *fresh;
+  }
+
+  // Validates the whole batch and builds its ops; nothing moves on error.
+  Result<std::vector<transport::TransferOp>> BuildOps(RegionId region,
+                                                      std::span<const uint64_t> offsets,
+                                                      std::span<const BlockLocation> blocks) {
+    if (blocks.empty()) return InvalidArgumentError("a transfer needs at least one block");
+    if (offsets.size() != blocks.size()) {
+      return InvalidArgumentError("a transfer needs one region offset per block: got " +
+                                  std::to_string(offsets.size()) + " offsets for " +
+                                  std::to_string(blocks.size()) + " blocks");
+    }
+    RegisteredRegion local;
+    {
+      absl::MutexLock lock(&mu);
+      auto it = regions.find(static_cast<uint64_t>(region));
+      if (it == regions.end()) {
+        return NotFoundError("region " + std::to_string(static_cast<uint64_t>(region)) +
+                             " is not registered with this DataPlane");
+      }
+      local = it->second;
+    }
+    std::vector<transport::TransferOp> ops;
+    ops.reserve(blocks.size());
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      const BlockLocation& b = blocks[i];
+      const std::string which = "block " + std::to_string(i) + " (handle " +
+                                std::to_string(b.handle) + ")";
+      if (b.tier != Tier::kHost) {
+        return InvalidArgumentError(which + " is in tier " + std::string(TierName(b.tier)) +
+                                    "; the data plane moves host blocks only");
+      }
+      if (b.length == 0) return InvalidArgumentError(which + " has length 0");
+      if (!InRange(b.offset, b.length, node_region.size_bytes)) {
+        return InvalidArgumentError(which + " [" + std::to_string(b.offset) + ", +" +
+                                    std::to_string(b.length) + ") lies outside the node's " +
+                                    std::to_string(node_region.size_bytes) + "-byte region");
+      }
+      if (!InRange(offsets[i], b.length, local.size_bytes)) {
+        return InvalidArgumentError("region offset " + std::to_string(i) + " [" +
+                                    std::to_string(offsets[i]) + ", +" +
+                                    std::to_string(b.length) + ") lies outside the " +
+                                    std::to_string(local.size_bytes) + "-byte region " +
+                                    std::to_string(static_cast<uint64_t>(region)));
+      }
+      ops.push_back(transport::TransferOp{local.address + offsets[i],
+                                          node_region.address + b.offset, b.length});
+    }
+    return ops;
+  }
+};
+
+DataPlane::DataPlane(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DataPlane::~DataPlane() = default;
+
+Result<std::unique_ptr<DataPlane>> DataPlane::Connect(Client& client,
+                                                      const DataPlaneOptions& options) {
+  // The node's data-plane description travels over the control plane, on a channel of our own
+  // (Client keeps its gRPC stub private).
+  auto channel = grpc::CreateChannel(client.address(), grpc::InsecureChannelCredentials());
+  auto stub = v1::MemPool::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::GetDataPlaneRequest req;
+  v1::GetDataPlaneResponse resp;
+  KVPOOL_RETURN_IF_ERROR(rpc::FromGrpcStatus(stub->GetDataPlane(&ctx, req, &resp)));
+  if (resp.region_base() == 0 || resp.region_bytes() == 0 || resp.rkey().empty() ||
+      resp.worker_address().empty()) {
+    return InternalError("node " + client.address() + " sent an incomplete data plane");
+  }
+
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->node_worker_address = resp.worker_address();
+  impl->node_region = transport::RemoteRegion{resp.region_base(), resp.region_bytes(), resp.rkey()};
+  transport::TransferEngineOptions eopts;
+  eopts.tls = options.tls;
+  eopts.name = "libkvpool";
+  KVPOOL_ASSIGN_OR_RETURN(impl->engine, transport::TransferEngine::Create(eopts));
+  KVPOOL_ASSIGN_OR_RETURN(transport::PeerId peer,
+                          impl->engine->Connect(impl->node_worker_address));
+  {
+    absl::MutexLock lock(&impl->mu);
+    impl->peer = peer;
+  }
+  return std::unique_ptr<DataPlane>(new DataPlane(std::move(impl)));
+}
+
+uint64_t DataPlane::node_region_bytes() const { return impl_->node_region.size_bytes; }
+
+Result<RegionId> DataPlane::RegisterMemory(void* ptr, size_t size_bytes, MemoryKind kind) {
+  if (kind == MemoryKind::kDevice) {
+    return UnimplementedError("device memory is not supported by the data plane yet");
+  }
+  if (kind != MemoryKind::kHost) {
+    return InvalidArgumentError("unknown memory kind " +
+                                std::to_string(static_cast<int>(kind)));
+  }
+  KVPOOL_ASSIGN_OR_RETURN(transport::LocalRegion local,
+                          impl_->engine->RegisterMemory(ptr, size_bytes));
+  absl::MutexLock lock(&impl_->mu);
+  const uint64_t id = impl_->next_region++;
+  impl_->regions[id] =
+      RegisteredRegion{local.id, reinterpret_cast<uint64_t>(local.data), local.size_bytes};
+  return static_cast<RegionId>(id);
+}
+
+Status DataPlane::Deregister(RegionId region) {
+  absl::MutexLock lock(&impl_->mu);
+  auto it = impl_->regions.find(static_cast<uint64_t>(region));
+  if (it == impl_->regions.end()) {
+    return NotFoundError("region " + std::to_string(static_cast<uint64_t>(region)) +
+                         " is not registered with this DataPlane");
+  }
+  KVPOOL_RETURN_IF_ERROR(impl_->engine->Deregister(it->second.engine_id));
+  impl_->regions.erase(it);
+  return Status::Ok();
+}
+
+Result<TransferHandle> DataPlane::Put(RegionId region, std::span<const uint64_t> region_offsets,
+                                      std::span<const BlockLocation> blocks) {
+  KVPOOL_ASSIGN_OR_RETURN(auto ops, impl_->BuildOps(region, region_offsets, blocks));
+  KVPOOL_ASSIGN_OR_RETURN(transport::TransferHandle h,
+                          impl_->engine->Put(impl_->Peer(), impl_->node_region, ops));
+  return TransferHandle(std::make_shared<const TransferHandle::Impl>(TransferHandle::Impl{h}));
+}
+
+Result<TransferHandle> DataPlane::Get(std::span<const BlockLocation> blocks, RegionId region,
+                                      std::span<const uint64_t> region_offsets) {
+  KVPOOL_ASSIGN_OR_RETURN(auto ops, impl_->BuildOps(region, region_offsets, blocks));
+  KVPOOL_ASSIGN_OR_RETURN(transport::TransferHandle h,
+                          impl_->engine->Get(impl_->Peer(), impl_->node_region, ops));
+  return TransferHandle(std::make_shared<const TransferHandle::Impl>(TransferHandle::Impl{h}));
+}
+
+Result<InsertResult> DataPlane::PutAndInsert(Client& client, std::string_view ns,
+                                             PromptView prompt, uint32_t start_block,
+                                             RegionId region,
+                                             std::span<const uint64_t> region_offsets) {
+  if (region_offsets.empty()) return InvalidArgumentError("PutAndInsert needs at least one block");
+  KVPOOL_ASSIGN_OR_RETURN(
+      Allocation alloc,
+      client.AllocMem(ns, static_cast<uint32_t>(region_offsets.size()), Tier::kHost));
+  // From here on the guard releases the lease on every path: Release frees never-inserted blocks,
+  // so a failed flow leaves nothing allocated and nothing matchable.
+  LeaseGuard guard(client, alloc.lease.id);
+  const transport::PeerId peer = impl_->Peer();
+  KVPOOL_ASSIGN_OR_RETURN(TransferHandle handle, Put(region, region_offsets, alloc.blocks));
+  Status landed = handle.Wait(impl_->options.transfer_timeout_ms);
+  if (landed.code() == StatusCode::kDeadlineExceeded) {
+    // The batch may still write: cut it off before the blocks go back to the pool.
+    impl_->ResetPeer(peer);
+  }
+  KVPOOL_RETURN_IF_ERROR(landed);
+  std::vector<BlockHandle> handles;
+  handles.reserve(alloc.blocks.size());
+  for (const BlockLocation& b : alloc.blocks) handles.push_back(b.handle);
+  KVPOOL_ASSIGN_OR_RETURN(InsertResult inserted,
+                          client.Insert(ns, prompt, start_block, handles, alloc.lease.id));
+  KVPOOL_RETURN_IF_ERROR(guard.ReleaseNow());
+  return inserted;
+}
+
+Result<uint32_t> DataPlane::MatchAndGet(Client& client, std::string_view ns, PromptView prompt,
+                                        RegionId region,
+                                        std::span<const uint64_t> region_offsets) {
+  if (region_offsets.empty()) return InvalidArgumentError("MatchAndGet needs at least one block");
+  KVPOOL_ASSIGN_OR_RETURN(MatchResult match,
+                          client.Match(ns, prompt, 0, /*lease=*/true));
+  LeaseGuard guard(client, match.lease.id);
+  const size_t n = std::min(match.blocks.size(), region_offsets.size());
+  if (n == 0) return uint32_t{0};
+  const transport::PeerId peer = impl_->Peer();
+  KVPOOL_ASSIGN_OR_RETURN(
+      TransferHandle handle,
+      Get(std::span<const BlockLocation>(match.blocks).first(n), region,
+          region_offsets.first(n)));
+  Status landed = handle.Wait(impl_->options.transfer_timeout_ms);
+  if (landed.code() == StatusCode::kDeadlineExceeded) impl_->ResetPeer(peer);
+  KVPOOL_RETURN_IF_ERROR(landed);
+  KVPOOL_RETURN_IF_ERROR(guard.ReleaseNow());
+  return static_cast<uint32_t>(n);
+}
+
+}  // namespace kvpool

@@ -1,0 +1,148 @@
+// libkvpool's data plane: moves KV bytes between the caller's memory and a kvpoold node's pool
+// blocks, one-sided over UCX (shared memory on one host, TCP or RDMA otherwise); the node's CPU
+// runs no code per block.
+//
+//   auto client = kvpool::Client::Connect("127.0.0.1:7700");
+//   auto dp = kvpool::DataPlane::Connect(**client);            // GetDataPlane + UCX connect
+//   auto region = (*dp)->RegisterMemory(kv_buffer, kv_bytes);  // the engine's own KV memory
+//   std::vector<uint64_t> offsets = {0, block_bytes, 2 * block_bytes};
+//   (*dp)->PutAndInsert(**client, "llama3-8b", PromptView::Tokens(tokens), 0, *region, offsets);
+//   auto got = (*dp)->MatchAndGet(**client, "llama3-8b", PromptView::Tokens(tokens), *region,
+//                                 offsets);                    // blocks read back
+//
+// Only std and kvpool types appear here: no UCX, gRPC, protobuf or absl.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "kvpool/client.h"
+#include "kvpool/status.h"
+#include "kvpool/types.h"
+
+namespace kvpool {
+
+/// Where registered memory lives.
+enum class MemoryKind : uint8_t {
+  kHost = 0,    ///< host DRAM of this process
+  kDevice = 1,  ///< GPU memory; reserved for the GPU tier (RegisterMemory: UNIMPLEMENTED)
+};
+
+/// A memory region registered with one DataPlane. Never reused within that DataPlane.
+enum class RegionId : uint64_t {};
+
+struct DataPlaneOptions {
+  /// UCX transports, as UCX_TLS names them: "tcp", "shm", "posix,cma", ... Empty: UCX_TLS from
+  /// the environment, else UCX's choice. Other UCX_* environment variables always pass through.
+  /// For shm the node must also have shared-memory transports. Default: "" (empty).
+  std::string tls;
+  /// How long the convenience flows (PutAndInsert, MatchAndGet) wait for their transfer, in
+  /// milliseconds. Default: 10000.
+  uint32_t transfer_timeout_ms = 10'000;
+};
+
+/// The outcome of one asynchronous Put or Get batch. Cheap to copy; copies observe the same
+/// batch. Thread-safe. May outlive its DataPlane (an unfinished batch then ends CANCELLED).
+class TransferHandle {
+ public:
+  /// An empty handle: valid() false, Poll() true, Wait() FAILED_PRECONDITION.
+  TransferHandle();
+  ~TransferHandle();
+  TransferHandle(const TransferHandle&);
+  TransferHandle& operator=(const TransferHandle&);
+
+  bool valid() const;
+  /// True once the batch is done, successfully or not. Never blocks.
+  bool Poll() const;
+  /// Blocks until the batch is done or `timeout_ms` (>= 0) elapsed. OK: every byte arrived
+  /// (for Put: in the node's memory). UNAVAILABLE: the node died or the link broke; CANCELLED:
+  /// the DataPlane was destroyed first; DEADLINE_EXCEEDED: still running (it keeps running and
+  /// may still write its destinations). After a failure the destination bytes are undefined,
+  /// never outside the batch's ranges.
+  Status Wait(int64_t timeout_ms) const;
+  /// Bytes the batch moves.
+  uint64_t size_bytes() const;
+
+ private:
+  friend class DataPlane;
+  struct Impl;
+  explicit TransferHandle(std::shared_ptr<const Impl> impl);
+  std::shared_ptr<const Impl> impl_;
+};
+
+/// A UCX endpoint to one kvpoold node's pool memory, plus the caller's registered memory.
+/// Owns its own transfer engine (one progress thread). Block locations come from the node's
+/// AllocMem and Match (BlockLocation::offset, ::length); the caller must hold a lease on the
+/// blocks for the whole transfer (the node does not check it on the data plane).
+///
+/// Thread-safe: every method may be called from any thread, concurrently; nothing may race with
+/// the destructor. The Client passed to Connect and to the flows is only borrowed for the call.
+class DataPlane {
+ public:
+  /// Asks the node for its data plane (GetDataPlane), creates this process's transfer engine
+  /// with `options.tls` and connects to the node's worker. FAILED_PRECONDITION when the node
+  /// runs without a data plane; UNAVAILABLE when the node or its worker cannot be reached with
+  /// these transports; INVALID_ARGUMENT for bad options; the RPC's status otherwise.
+  static Result<std::unique_ptr<DataPlane>> Connect(Client& client,
+                                                    const DataPlaneOptions& options = {});
+  /// Closes the endpoint; unfinished batches end CANCELLED; registered regions are deregistered.
+  ~DataPlane();
+  DataPlane(const DataPlane&) = delete;
+  DataPlane& operator=(const DataPlane&) = delete;
+
+  /// Bytes of the node's pool region (valid block offsets lie below it).
+  uint64_t node_region_bytes() const;
+
+  // ---- Memory --------------------------------------------------------------------------------
+
+  /// Registers [ptr, ptr + size_bytes) (caller-owned; must stay valid until Deregister or the
+  /// DataPlane's destruction) as a source and destination of transfers. INVALID_ARGUMENT for a
+  /// null pointer, zero size or a range overlapping a registered one; UNIMPLEMENTED for
+  /// MemoryKind::kDevice; RESOURCE_EXHAUSTED when the memory cannot be registered.
+  Result<RegionId> RegisterMemory(void* ptr, size_t size_bytes,
+                                  MemoryKind kind = MemoryKind::kHost);
+  /// NOT_FOUND for an unknown region; FAILED_PRECONDITION while a batch uses it.
+  Status Deregister(RegionId region);
+
+  // ---- Transfers -----------------------------------------------------------------------------
+
+  /// Writes, for each i, blocks[i].length bytes from `region` + region_offsets[i] into the
+  /// node's block blocks[i] (at its offset). Batched and asynchronous. Refused before any byte
+  /// moves: INVALID_ARGUMENT for an empty batch, spans of different lengths, a block of length
+  /// 0 or of a tier other than host, a block outside the node's region, or a region range
+  /// outside `region`; NOT_FOUND for an unknown region; UNAVAILABLE when the node is known dead.
+  Result<TransferHandle> Put(RegionId region, std::span<const uint64_t> region_offsets,
+                             std::span<const BlockLocation> blocks);
+  /// Reads each block into `region` + region_offsets[i]. Refusals as Put.
+  Result<TransferHandle> Get(std::span<const BlockLocation> blocks, RegionId region,
+                             std::span<const uint64_t> region_offsets);
+
+  // ---- Convenience flows ---------------------------------------------------------------------
+
+  /// Stores region_offsets.size() blocks of `region` as blocks start_block.. of `prompt` in
+  /// namespace `ns`: AllocMem, Put, wait, Insert, Release. The blocks become matchable only
+  /// after every byte landed; on any failure the allocation is released, so nothing leaks and
+  /// nothing half-written is ever matchable. Returns Insert's result (duplicates: blocks that
+  /// were already cached, whose new copy was dropped). Errors: those of each step (Put's
+  /// refusals, AllocMem's RESOURCE_EXHAUSTED, the transfer's status, ...). `client` must be
+  /// connected to this DataPlane's node.
+  Result<InsertResult> PutAndInsert(Client& client, std::string_view ns, PromptView prompt,
+                                    uint32_t start_block, RegionId region,
+                                    std::span<const uint64_t> region_offsets);
+  /// Reads the prompt's longest cached prefix (at most region_offsets.size() blocks) into
+  /// `region`: Match with a lease, Get, wait, Release. Returns how many blocks were read (0 when
+  /// nothing matched; the region is then untouched). Errors: those of each step.
+  Result<uint32_t> MatchAndGet(Client& client, std::string_view ns, PromptView prompt,
+                               RegionId region, std::span<const uint64_t> region_offsets);
+
+ private:
+  struct Impl;
+  explicit DataPlane(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kvpool

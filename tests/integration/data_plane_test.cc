@@ -1,0 +1,231 @@
+// The client data plane (kvpool::DataPlane) against real kvpoold processes on loopback: bytes
+// put by one client and read back by another are identical, on forced tcp, forced shm and UCX's
+// default; refused transfers move no byte; a node without a data plane says so.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kvpool/data_plane.h"
+#include "tests/integration/daemon_fixture.h"
+
+namespace kvpool::itest {
+namespace {
+
+constexpr uint64_t kKiB = 1ull << 10;
+constexpr uint64_t kMiB = 1ull << 20;
+constexpr uint32_t kBlockTokens = 16;
+
+std::vector<uint8_t> RandomBytes(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<uint8_t> out(n);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const uint64_t v = rng();
+    std::memcpy(out.data() + i, &v, 8);
+  }
+  for (; i < n; ++i) out[i] = static_cast<uint8_t>(rng());
+  return out;
+}
+
+DaemonConfig ConfigFor(const std::string& tls) {
+  DaemonConfig config;
+  if (!tls.empty()) config.extra_args.push_back("--ucx-tls=" + tls);
+  return config;
+}
+
+// Client A stores random blocks of each size with PutAndInsert; client B, a second connection
+// with its own DataPlane, reads them back with MatchAndGet into its own memory.
+void CheckRoundTrips(const std::string& tls) {
+  TestDaemon daemon(ConfigFor(tls));
+  DataPlaneOptions options;
+  options.tls = tls;
+  auto dp_a = KVPOOL_IT_VALUE(DataPlane::Connect(daemon.client(), options));
+  std::unique_ptr<Client> client_b = daemon.Connect();
+  auto dp_b = KVPOOL_IT_VALUE(DataPlane::Connect(*client_b, options));
+  CHECK(dp_a->node_region_bytes() >= 64 * kMiB);
+
+  uint32_t seed = 1;
+  for (const uint64_t block_bytes : {4 * kKiB, 64 * kKiB, 1 * kMiB}) {
+    CAPTURE(block_bytes);
+    const std::string ns = "dp-" + std::to_string(block_bytes);
+    KVPOOL_IT_REQUIRE_OK(daemon.client().CreateNamespace({ns, kBlockTokens, block_bytes, ""}));
+    constexpr size_t kBlocks = 5;
+    const std::vector<uint32_t> tokens = MakeTokens(kBlocks * kBlockTokens, seed++);
+
+    // Source: blocks stored out of order, with a gap, to catch offset mix-ups.
+    std::vector<uint8_t> src = RandomBytes((kBlocks + 1) * block_bytes, seed++);
+    std::vector<uint64_t> src_offsets;
+    for (size_t i = 0; i < kBlocks; ++i) src_offsets.push_back((kBlocks - i) * block_bytes);
+    const RegionId src_region = KVPOOL_IT_VALUE(dp_a->RegisterMemory(src.data(), src.size()));
+    const InsertResult inserted = KVPOOL_IT_VALUE(dp_a->PutAndInsert(
+        daemon.client(), ns, PromptView::Tokens(tokens), 0, src_region, src_offsets));
+    CHECK(inserted.inserted_blocks == kBlocks);
+    CHECK(inserted.duplicate_blocks == 0);
+
+    std::vector<uint8_t> dst(kBlocks * block_bytes, 0);
+    std::vector<uint64_t> dst_offsets;
+    for (size_t i = 0; i < kBlocks; ++i) dst_offsets.push_back(i * block_bytes);
+    const RegionId dst_region = KVPOOL_IT_VALUE(dp_b->RegisterMemory(dst.data(), dst.size()));
+    const uint32_t got = KVPOOL_IT_VALUE(dp_b->MatchAndGet(
+        *client_b, ns, PromptView::Tokens(tokens), dst_region, dst_offsets));
+    REQUIRE(got == kBlocks);
+    for (size_t i = 0; i < kBlocks; ++i) {
+      CAPTURE(i);
+      CHECK(std::memcmp(dst.data() + i * block_bytes, src.data() + src_offsets[i],
+                        block_bytes) == 0);
+    }
+
+    // A prompt that shares only the first two blocks reads exactly those two.
+    std::vector<uint32_t> other = Head(tokens, 2 * kBlockTokens);
+    other = Concat(other, MakeTokens(3 * kBlockTokens, 1000 + seed));
+    std::fill(dst.begin(), dst.end(), 0);
+    CHECK(KVPOOL_IT_VALUE(dp_b->MatchAndGet(*client_b, ns, PromptView::Tokens(other), dst_region,
+                                            dst_offsets)) == 2);
+    CHECK(std::memcmp(dst.data() + block_bytes, src.data() + src_offsets[1], block_bytes) == 0);
+    CHECK(std::all_of(dst.begin() + 2 * block_bytes, dst.end(), [](uint8_t b) { return b == 0; }));
+
+    // The flows leave no lease and no allocated block behind.
+    const Usage usage = UsageOf(daemon.client(), ns);
+    CHECK(usage.active_leases == 0);
+    CHECK(usage.allocated_blocks == 0);
+    CHECK(usage.cached_blocks == kBlocks);
+    KVPOOL_IT_REQUIRE_OK(dp_a->Deregister(src_region));
+    KVPOOL_IT_REQUIRE_OK(dp_b->Deregister(dst_region));
+  }
+}
+
+TEST_CASE("DataPlane: PutAndInsert then MatchAndGet from a second client is byte-exact (tcp)",
+          "[ucx]") {
+  CheckRoundTrips("tcp");
+}
+
+TEST_CASE("DataPlane: PutAndInsert then MatchAndGet from a second client is byte-exact (shm)",
+          "[ucx]") {
+  CheckRoundTrips("shm");
+}
+
+TEST_CASE("DataPlane: PutAndInsert then MatchAndGet from a second client is byte-exact "
+          "(UCX default transports)",
+          "[ucx]") {
+  CheckRoundTrips("");
+}
+
+TEST_CASE("DataPlane: refused transfers move no byte on either side", "[ucx]") {
+  TestDaemon daemon;
+  auto dp = KVPOOL_IT_VALUE(DataPlane::Connect(daemon.client()));
+  constexpr uint64_t kBlockBytes = 64 * kKiB;
+  const std::string ns = "refuse";
+  KVPOOL_IT_REQUIRE_OK(daemon.client().CreateNamespace({ns, kBlockTokens, kBlockBytes, ""}));
+  const Allocation alloc = KVPOOL_IT_VALUE(daemon.client().AllocMem(ns, 2));
+  REQUIRE(alloc.blocks.size() == 2);
+
+  // The pool blocks hold a known pattern.
+  std::vector<uint8_t> original = RandomBytes(2 * kBlockBytes, 7);
+  const RegionId orig_region =
+      KVPOOL_IT_VALUE(dp->RegisterMemory(original.data(), original.size()));
+  const std::vector<uint64_t> both = {0, kBlockBytes};
+  KVPOOL_IT_REQUIRE_OK(KVPOOL_IT_VALUE(dp->Put(orig_region, both, alloc.blocks)).Wait(10'000));
+
+  std::vector<uint8_t> other(2 * kBlockBytes, 0xab);
+  const RegionId region = KVPOOL_IT_VALUE(dp->RegisterMemory(other.data(), other.size()));
+  const std::vector<uint8_t> other_before = other;
+
+  const std::vector<uint64_t> one = {0};
+  const std::vector<uint64_t> past_end = {0, kBlockBytes + 1};
+  BlockLocation outside = alloc.blocks[0];
+  outside.offset = dp->node_region_bytes() - kBlockBytes / 2;
+  BlockLocation empty = alloc.blocks[0];
+  empty.length = 0;
+  BlockLocation gpu = alloc.blocks[0];
+  gpu.tier = Tier::kGpu;
+  const std::vector<BlockLocation> bad_node = {alloc.blocks[0], outside};
+
+  // Puts that must be refused (the pool keeps `original`).
+  KVPOOL_IT_CHECK_ERROR(dp->Put(region, one, alloc.blocks), StatusCode::kInvalidArgument,
+                        "one region offset per block");
+  KVPOOL_IT_CHECK_ERROR(dp->Put(region, past_end, alloc.blocks), StatusCode::kInvalidArgument,
+                        "outside");
+  KVPOOL_IT_CHECK_ERROR(dp->Put(region, both, bad_node), StatusCode::kInvalidArgument,
+                        "outside the node");
+  KVPOOL_IT_CHECK_ERROR(dp->Put(region, one, std::vector<BlockLocation>{empty}),
+                        StatusCode::kInvalidArgument, "length 0");
+  KVPOOL_IT_CHECK_ERROR(dp->Put(region, one, std::vector<BlockLocation>{gpu}),
+                        StatusCode::kInvalidArgument, "tier gpu");
+  KVPOOL_IT_CHECK_ERROR(dp->Put(region, {}, {}), StatusCode::kInvalidArgument, "at least one");
+  KVPOOL_IT_CHECK_ERROR(dp->Put(static_cast<RegionId>(999), both, alloc.blocks),
+                        StatusCode::kNotFound, "999");
+
+  // Gets that must be refused (the destination keeps its bytes).
+  KVPOOL_IT_CHECK_ERROR(dp->Get(alloc.blocks, region, one), StatusCode::kInvalidArgument,
+                        "one region offset per block");
+  KVPOOL_IT_CHECK_ERROR(dp->Get(alloc.blocks, region, past_end), StatusCode::kInvalidArgument,
+                        "outside");
+  KVPOOL_IT_CHECK_ERROR(dp->Get(bad_node, region, both), StatusCode::kInvalidArgument,
+                        "outside the node");
+  CHECK(other == other_before);
+
+  // The pool blocks still hold `original`.
+  KVPOOL_IT_REQUIRE_OK(KVPOOL_IT_VALUE(dp->Get(alloc.blocks, region, both)).Wait(10'000));
+  CHECK(other == original);
+
+  // Device memory is reserved, not served; unknown regions cannot be deregistered.
+  KVPOOL_IT_CHECK_ERROR(dp->RegisterMemory(other.data(), other.size(), MemoryKind::kDevice),
+                        StatusCode::kUnimplemented, "device");
+  KVPOOL_IT_CHECK_ERROR(dp->Deregister(static_cast<RegionId>(999)), StatusCode::kNotFound, "");
+  // An empty handle is not a transfer.
+  CHECK(TransferHandle().Poll());
+  CHECK(TransferHandle().Wait(0).code() == StatusCode::kFailedPrecondition);
+  KVPOOL_IT_REQUIRE_OK(daemon.client().Release(alloc.lease.id));
+}
+
+TEST_CASE("DataPlane: PutAndInsert of a refused batch leaves nothing allocated or matchable",
+          "[ucx]") {
+  TestDaemon daemon;
+  auto dp = KVPOOL_IT_VALUE(DataPlane::Connect(daemon.client()));
+  constexpr uint64_t kBlockBytes = 4 * kKiB;
+  const std::string ns = "leak";
+  KVPOOL_IT_REQUIRE_OK(daemon.client().CreateNamespace({ns, kBlockTokens, kBlockBytes, ""}));
+  std::vector<uint8_t> src(2 * kBlockBytes, 1);
+  const RegionId region = KVPOOL_IT_VALUE(dp->RegisterMemory(src.data(), src.size()));
+  const std::vector<uint32_t> tokens = MakeTokens(2 * kBlockTokens, 3);
+  const std::vector<uint64_t> past_end = {0, 2 * kBlockBytes};
+  KVPOOL_IT_CHECK_ERROR(dp->PutAndInsert(daemon.client(), ns, PromptView::Tokens(tokens), 0,
+                                         region, past_end),
+                        StatusCode::kInvalidArgument, "outside");
+  const Usage usage = UsageOf(daemon.client(), ns);
+  CHECK(usage.active_leases == 0);
+  CHECK(usage.allocated_blocks == 0);
+  CHECK(usage.cached_blocks == 0);
+  std::vector<uint8_t> dst(2 * kBlockBytes, 0);
+  const RegionId dst_region = KVPOOL_IT_VALUE(dp->RegisterMemory(dst.data(), dst.size()));
+  const std::vector<uint64_t> dst_offsets = {0, kBlockBytes};
+  CHECK(KVPOOL_IT_VALUE(dp->MatchAndGet(daemon.client(), ns, PromptView::Tokens(tokens),
+                                        dst_region, dst_offsets)) == 0);
+}
+
+TEST_CASE("DataPlane: a node started with --no-data-plane answers FAILED_PRECONDITION",
+          "[ucx]") {
+  DaemonConfig config;
+  config.extra_args.push_back("--no-data-plane");
+  TestDaemon daemon(config);
+  KVPOOL_IT_CHECK_ERROR(DataPlane::Connect(daemon.client()), StatusCode::kFailedPrecondition,
+                        "without a data plane");
+  // The control plane still works, on ordinarily mapped memory.
+  const PoolStats stats = KVPOOL_IT_VALUE(daemon.client().GetStats());
+  CHECK(stats.page_mode != "external");
+}
+
+TEST_CASE("DataPlane: the pool of a node with a data plane lives in engine-allocated memory",
+          "[ucx]") {
+  TestDaemon daemon;
+  const PoolStats stats = KVPOOL_IT_VALUE(daemon.client().GetStats());
+  CHECK(stats.page_mode == "external");
+  CHECK(stats.capacity_bytes == 64 * kMiB);
+}
+
+}  // namespace
+}  // namespace kvpool::itest
