@@ -18,63 +18,12 @@
 #include "common/logging.h"
 #include "daemon/kvpool_scheduler_options.h"
 #include "daemon/scheduler_service.h"
+#include "daemon/server_support.h"
 #include "daemon/shutdown_signal.h"
 
 namespace kvpool::daemon {
 namespace {
 
-// Writes the port via a temporary file and rename, so a reader never sees a partial number.
-Status WritePortFile(const std::string& path, int port) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << port << '\n';
-    if (!out) return InternalError("cannot write port-file '" + tmp + "'");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return InternalError("cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(errno));
-  }
-  return Status::Ok();
-}
-
-std::string WithPort(const std::string& listen, int port) {
-  return listen.substr(0, listen.rfind(':') + 1) + std::to_string(port);
-}
-
-// Expires dead nodes and instances every interval; a dead node's blocks leave the index.
-class Expirer {
- public:
-  Expirer(SchedulerService* service, uint32_t interval_ms)
-      : thread_([this, service, interval_ms] { Run(service, interval_ms); }) {}
-  ~Expirer() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-
- private:
-  void Run(SchedulerService* service, uint32_t interval_ms) {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!cv_.wait_for(lock, std::chrono::milliseconds(interval_ms), [this] { return stop_; })) {
-      lock.unlock();
-      const scheduler::ExpiredMembers expired = service->ExpireDead();
-      for (const std::string& node : expired.nodes) {
-        KVPOOL_LOG(WARNING) << "node " << node << " missed its heartbeats: removed, blocks dropped";
-      }
-      for (const std::string& inst : expired.instances) {
-        KVPOOL_LOG(WARNING) << "instance " << inst << " stopped reporting load: removed";
-      }
-      lock.lock();
-    }
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread thread_;
-};
 
 int Run(const KvpoolSchedulerOptions& opts) {
   SetLogLevel(opts.log_level);
@@ -111,7 +60,16 @@ int Run(const KvpoolSchedulerOptions& opts) {
   }
 
   {
-    Expirer expirer(&service, opts.expire_interval_ms);
+    // Expires dead nodes and instances; a dead node's blocks leave the index.
+    PeriodicTask expirer(opts.expire_interval_ms, [&service] {
+      const scheduler::ExpiredMembers expired = service.ExpireDead();
+      for (const std::string& node : expired.nodes) {
+        KVPOOL_LOG(WARNING) << "node " << node << " missed its heartbeats: removed, blocks dropped";
+      }
+      for (const std::string& inst : expired.instances) {
+        KVPOOL_LOG(WARNING) << "instance " << inst << " stopped reporting load: removed";
+      }
+    });
     const int signal_number = WaitForShutdownSignal();
     KVPOOL_LOG(INFO) << "received signal " << signal_number << ", shutting down";
     server->Shutdown(std::chrono::system_clock::now() +

@@ -7,18 +7,13 @@
 #include <iostream>
 
 #include "common/units.h"
+#include "daemon/server_support.h"
 
 namespace kvpool::daemon {
 
 Status KvpoolSchedulerOptions::Validate() const {
-  const auto colon = listen.rfind(':');
-  if (listen.empty() || colon == std::string::npos || colon + 1 == listen.size()) {
-    return InvalidArgumentError("listen must be host:port, got '" + listen + "'");
-  }
-  if (max_message_bytes < 4096 || max_message_bytes > (1ull << 31) - 1) {
-    return InvalidArgumentError("max-message must be in 4 KiB..2 GiB, got " +
-                                std::to_string(max_message_bytes));
-  }
+  KVPOOL_RETURN_IF_ERROR(ValidateListenAddress(listen));
+  KVPOOL_RETURN_IF_ERROR(ValidateMaxMessageBytes(max_message_bytes));
   if (expire_interval_ms == 0) return InvalidArgumentError("expire-interval-ms must be > 0");
   KVPOOL_RETURN_IF_ERROR(service.registry.Validate());
   KVPOOL_RETURN_IF_ERROR(service.router.Validate());

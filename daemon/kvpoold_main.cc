@@ -20,6 +20,7 @@
 #include "daemon/event_publisher.h"
 #include "daemon/kvpoold_options.h"
 #include "daemon/mempool_service.h"
+#include "daemon/server_support.h"
 #include "daemon/shutdown_signal.h"
 #include "memory/host_arena.h"
 #include "node/mempool.h"
@@ -36,52 +37,6 @@ Status PrepareDataDir(const std::string& dir) {
   return Status::Ok();
 }
 
-// Writes the port via a temporary file and rename, so a reader never sees a partial number.
-Status WritePortFile(const std::string& path, int port) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << port << '\n';
-    if (!out) return InternalError("cannot write port-file '" + tmp + "'");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return InternalError("cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(errno));
-  }
-  return Status::Ok();
-}
-
-std::string WithPort(const std::string& listen, int port) {
-  return listen.substr(0, listen.rfind(':') + 1) + std::to_string(port);
-}
-
-// Releases expired leases of an idle pool; operations also expire leases lazily.
-class LeaseSweeper {
- public:
-  LeaseSweeper(node::MemPool* pool, uint32_t interval_ms)
-      : thread_([this, pool, interval_ms] { Run(pool, interval_ms); }) {}
-  ~LeaseSweeper() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-
- private:
-  void Run(node::MemPool* pool, uint32_t interval_ms) {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!cv_.wait_for(lock, std::chrono::milliseconds(interval_ms), [this] { return stop_; })) {
-      lock.unlock();
-      if (size_t n = pool->ExpireLeases(); n > 0) KVPOOL_LOG(DEBUG) << "expired leases=" << n;
-      lock.lock();
-    }
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread thread_;
-};
 
 // Creates the UCX engine, allocates the pool arena through it (UCX may place it in shared memory
 // that same-host peers map directly) and builds the pool on that memory.
@@ -163,7 +118,10 @@ int Run(const KvpooldOptions& opts) {
   }
 
   {
-    LeaseSweeper sweeper(pool->get(), opts.lease_sweep_interval_ms);
+    // Releases expired leases of an idle pool; operations also expire leases lazily.
+    PeriodicTask sweeper(opts.lease_sweep_interval_ms, [pool = pool->get()] {
+      if (size_t n = pool->ExpireLeases(); n > 0) KVPOOL_LOG(DEBUG) << "expired leases=" << n;
+    });
     std::unique_ptr<EventPublisher> publisher;
     if (!opts.scheduler.empty()) {
       EventPublisherOptions popts;

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "common/units.h"
+#include "daemon/server_support.h"
 
 namespace kvpool::daemon {
 namespace {
@@ -19,14 +20,8 @@ std::string Hostname() {
 }  // namespace
 
 Status KvpooldOptions::Validate() const {
-  const auto colon = listen.rfind(':');
-  if (listen.empty() || colon == std::string::npos || colon + 1 == listen.size()) {
-    return InvalidArgumentError("listen must be host:port, got '" + listen + "'");
-  }
-  if (max_message_bytes < 4096 || max_message_bytes > (1ull << 31) - 1) {
-    return InvalidArgumentError("max-message must be in 4 KiB..2 GiB, got " +
-                                std::to_string(max_message_bytes));
-  }
+  KVPOOL_RETURN_IF_ERROR(ValidateListenAddress(listen));
+  KVPOOL_RETURN_IF_ERROR(ValidateMaxMessageBytes(max_message_bytes));
   if (lease_sweep_interval_ms == 0) return InvalidArgumentError("lease-sweep-ms must be > 0");
   if (scheduler_heartbeat_ms == 0) {
     return InvalidArgumentError("scheduler-heartbeat-ms must be > 0");
