@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "kvpool/v1/mempool.grpc.pb.h"
+#include "rpc/client_channel.h"
 #include "rpc/convert.h"
 #include "rpc/status_convert.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -20,20 +21,11 @@ struct Client::Impl {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::MemPool::Stub> stub;
 
-  // Every call gets a fresh context carrying the configured deadline.
-  std::unique_ptr<grpc::ClientContext> Context() const {
-    auto ctx = std::make_unique<grpc::ClientContext>();
-    ctx->set_deadline(std::chrono::system_clock::now() +
-                      std::chrono::milliseconds(options.timeout_ms));
-    return ctx;
-  }
-
-  // Runs one unary RPC: `method` is a pointer to the stub's method.
+  // Runs one unary RPC with the configured deadline.
   template <typename Req, typename Resp>
   Status Call(grpc::Status (v1::MemPool::Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
               const Req& req, Resp* resp) const {
-    auto ctx = Context();
-    return rpc::FromGrpcStatus(((*stub).*method)(ctx.get(), req, resp));
+    return rpc::CallUnary(*stub, method, req, resp, options.timeout_ms);
   }
 };
 
@@ -44,21 +36,10 @@ const std::string& Client::address() const { return impl_->address; }
 
 Result<std::unique_ptr<Client>> Client::Connect(std::string_view address,
                                                 const ClientOptions& options) {
-  if (address.empty()) return InvalidArgumentError("address must not be empty");
   auto impl = std::make_unique<Impl>();
   impl->address = std::string(address);
   impl->options = options;
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
-  args.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
-  impl->channel =
-      grpc::CreateCustomChannel(impl->address, grpc::InsecureChannelCredentials(), args);
-  const auto deadline =
-      std::chrono::system_clock::now() + std::chrono::milliseconds(options.connect_timeout_ms);
-  if (!impl->channel->WaitForConnected(deadline)) {
-    return UnavailableError("cannot reach kvpoold at " + impl->address + " within " +
-                            std::to_string(options.connect_timeout_ms) + " ms");
-  }
+  KVPOOL_ASSIGN_OR_RETURN(impl->channel, rpc::OpenChannel(address, options, "kvpoold"));
   impl->stub = v1::MemPool::NewStub(impl->channel);
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
@@ -67,7 +48,7 @@ Result<bool> Client::Health() {
   auto stub = grpc::health::v1::Health::NewStub(impl_->channel);
   grpc::health::v1::HealthCheckRequest req;
   grpc::health::v1::HealthCheckResponse resp;
-  auto ctx = impl_->Context();
+  auto ctx = rpc::DeadlineContext(impl_->options.timeout_ms);
   KVPOOL_RETURN_IF_ERROR(rpc::FromGrpcStatus(stub->Check(ctx.get(), req, &resp)));
   return resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
 }

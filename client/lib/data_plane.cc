@@ -12,6 +12,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "kvpool/v1/mempool.grpc.pb.h"
+#include "rpc/client_channel.h"
 #include "rpc/status_convert.h"
 #include "transport/transfer_engine.h"
 
@@ -161,13 +162,14 @@ Result<std::unique_ptr<DataPlane>> DataPlane::Connect(Client& client,
                                                       const DataPlaneOptions& options) {
   // The node's data-plane description travels over the control plane, on a channel of our own
   // (Client keeps its gRPC stub private).
-  auto channel = grpc::CreateChannel(client.address(), grpc::InsecureChannelCredentials());
+  const ClientOptions channel_options;
+  KVPOOL_ASSIGN_OR_RETURN(auto channel,
+                          rpc::OpenChannel(client.address(), channel_options, "kvpoold"));
   auto stub = v1::MemPool::NewStub(channel);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   v1::GetDataPlaneRequest req;
   v1::GetDataPlaneResponse resp;
-  KVPOOL_RETURN_IF_ERROR(rpc::FromGrpcStatus(stub->GetDataPlane(&ctx, req, &resp)));
+  KVPOOL_RETURN_IF_ERROR(rpc::CallUnary(*stub, &v1::MemPool::Stub::GetDataPlane, req, &resp,
+                                        channel_options.timeout_ms));
   if (resp.region_base() == 0 || resp.region_bytes() == 0 || resp.rkey().empty() ||
       resp.worker_address().empty()) {
     return InternalError("node " + client.address() + " sent an incomplete data plane");

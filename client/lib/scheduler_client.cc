@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "kvpool/v1/scheduler.grpc.pb.h"
+#include "rpc/client_channel.h"
 #include "rpc/convert.h"
 #include "rpc/status_convert.h"
 
@@ -24,14 +25,12 @@ struct SchedulerClient::Impl {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::Scheduler::Stub> stub;
 
+  // Runs one unary RPC with the configured deadline.
   template <typename Req, typename Resp>
   Status Call(grpc::Status (v1::Scheduler::Stub::*method)(grpc::ClientContext*, const Req&,
                                                           Resp*),
               const Req& req, Resp* resp) const {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     std::chrono::milliseconds(options.timeout_ms));
-    return rpc::FromGrpcStatus(((*stub).*method)(&ctx, req, resp));
+    return rpc::CallUnary(*stub, method, req, resp, options.timeout_ms);
   }
 };
 
@@ -42,25 +41,12 @@ const std::string& SchedulerClient::address() const { return impl_->address; }
 
 Result<std::unique_ptr<SchedulerClient>> SchedulerClient::Connect(std::string_view address,
                                                                   const ClientOptions& options) {
-  if (address.empty()) return InvalidArgumentError("address must not be empty");
   auto impl = std::make_unique<Impl>();
   impl->address = std::string(address);
   impl->options = options;
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
-  args.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
   // A restarted scheduler is found within a second, not after gRPC's default backoff.
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  impl->channel =
-      grpc::CreateCustomChannel(impl->address, grpc::InsecureChannelCredentials(), args);
-  const auto deadline =
-      std::chrono::system_clock::now() + std::chrono::milliseconds(options.connect_timeout_ms);
-  if (!impl->channel->WaitForConnected(deadline)) {
-    return UnavailableError("cannot reach kvpool-scheduler at " + impl->address + " within " +
-                            std::to_string(options.connect_timeout_ms) + " ms");
-  }
+  KVPOOL_ASSIGN_OR_RETURN(impl->channel,
+                          rpc::OpenChannel(address, options, "kvpool-scheduler", true));
   impl->stub = v1::Scheduler::NewStub(impl->channel);
   return std::unique_ptr<SchedulerClient>(new SchedulerClient(std::move(impl)));
 }
