@@ -4,15 +4,8 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
-#include <cerrno>
 #include <chrono>
-#include <condition_variable>
-#include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <iostream>
-#include <mutex>
-#include <thread>
 
 #include "absl/synchronization/mutex.h"
 #include "common/logging.h"

@@ -3,16 +3,9 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
-#include <cerrno>
-#include <condition_variable>
-#include <cstdio>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <mutex>
 #include <optional>
-#include <thread>
 
 #include "absl/synchronization/mutex.h"
 #include "common/logging.h"
