@@ -75,6 +75,7 @@ bool EventPublisher::Register() {
   req.set_node_id(options_.node_id);
   req.set_address(options_.node_address);
   req.mutable_capacity_bytes()->set_host(options_.capacity_bytes);
+  req.set_ucx_worker_address(options_.ucx_worker_address);
   v1::RegisterNodeResponse resp;
   auto ctx = Context();
   const grpc::Status st = stub_->RegisterNode(ctx.get(), req, &resp);

@@ -22,6 +22,8 @@ struct EventPublisherOptions {
   /// This node's id and MemPool gRPC address as the scheduler shows them. Required.
   std::string node_id;
   std::string node_address;
+  /// The node's UCX worker address (GetDataPlane's), reported at registration. Default: empty.
+  std::string ucx_worker_address;
   /// Host-tier capacity reported at registration, in bytes. Default: 0.
   uint64_t capacity_bytes = 0;
   /// Interval between heartbeats, in ms (keep it well under the scheduler's

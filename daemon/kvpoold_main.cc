@@ -13,6 +13,8 @@
 #include "daemon/event_publisher.h"
 #include "daemon/kvpoold_options.h"
 #include "daemon/mempool_service.h"
+#include "daemon/node_transfer.h"
+#include "daemon/peer_directory.h"
 #include "daemon/server_support.h"
 #include "daemon/shutdown_signal.h"
 #include "memory/host_arena.h"
@@ -77,7 +79,21 @@ int Run(const KvpooldOptions& opts) {
     KVPOOL_LOG(ERROR) << "cannot create the pool: " << pool.status();
     return 1;
   }
-  MemPoolService service(pool->get(), endpoint);
+  // Node-to-node transfers: peers from --peer, else from the scheduler.
+  std::unique_ptr<PeerDirectory> peers;
+  std::unique_ptr<NodeTransfer> transfer;
+  if (engine != nullptr) {
+    PeerDirectoryOptions peer_options;
+    peer_options.self_node_id = opts.pool.node_id;
+    peer_options.static_peers = opts.peers;
+    peer_options.scheduler_address = opts.scheduler;
+    peers = std::make_unique<PeerDirectory>(std::move(peer_options), engine.get());
+    NodeTransferOptions transfer_options;
+    transfer_options.default_timeout_ms = opts.transfer_timeout_ms;
+    transfer = std::make_unique<NodeTransfer>(transfer_options, pool->get(), engine.get(),
+                                              endpoint->region_base, peers.get());
+  }
+  MemPoolService service(pool->get(), endpoint, transfer.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -122,6 +138,7 @@ int Run(const KvpooldOptions& opts) {
       popts.node_id = opts.pool.node_id;
       popts.node_address = WithPort(opts.listen, port);
       popts.capacity_bytes = opts.pool.capacity_bytes;
+      if (endpoint.has_value()) popts.ucx_worker_address = endpoint->worker_address;
       popts.heartbeat_interval_ms = opts.scheduler_heartbeat_ms;
       publisher = std::make_unique<EventPublisher>(std::move(popts), pool->get());
     }

@@ -4,6 +4,8 @@
 
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "common/units.h"
 #include "daemon/server_support.h"
@@ -30,6 +32,18 @@ Status KvpooldOptions::Validate() const {
     const auto sched_colon = scheduler.rfind(':');
     if (sched_colon == std::string::npos || sched_colon == 0 || sched_colon + 1 == scheduler.size()) {
       return InvalidArgumentError("scheduler must be host:port, got '" + scheduler + "'");
+    }
+  }
+  if (transfer_timeout_ms == 0) return InvalidArgumentError("transfer-timeout-ms must be > 0");
+  for (const auto& [id, address] : peers) {
+    if (id.empty()) return InvalidArgumentError("peer '=" + address + "' has an empty node id");
+    if (id == pool.node_id) {
+      return InvalidArgumentError("peer '" + id + "' is this node's own --node-id");
+    }
+    const auto colon = address.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == address.size()) {
+      return InvalidArgumentError("peer '" + id + "' must be ID=HOST:PORT, got address '" +
+                                  address + "'");
     }
   }
   return pool.Validate();
@@ -83,6 +97,13 @@ Result<std::optional<KvpooldOptions>> ParseKvpooldArgs(int argc, const char* con
                "Run without the UCX data plane (GetDataPlane then fails; plain pool memory)");
   app.add_option("--ucx-tls", opts.ucx_tls,
                  "UCX transports of the data plane, as UCX_TLS (e.g. tcp, shm); empty: UCX's choice");
+  std::vector<std::string> peers;
+  app.add_option("--peer", peers,
+                 "Another kvpoold to transfer to, ID=HOST:PORT (repeatable; others are looked "
+                 "up at the scheduler)");
+  app.add_option("--transfer-timeout-ms", opts.transfer_timeout_ms,
+                 "Time a node-to-node transfer may take when the request gives none (ms)")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "debug, info, warning or error")->capture_default_str();
 
   try {
@@ -105,6 +126,16 @@ Result<std::optional<KvpooldOptions>> ParseKvpooldArgs(int argc, const char* con
   opts.pool.huge_pages = !no_huge_pages;
   opts.data_plane = !no_data_plane;
   opts.pool.node_id = node_id.empty() ? Hostname() : node_id;
+  for (const std::string& peer : peers) {
+    const auto eq = peer.find('=');
+    if (eq == std::string::npos) {
+      return InvalidArgumentError("peer must be ID=HOST:PORT, got '" + peer + "'");
+    }
+    const std::string id = peer.substr(0, eq);
+    if (!opts.peers.emplace(id, peer.substr(eq + 1)).second) {
+      return InvalidArgumentError("peer '" + id + "' is given twice");
+    }
+  }
   KVPOOL_RETURN_IF_ERROR(opts.Validate());
   return std::optional<KvpooldOptions>(std::move(opts));
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -40,6 +41,12 @@ struct KvpooldOptions {
   /// from the environment, else UCX's choice. Other UCX_* variables always pass through.
   /// Default: "" (empty).
   std::string ucx_tls;
+  /// Other kvpoold nodes this node transfers to, node id -> host:port (--peer ID=HOST:PORT,
+  /// repeatable). Nodes not listed are looked up at the scheduler. Default: none.
+  std::map<std::string, std::string> peers;
+  /// Time a Transfer or TransferWithInsert may take when the request gives none, in ms. Must
+  /// be > 0. Default: 30000.
+  uint32_t transfer_timeout_ms = 30'000;
   /// The pool itself.
   node::MemPoolOptions pool;
 

@@ -22,6 +22,10 @@ grpc::Status Serve(Fn&& body) {
   return ToGrpcStatus(body());
 }
 
+Status NoDataPlane() {
+  return FailedPreconditionError("this node runs without a data plane (kvpoold --no-data-plane)");
+}
+
 }  // namespace
 
 grpc::Status MemPoolService::CreateNamespace(grpc::ServerContext*,
@@ -178,15 +182,46 @@ grpc::Status MemPoolService::Evict(grpc::ServerContext*, const v1::EvictRequest*
 grpc::Status MemPoolService::GetDataPlane(grpc::ServerContext*, const v1::GetDataPlaneRequest*,
                                           v1::GetDataPlaneResponse* resp) {
   return Serve([&]() -> Status {
-    if (!data_plane_.has_value()) {
-      return FailedPreconditionError(
-          "this node runs without a data plane (kvpoold --no-data-plane)");
-    }
+    if (!data_plane_.has_value()) return NoDataPlane();
     resp->set_worker_address(data_plane_->worker_address);
     resp->set_region_base(data_plane_->region_base);
     resp->set_region_bytes(data_plane_->region_bytes);
     resp->set_rkey(data_plane_->rkey);
     return Status::Ok();
+  });
+}
+
+grpc::Status MemPoolService::ResolveBlocks(grpc::ServerContext*,
+                                           const v1::ResolveBlocksRequest* req,
+                                           v1::ResolveBlocksResponse* resp) {
+  return Serve([&]() -> Status {
+    KVPOOL_ASSIGN_OR_RETURN(
+        node::LeasedBlocks leased,
+        pool_->ResolveLeased(req->lease_id(), HandlesOf(req->handles()),
+                             req->for_write() ? node::BlockAccess::kWrite
+                                              : node::BlockAccess::kRead,
+                             req->checksums()));
+    rpc::ToProto(leased.spec, resp->mutable_spec());
+    rpc::ToProto(leased.blocks, resp->mutable_blocks());
+    resp->mutable_checksums()->Add(leased.checksums.begin(), leased.checksums.end());
+    return Status::Ok();
+  });
+}
+
+grpc::Status MemPoolService::Transfer(grpc::ServerContext*, const v1::TransferRequest* req,
+                                      v1::TransferResponse* resp) {
+  return Serve([&]() -> Status {
+    if (transfer_ == nullptr) return NoDataPlane();
+    return transfer_->Transfer(*req, resp);
+  });
+}
+
+grpc::Status MemPoolService::TransferWithInsert(grpc::ServerContext*,
+                                                const v1::TransferWithInsertRequest* req,
+                                                v1::TransferWithInsertResponse* resp) {
+  return Serve([&]() -> Status {
+    if (transfer_ == nullptr) return NoDataPlane();
+    return transfer_->TransferWithInsert(*req, resp);
   });
 }
 

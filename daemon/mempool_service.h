@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include "daemon/node_transfer.h"
 #include "kvpool/v1/mempool.grpc.pb.h"
 #include "node/mempool.h"
 
@@ -29,11 +30,13 @@ struct DataPlaneEndpoint {
 /// Thread-safe (MemPool is); the pool must outlive the service.
 class MemPoolService final : public v1::MemPool::Service {
  public:
-  /// `data_plane`: what GetDataPlane answers; nullopt (no data plane) makes it
+  /// `data_plane`: what GetDataPlane answers; `transfer`: runs Transfer and
+  /// TransferWithInsert (borrowed). Without them (no data plane) those calls are
   /// FAILED_PRECONDITION.
   explicit MemPoolService(node::MemPool* pool,
-                          std::optional<DataPlaneEndpoint> data_plane = std::nullopt)
-      : pool_(pool), data_plane_(std::move(data_plane)) {}
+                          std::optional<DataPlaneEndpoint> data_plane = std::nullopt,
+                          NodeTransfer* transfer = nullptr)
+      : pool_(pool), data_plane_(std::move(data_plane)), transfer_(transfer) {}
 
   grpc::Status CreateNamespace(grpc::ServerContext*, const v1::CreateNamespaceRequest*,
                                v1::CreateNamespaceResponse*) override;
@@ -63,10 +66,17 @@ class MemPoolService final : public v1::MemPool::Service {
                      v1::EvictResponse*) override;
   grpc::Status GetDataPlane(grpc::ServerContext*, const v1::GetDataPlaneRequest*,
                             v1::GetDataPlaneResponse*) override;
+  grpc::Status ResolveBlocks(grpc::ServerContext*, const v1::ResolveBlocksRequest*,
+                             v1::ResolveBlocksResponse*) override;
+  grpc::Status Transfer(grpc::ServerContext*, const v1::TransferRequest*,
+                        v1::TransferResponse*) override;
+  grpc::Status TransferWithInsert(grpc::ServerContext*, const v1::TransferWithInsertRequest*,
+                                  v1::TransferWithInsertResponse*) override;
 
  private:
   node::MemPool* pool_;
   const std::optional<DataPlaneEndpoint> data_plane_;
+  NodeTransfer* const transfer_;
 };
 
 }  // namespace kvpool::daemon

@@ -77,4 +77,8 @@ class BlockHasher {
 /// h[-1] for a namespace: XXH3-128(namespace_name || 0x00 || salt).
 BlockHash NamespaceRootHash(std::string_view namespace_name, std::string_view salt);
 
+/// Checksum of a block's bytes, for verifying transfers while debugging: XXH3-64 with seed 0 of
+/// [data, data + size_bytes). Equal to `xxhsum -H3` of the same bytes.
+uint64_t BlockChecksum(const void* data, size_t size_bytes);
+
 }  // namespace kvpool

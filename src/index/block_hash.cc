@@ -118,6 +118,10 @@ BlockHash NamespaceRootHash(std::string_view namespace_name, std::string_view sa
   return FromXxh(XXH3_128bits(input.data(), input.size()));
 }
 
+uint64_t BlockChecksum(const void* data, size_t size_bytes) {
+  return XXH3_64bits(data, size_bytes);
+}
+
 BlockHasher::BlockHasher(std::string_view namespace_name, std::string_view salt,
                          uint32_t block_tokens)
     : root_(NamespaceRootHash(namespace_name, salt)),

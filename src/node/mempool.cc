@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/container/flat_hash_set.h"
 #include "common/units.h"
 #include "node/block_handle.h"
 #include "node/validation.h"
@@ -559,6 +560,50 @@ Result<uint32_t> MemPool::Release(uint64_t lease_id) {
   KVPOOL_RETURN_IF_ERROR(FindLeaseLocked(lease_id, nullptr).status());
   const LeaseRecord lease = leases_.Remove(lease_id);
   return EndLeaseLocked(lease);
+}
+
+Result<LeasedBlocks> MemPool::ResolveLeased(uint64_t lease_id,
+                                            std::span<const BlockHandle> handles,
+                                            BlockAccess access, bool checksums) {
+  if (handles.empty()) return InvalidArgumentError("at least one block handle is required");
+  KVPOOL_RETURN_IF_ERROR(ValidateBlockCount("handles", handles.size(), options_));
+  absl::MutexLock lock(&mu_);
+  ExpireLeasesLocked();
+  KVPOOL_ASSIGN_OR_RETURN(LeaseRecord * lease, FindLeaseLocked(lease_id, nullptr));
+  NamespaceState* ns = namespaces_by_id_.at(lease->namespace_id);
+  std::vector<memory::Slot> slots;
+  KVPOOL_RETURN_IF_ERROR(ns->ResolveAll(handles, &slots));
+  // A read may also use the blocks the lease pins (Match with a lease, Insert keep_pinned).
+  absl::flat_hash_set<BlockHandle> pinned;
+  if (access == BlockAccess::kRead && !lease->pinned.empty()) {
+    pinned.insert(lease->pinned.begin(), lease->pinned.end());
+  }
+  LeasedBlocks out;
+  out.spec = ns->spec();
+  out.blocks.reserve(slots.size());
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const BlockMeta& m = ns->meta(slots[i]);
+    const bool owned = m.state == BlockState::kAllocated && m.owner_lease == lease_id;
+    const bool held = owned || (access == BlockAccess::kRead && m.pins > 0 &&
+                                (m.state == BlockState::kCached ||
+                                 m.state == BlockState::kDetached) &&
+                                pinned.contains(handles[i]));
+    if (!held) {
+      return FailedPreconditionError(
+          "block handle " + std::to_string(handles[i]) + " is not " +
+          (access == BlockAccess::kWrite ? "an allocated block of lease "
+                                         : "allocated under or pinned by lease ") +
+          std::to_string(lease_id) + " (it is " + DescribeState(m.state) + ")");
+    }
+    out.blocks.push_back(ns->LocationOf(slots[i]));
+  }
+  if (checksums) {
+    out.checksums.reserve(out.blocks.size());
+    for (const BlockLocation& b : out.blocks) {
+      out.checksums.push_back(BlockChecksum(arena_->base() + b.offset, b.length));
+    }
+  }
+  return out;
 }
 
 // ---- Admin -------------------------------------------------------------------------------------

@@ -62,6 +62,22 @@ struct PoolSnapshot {
   std::vector<Namespace> namespaces;
 };
 
+/// What a caller wants to do with leased blocks (MemPool::ResolveLeased).
+enum class BlockAccess : uint8_t {
+  kRead = 0,   ///< read the bytes: the block is allocated under the lease or pinned by it
+  kWrite = 1,  ///< write the bytes: the block is allocated under the lease and not yet inserted
+};
+
+/// Blocks a lease holds, resolved to their locations (MemPool::ResolveLeased).
+struct LeasedBlocks {
+  /// The lease's namespace.
+  NamespaceSpec spec;
+  /// One per handle, in request order.
+  std::vector<BlockLocation> blocks;
+  /// BlockChecksum of each block's current bytes when asked for; empty otherwise.
+  std::vector<uint64_t> checksums;
+};
+
 /// The pool of one node: host memory as fixed-size KV blocks per namespace, a prompt tree per
 /// namespace, and leases.
 ///
@@ -148,6 +164,14 @@ class MemPool {
   /// Ends a lease: frees its never-inserted blocks and unpins its cached ones. Returns how many
   /// blocks it still held.
   Result<uint32_t> Release(uint64_t lease_id);
+  /// The locations of `handles`, each of which lease `lease_id` must hold for `access` (see
+  /// BlockAccess): the check a data-plane transfer makes before any byte moves. With
+  /// `checksums`, also BlockChecksum of each block's bytes (reads every byte under the lock: for
+  /// debugging). INVALID_ARGUMENT for no handles, too many or a duplicate; NOT_FOUND for an
+  /// unknown lease or a stale handle; FAILED_PRECONDITION for an expired lease or a block it
+  /// does not hold for `access` (the message names the block and its state).
+  Result<LeasedBlocks> ResolveLeased(uint64_t lease_id, std::span<const BlockHandle> handles,
+                                     BlockAccess access, bool checksums);
   /// Ends every lease whose deadline has passed; returns how many. Operations also do this
   /// lazily, so a lease is never honoured after its deadline; the daemon calls this
   /// periodically so that idle pools release memory too.

@@ -1,0 +1,296 @@
+#include "daemon/node_transfer.h"
+
+#include <chrono>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/logging.h"
+#include "rpc/client_channel.h"
+#include "rpc/convert.h"
+
+namespace kvpool::daemon {
+namespace {
+
+std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+std::span<const BlockHandle> HandlesOf(const google::protobuf::RepeatedField<uint64_t>& field) {
+  return std::span<const BlockHandle>(field.data(), static_cast<size_t>(field.size()));
+}
+
+uint64_t MicrosSince(std::chrono::steady_clock::time_point start) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now() - start)
+                                   .count());
+}
+
+uint64_t TotalBytes(std::span<const transport::TransferOp> ops) {
+  uint64_t total = 0;
+  for (const transport::TransferOp& op : ops) total += op.size_bytes;
+  return total;
+}
+
+// Ends a destination lease on scope exit unless dismissed: a failed TransferWithInsert leaves
+// nothing allocated on the destination (and if this node dies, the lease expires there).
+class RemoteLeaseGuard {
+ public:
+  RemoteLeaseGuard(v1::MemPool::Stub* stub, uint64_t lease_id, uint32_t timeout_ms)
+      : stub_(stub), lease_id_(lease_id), timeout_ms_(timeout_ms) {}
+  ~RemoteLeaseGuard() {
+    if (lease_id_ == 0) return;
+    v1::ReleaseRequest req;
+    req.set_lease_id(lease_id_);
+    v1::ReleaseResponse resp;
+    // Best effort: a destination that cannot be reached frees the blocks when the lease expires.
+    rpc::CallUnary(*stub_, &v1::MemPool::Stub::Release, req, &resp, timeout_ms_).IgnoreError();
+  }
+  RemoteLeaseGuard(const RemoteLeaseGuard&) = delete;
+  RemoteLeaseGuard& operator=(const RemoteLeaseGuard&) = delete;
+
+ private:
+  v1::MemPool::Stub* stub_;
+  uint64_t lease_id_;
+  uint32_t timeout_ms_;
+};
+
+// Prefixes a destination node's status with what was being done there.
+Status AtNode(Status st, std::string_view node_id, std::string_view call) {
+  if (st.ok()) return st;
+  return Status(st.code(), "destination node " + Quote(node_id) + ": " + std::string(call) +
+                               ": " + std::string(st.message()));
+}
+
+}  // namespace
+
+Result<uint32_t> NodeTransfer::TimeoutOf(uint32_t requested_ms) const {
+  if (requested_ms == 0) return options_.default_timeout_ms;
+  if (requested_ms > options_.max_timeout_ms) {
+    return InvalidArgumentError("timeout_ms " + std::to_string(requested_ms) +
+                                " exceeds the limit of " +
+                                std::to_string(options_.max_timeout_ms));
+  }
+  return requested_ms;
+}
+
+Status NodeTransfer::RunPut(transport::PeerId endpoint, const transport::RemoteRegion& remote,
+                            std::span<const transport::TransferOp> ops, uint32_t timeout_ms,
+                            std::string_view node_id, std::string_view what) {
+  KVPOOL_ASSIGN_OR_RETURN(transport::TransferHandle handle, engine_->Put(endpoint, remote, ops));
+  Status landed = handle.Wait(timeout_ms);
+  if (landed.ok()) return landed;
+  // Close the endpoint so the batch writes nothing more (DEADLINE_EXCEEDED leaves it running),
+  // and so that the next transfer reconnects (a restarted peer has a new address).
+  if (!node_id.empty()) {
+    peers_->Forget(node_id);
+  } else {
+    engine_->Disconnect(endpoint).IgnoreError();
+  }
+  const std::string message = std::string(what) + " failed after " +
+                              std::to_string(TotalBytes(ops)) + " bytes were submitted: " +
+                              std::string(landed.message());
+  KVPOOL_LOG(WARNING) << message;
+  if (landed.code() == StatusCode::kDeadlineExceeded) {
+    return DeadlineExceededError(std::string(what) + " did not finish within " +
+                                 std::to_string(timeout_ms) + " ms");
+  }
+  return Status(landed.code() == StatusCode::kCancelled ? StatusCode::kUnavailable
+                                                        : landed.code(),
+                message);
+}
+
+Status NodeTransfer::Transfer(const v1::TransferRequest& req, v1::TransferResponse* resp) {
+  const auto start = std::chrono::steady_clock::now();
+  KVPOOL_ASSIGN_OR_RETURN(const uint32_t timeout_ms, TimeoutOf(req.timeout_ms()));
+  if (req.destination_case() == v1::TransferRequest::DESTINATION_NOT_SET) {
+    return InvalidArgumentError("a transfer needs a destination: node blocks or a client region");
+  }
+  const bool to_node = req.destination_case() == v1::TransferRequest::kNode;
+  if (!to_node && req.verify_checksums()) {
+    return InvalidArgumentError(
+        "verify_checksums needs a node destination (a client checks its own region)");
+  }
+  const size_t n = static_cast<size_t>(req.src_handles_size());
+  const size_t n_dst = to_node ? static_cast<size_t>(req.node().handles_size())
+                               : static_cast<size_t>(req.region().offsets_size());
+  if (n != n_dst) {
+    return InvalidArgumentError("a transfer needs one destination per source block: got " +
+                                std::to_string(n_dst) + " destinations for " + std::to_string(n) +
+                                " source blocks");
+  }
+  KVPOOL_ASSIGN_OR_RETURN(node::LeasedBlocks src,
+                          pool_->ResolveLeased(req.src_lease_id(), HandlesOf(req.src_handles()),
+                                               node::BlockAccess::kRead, req.verify_checksums()));
+  std::vector<transport::TransferOp> ops;
+  ops.reserve(n);
+
+  if (!to_node) {
+    const v1::RegionBlocks& region = req.region();
+    // The engine checks every range against the region before anything is submitted.
+    const transport::RemoteRegion remote{region.region_base(), region.region_bytes(),
+                                         region.rkey()};
+    for (size_t i = 0; i < n; ++i) {
+      const uint64_t offset = region.offsets(static_cast<int>(i));
+      if (offset > remote.size_bytes) {
+        return InvalidArgumentError("region offset " + std::to_string(i) + " (" +
+                                    std::to_string(offset) + ") lies outside the " +
+                                    std::to_string(remote.size_bytes) + "-byte region");
+      }
+      ops.push_back(transport::TransferOp{local_region_base_ + src.blocks[i].offset,
+                                          remote.address + offset, src.blocks[i].length});
+    }
+    KVPOOL_ASSIGN_OR_RETURN(transport::PeerId endpoint,
+                            engine_->Connect(region.worker_address()));
+    KVPOOL_RETURN_IF_ERROR(RunPut(endpoint, remote, ops, timeout_ms, "", "transfer to a client region"));
+    resp->set_blocks(static_cast<uint32_t>(n));
+    resp->set_bytes(TotalBytes(ops));
+    resp->set_elapsed_us(MicrosSince(start));
+    return Status::Ok();
+  }
+
+  const v1::NodeBlocks& dst = req.node();
+  KVPOOL_ASSIGN_OR_RETURN(PeerNode peer, peers_->Get(dst.node_id()));
+  v1::ResolveBlocksRequest check;
+  check.set_lease_id(dst.lease_id());
+  *check.mutable_handles() = dst.handles();
+  check.set_for_write(true);
+  v1::ResolveBlocksResponse checked;
+  KVPOOL_RETURN_IF_ERROR(AtNode(rpc::CallUnary(*peer.stub, &v1::MemPool::Stub::ResolveBlocks,
+                                               check, &checked, options_.rpc_timeout_ms),
+                                dst.node_id(), "ResolveBlocks"));
+  KVPOOL_ASSIGN_OR_RETURN(std::vector<BlockLocation> dst_blocks,
+                          rpc::FromProto(checked.blocks()));
+  if (dst_blocks.size() != n) {
+    return InternalError("destination node " + Quote(dst.node_id()) + " resolved " +
+                         std::to_string(dst_blocks.size()) + " of " + std::to_string(n) +
+                         " blocks");
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (dst_blocks[i].length != src.blocks[i].length) {
+      return InvalidArgumentError(
+          "block " + std::to_string(i) + ": the source block has " +
+          std::to_string(src.blocks[i].length) + " bytes but destination block " +
+          std::to_string(dst_blocks[i].handle) + " has " + std::to_string(dst_blocks[i].length));
+    }
+    ops.push_back(transport::TransferOp{local_region_base_ + src.blocks[i].offset,
+                                        peer.region.address + dst_blocks[i].offset,
+                                        src.blocks[i].length});
+  }
+  KVPOOL_RETURN_IF_ERROR(RunPut(peer.endpoint, peer.region, ops, timeout_ms, dst.node_id(),
+                                "transfer to node '" + dst.node_id() + "'"));
+  if (req.verify_checksums()) {
+    check.set_checksums(true);
+    KVPOOL_RETURN_IF_ERROR(AtNode(rpc::CallUnary(*peer.stub, &v1::MemPool::Stub::ResolveBlocks,
+                                                 check, &checked, options_.rpc_timeout_ms),
+                                  dst.node_id(), "ResolveBlocks (checksums)"));
+    for (size_t i = 0; i < n; ++i) {
+      if (static_cast<int>(i) >= checked.checksums_size() ||
+          checked.checksums(static_cast<int>(i)) != src.checksums[i]) {
+        return DataLossError("block " + std::to_string(i) + " (source handle " +
+                             std::to_string(src.blocks[i].handle) +
+                             ") differs on the destination after the transfer");
+      }
+    }
+  }
+  resp->set_blocks(static_cast<uint32_t>(n));
+  resp->set_bytes(TotalBytes(ops));
+  resp->set_elapsed_us(MicrosSince(start));
+  return Status::Ok();
+}
+
+Status NodeTransfer::TransferWithInsert(const v1::TransferWithInsertRequest& req,
+                                        v1::TransferWithInsertResponse* resp) {
+  const auto start = std::chrono::steady_clock::now();
+  KVPOOL_ASSIGN_OR_RETURN(const uint32_t timeout_ms, TimeoutOf(req.timeout_ms()));
+  KVPOOL_ASSIGN_OR_RETURN(node::LeasedBlocks src,
+                          pool_->ResolveLeased(req.src_lease_id(), HandlesOf(req.src_handles()),
+                                               node::BlockAccess::kRead, false));
+  if (src.spec.name != req.namespace_()) {
+    return InvalidArgumentError("the source lease " + std::to_string(req.src_lease_id()) +
+                                " belongs to namespace " + Quote(src.spec.name) + ", not " +
+                                Quote(req.namespace_()));
+  }
+  const size_t n = src.blocks.size();
+  // The prompt must name every block before anything is allocated or moved.
+  std::vector<BlockHash> hash_storage;
+  KVPOOL_ASSIGN_OR_RETURN(PromptView prompt, rpc::FromProto(req.prompt(), &hash_storage));
+  const uint64_t prompt_blocks = prompt.hashes.empty()
+                                     ? prompt.tokens.size() / src.spec.block_tokens
+                                     : prompt.hashes.size();
+  if (!prompt.tokens.empty() && prompt.tokens.size() % src.spec.block_tokens != 0) {
+    return InvalidArgumentError("the prompt has " + std::to_string(prompt.tokens.size()) +
+                                " tokens, not a whole number of " +
+                                std::to_string(src.spec.block_tokens) + "-token blocks");
+  }
+  if (static_cast<uint64_t>(req.start_block()) + n > prompt_blocks) {
+    return InvalidArgumentError("the prompt has " + std::to_string(prompt_blocks) +
+                                " full blocks, but start_block " +
+                                std::to_string(req.start_block()) + " + " + std::to_string(n) +
+                                " source blocks needs " +
+                                std::to_string(static_cast<uint64_t>(req.start_block()) + n));
+  }
+  std::string dst_node = req.dst_node();
+  if (dst_node.empty()) {
+    KVPOOL_ASSIGN_OR_RETURN(dst_node, peers_->Place(req.namespace_(), n));
+  }
+  KVPOOL_ASSIGN_OR_RETURN(PeerNode peer, peers_->Get(dst_node));
+
+  v1::CreateNamespaceRequest create;
+  rpc::ToProto(src.spec, create.mutable_spec());
+  v1::CreateNamespaceResponse created;
+  Status st = rpc::CallUnary(*peer.stub, &v1::MemPool::Stub::CreateNamespace, create, &created,
+                             options_.rpc_timeout_ms);
+  if (st.code() == StatusCode::kAlreadyExists) {
+    return FailedPreconditionError("namespace " + Quote(src.spec.name) + " exists on node " +
+                                   Quote(dst_node) + " with other parameters: " +
+                                   std::string(st.message()));
+  }
+  KVPOOL_RETURN_IF_ERROR(AtNode(std::move(st), dst_node, "CreateNamespace"));
+
+  // The allocation outlives this call by at most its lease: if this node dies mid-transfer the
+  // destination frees the blocks when it expires.
+  v1::AllocMemRequest alloc_req;
+  alloc_req.set_namespace_(req.namespace_());
+  alloc_req.set_n_blocks(static_cast<uint32_t>(n));
+  alloc_req.set_tier(v1::TIER_HOST);
+  alloc_req.set_lease_ttl_ms(timeout_ms + 2 * options_.rpc_timeout_ms);
+  v1::AllocMemResponse alloc;
+  KVPOOL_RETURN_IF_ERROR(AtNode(rpc::CallUnary(*peer.stub, &v1::MemPool::Stub::AllocMem,
+                                               alloc_req, &alloc, options_.rpc_timeout_ms),
+                                dst_node, "AllocMem"));
+  RemoteLeaseGuard guard(peer.stub.get(), alloc.lease().id(), options_.rpc_timeout_ms);
+  KVPOOL_ASSIGN_OR_RETURN(std::vector<BlockLocation> dst_blocks, rpc::FromProto(alloc.blocks()));
+  if (dst_blocks.size() != n) {
+    return InternalError("destination node " + Quote(dst_node) + " allocated " +
+                         std::to_string(dst_blocks.size()) + " of " + std::to_string(n) +
+                         " blocks");
+  }
+  std::vector<transport::TransferOp> ops;
+  ops.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    ops.push_back(transport::TransferOp{local_region_base_ + src.blocks[i].offset,
+                                        peer.region.address + dst_blocks[i].offset,
+                                        src.blocks[i].length});
+  }
+  KVPOOL_RETURN_IF_ERROR(RunPut(peer.endpoint, peer.region, ops, timeout_ms, dst_node,
+                                "transfer to node '" + dst_node + "'"));
+
+  // Every byte landed: only now may the blocks become matchable there.
+  v1::InsertRequest insert;
+  insert.set_namespace_(req.namespace_());
+  *insert.mutable_prompt() = req.prompt();
+  insert.set_start_block(req.start_block());
+  insert.set_lease_id(alloc.lease().id());
+  for (const BlockLocation& b : dst_blocks) insert.add_handles(b.handle);
+  v1::InsertResponse inserted;
+  KVPOOL_RETURN_IF_ERROR(AtNode(rpc::CallUnary(*peer.stub, &v1::MemPool::Stub::Insert, insert,
+                                               &inserted, options_.rpc_timeout_ms),
+                                dst_node, "Insert"));
+  resp->set_dst_node(dst_node);
+  resp->set_inserted_blocks(inserted.inserted_blocks());
+  resp->set_duplicate_blocks(inserted.duplicate_blocks());
+  resp->set_bytes(TotalBytes(ops));
+  resp->set_elapsed_us(MicrosSince(start));
+  return Status::Ok();
+}
+
+}  // namespace kvpool::daemon

@@ -1,0 +1,83 @@
+// Daemon-driven transfers (MemPool Transfer and TransferWithInsert): this node writes its own
+// leased blocks one-sided into another node's blocks or into a client's registered region.
+#pragma once
+
+#include <cstdint>
+
+#include "daemon/peer_directory.h"
+#include "kvpool/status.h"
+#include "kvpool/v1/mempool.pb.h"
+#include "node/mempool.h"
+#include "transport/transfer_engine.h"
+
+namespace kvpool::daemon {
+
+struct NodeTransferOptions {
+  /// Time a transfer may take when the request gives none, in ms. Default: 30000.
+  uint32_t default_timeout_ms = 30'000;
+  /// Longest timeout a request may ask for, in ms. Default: 600000.
+  uint32_t max_timeout_ms = 600'000;
+  /// Deadline of each control call to the destination node, in ms. Default: 5000.
+  uint32_t rpc_timeout_ms = 5'000;
+};
+
+/// Runs Transfer and TransferWithInsert for MemPoolService.
+///
+/// Every check happens before any byte moves: the source blocks must be held by the request's
+/// lease on this node (allocated under it or pinned by it); destination node blocks must be
+/// allocated under the given lease there (the destination checks it, ResolveBlocks) and be as
+/// large as the source blocks; a destination region range must lie inside the region. A
+/// transfer writes nothing outside the destination blocks it was given.
+///
+/// Failures: UNAVAILABLE when the destination dies or its link breaks mid-transfer (noticed at
+/// once for a process on this host, else by UCX), DEADLINE_EXCEEDED after the request's
+/// timeout; in both cases the endpoint is closed (nothing more is written) and the next call
+/// reconnects. TransferWithInsert then releases the destination allocation; if this node dies
+/// instead, that allocation's lease expires on the destination. Either way the blocks are never
+/// inserted, so nothing half-written becomes matchable.
+///
+/// Thread-safe. Borrows everything it is given; all must outlive it.
+class NodeTransfer {
+ public:
+  /// `local_region_base`: the address of pool offset 0 in this process (the pool arena, which
+  /// `engine` allocated and registered).
+  NodeTransfer(NodeTransferOptions options, node::MemPool* pool,
+               transport::TransferEngine* engine, uint64_t local_region_base,
+               PeerDirectory* peers)
+      : options_(options),
+        pool_(pool),
+        engine_(engine),
+        local_region_base_(local_region_base),
+        peers_(peers) {}
+
+  /// Copies the source blocks to a node's blocks or a client region. Errors as the class
+  /// comment, plus INVALID_ARGUMENT for a malformed request (no blocks, counts that differ, no
+  /// destination, block sizes that differ, a timeout over the limit, checksums asked for a
+  /// region destination), the source lease's errors (NOT_FOUND, FAILED_PRECONDITION), the
+  /// peer lookup's (PeerDirectory::Get) and the destination's ResolveBlocks status; DATA_LOSS
+  /// when verify_checksums finds a block that differs after the copy.
+  Status Transfer(const v1::TransferRequest& req, v1::TransferResponse* resp);
+  /// Allocates blocks on the destination (dst_node, or the scheduler's choice when empty),
+  /// copies the source blocks there and inserts them as blocks start_block.. of the prompt
+  /// there. The namespace is created on the destination with the source's parameters if
+  /// missing (FAILED_PRECONDITION if it exists there with others). Errors as Transfer, plus
+  /// the destination's AllocMem and Insert statuses.
+  Status TransferWithInsert(const v1::TransferWithInsertRequest& req,
+                            v1::TransferWithInsertResponse* resp);
+
+ private:
+  Result<uint32_t> TimeoutOf(uint32_t requested_ms) const;
+  /// Puts `ops` to `peer` and waits; on failure closes the endpoint (PeerDirectory::Forget for
+  /// nodes) so nothing more is written.
+  Status RunPut(transport::PeerId endpoint, const transport::RemoteRegion& remote,
+                std::span<const transport::TransferOp> ops, uint32_t timeout_ms,
+                std::string_view node_id, std::string_view what);
+
+  const NodeTransferOptions options_;
+  node::MemPool* const pool_;
+  transport::TransferEngine* const engine_;
+  const uint64_t local_region_base_;
+  PeerDirectory* const peers_;
+};
+
+}  // namespace kvpool::daemon
