@@ -90,6 +90,7 @@ int Run(const KvpooldOptions& opts) {
     peers = std::make_unique<PeerDirectory>(std::move(peer_options), engine.get());
     NodeTransferOptions transfer_options;
     transfer_options.default_timeout_ms = opts.transfer_timeout_ms;
+    transfer_options.fault_pause_before_insert_ms = opts.fault_pause_before_insert_ms;
     transfer = std::make_unique<NodeTransfer>(transfer_options, pool->get(), engine.get(),
                                               endpoint->region_base, peers.get());
   }

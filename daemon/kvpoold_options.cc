@@ -104,6 +104,10 @@ Result<std::optional<KvpooldOptions>> ParseKvpooldArgs(int argc, const char* con
   app.add_option("--transfer-timeout-ms", opts.transfer_timeout_ms,
                  "Time a node-to-node transfer may take when the request gives none (ms)")
       ->capture_default_str();
+  app.add_option("--fault-pause-before-insert-ms", opts.fault_pause_before_insert_ms,
+                 "Fault injection for tests: pause TransferWithInsert between the copy and the "
+                 "destination's Insert (ms)")
+      ->group("Fault injection");
   app.add_option("--log-level", log_level, "debug, info, warning or error")->capture_default_str();
 
   try {

@@ -47,6 +47,9 @@ struct KvpooldOptions {
   /// Time a Transfer or TransferWithInsert may take when the request gives none, in ms. Must
   /// be > 0. Default: 30000.
   uint32_t transfer_timeout_ms = 30'000;
+  /// Fault injection (tests only): see NodeTransferOptions::fault_pause_before_insert_ms.
+  /// Default: 0.
+  uint32_t fault_pause_before_insert_ms = 0;
   /// The pool itself.
   node::MemPoolOptions pool;
 

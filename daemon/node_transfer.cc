@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -11,6 +12,9 @@
 
 namespace kvpool::daemon {
 namespace {
+
+// How long past the transfer's timeout a TransferWithInsert's destination lease lasts.
+constexpr uint32_t kInsertSlackMs = 2000;
 
 std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
@@ -140,6 +144,11 @@ Status NodeTransfer::Transfer(const v1::TransferRequest& req, v1::TransferRespon
     }
     KVPOOL_ASSIGN_OR_RETURN(transport::PeerId endpoint,
                             engine_->Connect(region.worker_address()));
+    if (Status st = engine_->CompleteWireup(endpoint, remote, options_.rpc_timeout_ms); !st.ok()) {
+      engine_->Disconnect(endpoint).IgnoreError();
+      return Status(st.code(), "cannot reach the client region's process: " +
+                                   std::string(st.message()));
+    }
     KVPOOL_RETURN_IF_ERROR(RunPut(endpoint, remote, ops, timeout_ms, "", "transfer to a client region"));
     resp->set_blocks(static_cast<uint32_t>(n));
     resp->set_bytes(TotalBytes(ops));
@@ -252,7 +261,9 @@ Status NodeTransfer::TransferWithInsert(const v1::TransferWithInsertRequest& req
   alloc_req.set_namespace_(req.namespace_());
   alloc_req.set_n_blocks(static_cast<uint32_t>(n));
   alloc_req.set_tier(v1::TIER_HOST);
-  alloc_req.set_lease_ttl_ms(timeout_ms + 2 * options_.rpc_timeout_ms);
+  // The transfer's timeout plus time for the Insert: an Insert that comes later finds the lease
+  // expired and fails, so a late transfer is never inserted either.
+  alloc_req.set_lease_ttl_ms(timeout_ms + kInsertSlackMs);
   v1::AllocMemResponse alloc;
   KVPOOL_RETURN_IF_ERROR(AtNode(rpc::CallUnary(*peer.stub, &v1::MemPool::Stub::AllocMem,
                                                alloc_req, &alloc, options_.rpc_timeout_ms),
@@ -274,6 +285,9 @@ Status NodeTransfer::TransferWithInsert(const v1::TransferWithInsertRequest& req
   KVPOOL_RETURN_IF_ERROR(RunPut(peer.endpoint, peer.region, ops, timeout_ms, dst_node,
                                 "transfer to node '" + dst_node + "'"));
 
+  if (options_.fault_pause_before_insert_ms > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(options_.fault_pause_before_insert_ms));
+  }
   // Every byte landed: only now may the blocks become matchable there.
   v1::InsertRequest insert;
   insert.set_namespace_(req.namespace_());

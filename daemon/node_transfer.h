@@ -15,10 +15,14 @@ namespace kvpool::daemon {
 struct NodeTransferOptions {
   /// Time a transfer may take when the request gives none, in ms. Default: 30000.
   uint32_t default_timeout_ms = 30'000;
-  /// Longest timeout a request may ask for, in ms. Default: 600000.
-  uint32_t max_timeout_ms = 600'000;
+  /// Longest timeout a request may ask for, in ms (with TransferWithInsert's 2 s of slack it stays
+  /// under a node's default --max-lease-ttl-ms). Default: 300000.
+  uint32_t max_timeout_ms = 300'000;
   /// Deadline of each control call to the destination node, in ms. Default: 5000.
   uint32_t rpc_timeout_ms = 5'000;
+  /// Fault injection for tests: TransferWithInsert sleeps this long after the bytes landed and
+  /// before the destination's Insert, so a test can kill this node in between. Default: 0.
+  uint32_t fault_pause_before_insert_ms = 0;
 };
 
 /// Runs Transfer and TransferWithInsert for MemPoolService.

@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <utility>
 
 #include "common/logging.h"
@@ -95,18 +96,44 @@ Result<std::string> PeerDirectory::AddressOf(std::string_view node_id) {
                        options_.scheduler_address);
 }
 
+Result<std::shared_ptr<grpc::Channel>> PeerDirectory::OpenPeerChannel(
+    const std::string& address) const {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  // Unlike a client, a transfer fails at the first refused connection instead of retrying
+  // until its deadline: the peer is down, and the caller should hear so now.
+  const auto deadline =
+      std::chrono::system_clock::now() + std::chrono::milliseconds(options_.rpc_timeout_ms);
+  for (;;) {
+    const grpc_connectivity_state state = channel->GetState(/*try_to_connect=*/true);
+    if (state == GRPC_CHANNEL_READY) return channel;
+    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN) {
+      return UnavailableError("cannot reach node at " + address + " (connection failed)");
+    }
+    if (!channel->WaitForStateChange(state, deadline)) {
+      return UnavailableError("cannot reach node at " + address + " within " +
+                              std::to_string(options_.rpc_timeout_ms) + " ms");
+    }
+  }
+}
+
 Result<PeerNode> PeerDirectory::Connect(std::string_view node_id, const std::string& address) {
   ClientOptions channel_options;
   channel_options.timeout_ms = options_.rpc_timeout_ms;
   channel_options.connect_timeout_ms = options_.rpc_timeout_ms;
-  auto channel = rpc::OpenChannel(address, channel_options,
-                                  "kvpoold node '" + std::string(node_id) + "'",
-                                  /*fast_reconnect=*/true);
-  if (!channel.ok()) return channel.status();
+  Result<std::shared_ptr<grpc::Channel>> opened = OpenPeerChannel(address);
+  if (!opened.ok()) {
+    return Status(opened.status().code(),
+                  "node " + Quote(node_id) + ": " + std::string(opened.status().message()));
+  }
+  std::shared_ptr<grpc::Channel> channel = *std::move(opened);
   PeerNode peer;
   peer.node_id = std::string(node_id);
   peer.address = address;
-  peer.stub = v1::MemPool::NewStub(*channel);
+  peer.stub = v1::MemPool::NewStub(channel);
   v1::GetDataPlaneRequest req;
   v1::GetDataPlaneResponse resp;
   if (Status st = rpc::CallUnary(*peer.stub, &v1::MemPool::Stub::GetDataPlane, req, &resp,
@@ -123,6 +150,12 @@ Result<PeerNode> PeerDirectory::Connect(std::string_view node_id, const std::str
                       address + ": " + std::string(endpoint.status().message()));
   }
   peer.endpoint = *endpoint;
+  if (Status st = engine_->CompleteWireup(peer.endpoint, peer.region, options_.rpc_timeout_ms);
+      !st.ok()) {
+    engine_->Disconnect(peer.endpoint).IgnoreError();
+    return Status(st.code(), "data-plane handshake with node " + Quote(node_id) + " at " +
+                                 address + " failed: " + std::string(st.message()));
+  }
   return peer;
 }
 

@@ -66,6 +66,7 @@ class PeerDirectory {
  private:
   Result<std::string> AddressOf(std::string_view node_id);
   Result<PeerNode> Connect(std::string_view node_id, const std::string& address);
+  Result<std::shared_ptr<grpc::Channel>> OpenPeerChannel(const std::string& address) const;
 
   const PeerDirectoryOptions options_;
   transport::TransferEngine* const engine_;

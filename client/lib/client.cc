@@ -3,8 +3,10 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <algorithm>
 #include <chrono>
 
+#include "client/lib/client_impl.h"
 #include "kvpool/v1/mempool.grpc.pb.h"
 #include "rpc/client_channel.h"
 #include "rpc/convert.h"
@@ -14,20 +16,6 @@
 namespace kvpool {
 
 namespace v1 = ::kvpool::v1;
-
-struct Client::Impl {
-  std::string address;
-  ClientOptions options;
-  std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<v1::MemPool::Stub> stub;
-
-  // Runs one unary RPC with the configured deadline.
-  template <typename Req, typename Resp>
-  Status Call(grpc::Status (v1::MemPool::Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
-              const Req& req, Resp* resp) const {
-    return rpc::CallUnary(*stub, method, req, resp, options.timeout_ms);
-  }
-};
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Client::~Client() = default;
@@ -98,6 +86,7 @@ Result<Allocation> Client::AllocMem(std::string_view ns, uint32_t n_blocks, Tier
   Allocation out;
   out.lease = rpc::FromProto(resp.lease());
   KVPOOL_ASSIGN_OR_RETURN(out.blocks, rpc::FromProto(resp.blocks()));
+  impl_->leases->OnAllocated(out.lease.id, out.lease.ttl_ms, out.blocks);
   return out;
 }
 
@@ -109,6 +98,7 @@ Result<uint32_t> Client::FreeMem(std::string_view ns, uint64_t lease_id,
   req.mutable_handles()->Add(handles.begin(), handles.end());
   v1::FreeMemResponse resp;
   KVPOOL_RETURN_IF_ERROR(impl_->Call(&v1::MemPool::Stub::FreeMem, req, &resp));
+  impl_->leases->OnFreed(lease_id, handles);
   return resp.freed_blocks();
 }
 
@@ -129,6 +119,7 @@ Result<InsertResult> Client::Insert(std::string_view ns, PromptView prompt, uint
   out.duplicate_blocks = resp.duplicate_blocks();
   out.handles.assign(resp.handles().begin(), resp.handles().end());
   out.duplicate.assign(resp.duplicate().begin(), resp.duplicate().end());
+  impl_->leases->OnInserted(lease_id, handles, out.handles, keep_pinned);
   return out;
 }
 
@@ -147,6 +138,7 @@ Result<MatchResult> Client::Match(std::string_view ns, PromptView prompt, uint32
   out.prompt_blocks = resp.prompt_blocks();
   KVPOOL_ASSIGN_OR_RETURN(out.blocks, rpc::FromProto(resp.blocks()));
   out.lease = rpc::FromProto(resp.lease());
+  impl_->leases->OnPinned(out.lease.id, out.lease.ttl_ms, out.blocks);
   return out;
 }
 
@@ -180,14 +172,25 @@ Result<Lease> Client::Renew(uint64_t lease_id, uint32_t lease_ttl_ms) {
   req.set_lease_id(lease_id);
   req.set_lease_ttl_ms(lease_ttl_ms);
   v1::RenewResponse resp;
-  KVPOOL_RETURN_IF_ERROR(impl_->Call(&v1::MemPool::Stub::Renew, req, &resp));
-  return rpc::FromProto(resp.lease());
+  Status st = impl_->Call(&v1::MemPool::Stub::Renew, req, &resp);
+  if (!st.ok()) {
+    // A lease the node no longer knows is over here too.
+    if (st.code() == StatusCode::kNotFound || st.code() == StatusCode::kFailedPrecondition) {
+      impl_->leases->OnReleased(lease_id);
+    }
+    return st;
+  }
+  const Lease lease = rpc::FromProto(resp.lease());
+  impl_->leases->OnRenewed(lease_id, lease.ttl_ms);
+  return lease;
 }
 
 Result<uint32_t> Client::Release(uint64_t lease_id) {
   v1::ReleaseRequest req;
   req.set_lease_id(lease_id);
   v1::ReleaseResponse resp;
+  // Whatever the node answers, this client stops using the lease's blocks.
+  impl_->leases->OnReleased(lease_id);
   KVPOOL_RETURN_IF_ERROR(impl_->Call(&v1::MemPool::Stub::Release, req, &resp));
   return resp.released_blocks();
 }
@@ -206,6 +209,96 @@ Result<uint64_t> Client::Evict(std::string_view ns, uint64_t n_blocks) {
   v1::EvictResponse resp;
   KVPOOL_RETURN_IF_ERROR(impl_->Call(&v1::MemPool::Stub::Evict, req, &resp));
   return resp.evicted_blocks();
+}
+
+Result<ResolvedBlocks> Client::ResolveBlocks(uint64_t lease_id,
+                                             std::span<const BlockHandle> handles,
+                                             bool for_write, bool checksums) {
+  v1::ResolveBlocksRequest req;
+  req.set_lease_id(lease_id);
+  req.mutable_handles()->Add(handles.begin(), handles.end());
+  req.set_for_write(for_write);
+  req.set_checksums(checksums);
+  v1::ResolveBlocksResponse resp;
+  KVPOOL_RETURN_IF_ERROR(impl_->Call(&v1::MemPool::Stub::ResolveBlocks, req, &resp));
+  ResolvedBlocks out;
+  out.spec = rpc::FromProto(resp.spec());
+  KVPOOL_ASSIGN_OR_RETURN(out.blocks, rpc::FromProto(resp.blocks()));
+  out.checksums.assign(resp.checksums().begin(), resp.checksums().end());
+  return out;
+}
+
+namespace {
+
+TransferResult FromProto(const v1::TransferResponse& resp) {
+  return TransferResult{resp.blocks(), resp.bytes(), resp.elapsed_us()};
+}
+
+// A transfer's deadline: the node's own timeout plus the control round trips around it.
+uint32_t TransferCallTimeout(const ClientOptions& options, uint32_t transfer_timeout_ms) {
+  return transfer_timeout_ms == 0 ? std::max<uint32_t>(options.timeout_ms, 60'000)
+                                  : transfer_timeout_ms + options.timeout_ms;
+}
+
+}  // namespace
+
+Result<TransferResult> Client::TransferToNode(uint64_t src_lease_id,
+                                              std::span<const BlockHandle> src,
+                                              const NodeBlocks& dst, uint32_t timeout_ms,
+                                              bool verify_checksums) {
+  v1::TransferRequest req;
+  req.set_src_lease_id(src_lease_id);
+  req.mutable_src_handles()->Add(src.begin(), src.end());
+  v1::NodeBlocks* node = req.mutable_node();
+  node->set_node_id(dst.node_id);
+  node->set_lease_id(dst.lease_id);
+  node->mutable_handles()->Add(dst.handles.begin(), dst.handles.end());
+  req.set_timeout_ms(timeout_ms);
+  req.set_verify_checksums(verify_checksums);
+  v1::TransferResponse resp;
+  KVPOOL_RETURN_IF_ERROR(rpc::CallUnary(*impl_->stub, &v1::MemPool::Stub::Transfer, req, &resp,
+                                        TransferCallTimeout(impl_->options, timeout_ms)));
+  return FromProto(resp);
+}
+
+Result<TransferResult> Client::TransferToRegion(uint64_t src_lease_id,
+                                                std::span<const BlockHandle> src,
+                                                const RegionDescriptor& region,
+                                                std::span<const uint64_t> offsets,
+                                                uint32_t timeout_ms) {
+  v1::TransferRequest req;
+  req.set_src_lease_id(src_lease_id);
+  req.mutable_src_handles()->Add(src.begin(), src.end());
+  v1::RegionBlocks* dst = req.mutable_region();
+  dst->set_worker_address(region.worker_address);
+  dst->set_region_base(region.base);
+  dst->set_region_bytes(region.size_bytes);
+  dst->set_rkey(region.rkey);
+  dst->mutable_offsets()->Add(offsets.begin(), offsets.end());
+  req.set_timeout_ms(timeout_ms);
+  v1::TransferResponse resp;
+  KVPOOL_RETURN_IF_ERROR(rpc::CallUnary(*impl_->stub, &v1::MemPool::Stub::Transfer, req, &resp,
+                                        TransferCallTimeout(impl_->options, timeout_ms)));
+  return FromProto(resp);
+}
+
+Result<TransferWithInsertResult> Client::TransferWithInsert(
+    std::string_view dst_node, std::string_view ns, PromptView prompt, uint32_t start_block,
+    uint64_t src_lease_id, std::span<const BlockHandle> src, uint32_t timeout_ms) {
+  v1::TransferWithInsertRequest req;
+  req.set_dst_node(std::string(dst_node));
+  req.set_namespace_(std::string(ns));
+  rpc::ToProto(prompt, req.mutable_prompt());
+  req.set_start_block(start_block);
+  req.set_src_lease_id(src_lease_id);
+  req.mutable_src_handles()->Add(src.begin(), src.end());
+  req.set_timeout_ms(timeout_ms);
+  v1::TransferWithInsertResponse resp;
+  KVPOOL_RETURN_IF_ERROR(rpc::CallUnary(*impl_->stub, &v1::MemPool::Stub::TransferWithInsert,
+                                        req, &resp,
+                                        TransferCallTimeout(impl_->options, timeout_ms)));
+  return TransferWithInsertResult{resp.dst_node(), resp.inserted_blocks(),
+                                  resp.duplicate_blocks(), resp.bytes(), resp.elapsed_us()};
 }
 
 }  // namespace kvpool

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "client/lib/client_impl.h"
+#include "client/lib/lease_book.h"
 #include "absl/synchronization/mutex.h"
 #include "kvpool/v1/mempool.grpc.pb.h"
 #include "rpc/client_channel.h"
@@ -48,6 +50,7 @@ struct RegisteredRegion {
   transport::RegionId engine_id{};
   uint64_t address = 0;
   uint64_t size_bytes = 0;
+  std::string rkey;
 };
 
 // [offset, offset + length) inside [0, limit), without overflow.
@@ -80,6 +83,10 @@ class LeaseGuard {
 
 struct DataPlane::Impl {
   DataPlaneOptions options;
+  // The connecting Client's lease book: every transfer is checked against it.
+  std::shared_ptr<client_internal::LeaseBook> leases;
+  std::unique_ptr<v1::MemPool::Stub> stub;
+  uint32_t rpc_timeout_ms = 10'000;
   std::unique_ptr<transport::TransferEngine> engine;
   std::string node_worker_address;
   transport::RemoteRegion node_region;
@@ -102,13 +109,17 @@ struct DataPlane::Impl {
     engine->Disconnect(stale).IgnoreError();
     Result<transport::PeerId> fresh = engine->Connect(node_worker_address);
     // If the node cannot be reached any more, later batches on the old id read NOT_FOUND.
-    if (fresh.ok()) peer = *fresh;
+    if (fresh.ok()) {
+      peer = *fresh;
+      engine->CompleteWireup(peer, node_region, options.transfer_timeout_ms).IgnoreError();
+    }
   }
 
   // Validates the whole batch and builds its ops; nothing moves on error.
   Result<std::vector<transport::TransferOp>> BuildOps(RegionId region,
                                                       std::span<const uint64_t> offsets,
-                                                      std::span<const BlockLocation> blocks) {
+                                                      std::span<const BlockLocation> blocks,
+                                                      bool for_write) {
     if (blocks.empty()) return InvalidArgumentError("a transfer needs at least one block");
     if (offsets.size() != blocks.size()) {
       return InvalidArgumentError("a transfer needs one region offset per block: got " +
@@ -151,6 +162,7 @@ struct DataPlane::Impl {
       ops.push_back(transport::TransferOp{local.address + offsets[i],
                                           node_region.address + b.offset, b.length});
     }
+    KVPOOL_RETURN_IF_ERROR(leases->Check(blocks, for_write));
     return ops;
   }
 };
@@ -177,6 +189,9 @@ Result<std::unique_ptr<DataPlane>> DataPlane::Connect(Client& client,
 
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  impl->leases = client.impl_->leases;
+  impl->stub = std::move(stub);
+  impl->rpc_timeout_ms = channel_options.timeout_ms;
   impl->node_worker_address = resp.worker_address();
   impl->node_region = transport::RemoteRegion{resp.region_base(), resp.region_bytes(), resp.rkey()};
   transport::TransferEngineOptions eopts;
@@ -185,6 +200,10 @@ Result<std::unique_ptr<DataPlane>> DataPlane::Connect(Client& client,
   KVPOOL_ASSIGN_OR_RETURN(impl->engine, transport::TransferEngine::Create(eopts));
   KVPOOL_ASSIGN_OR_RETURN(transport::PeerId peer,
                           impl->engine->Connect(impl->node_worker_address));
+  // Finished before any large transfer (see CompleteWireup: otherwise this process dying early
+  // in its first transfer can abort the node's).
+  KVPOOL_RETURN_IF_ERROR(
+      impl->engine->CompleteWireup(peer, impl->node_region, options.transfer_timeout_ms));
   {
     absl::MutexLock lock(&impl->mu);
     impl->peer = peer;
@@ -206,8 +225,8 @@ Result<RegionId> DataPlane::RegisterMemory(void* ptr, size_t size_bytes, MemoryK
                           impl_->engine->RegisterMemory(ptr, size_bytes));
   absl::MutexLock lock(&impl_->mu);
   const uint64_t id = impl_->next_region++;
-  impl_->regions[id] =
-      RegisteredRegion{local.id, reinterpret_cast<uint64_t>(local.data), local.size_bytes};
+  impl_->regions[id] = RegisteredRegion{local.id, reinterpret_cast<uint64_t>(local.data),
+                                        local.size_bytes, local.rkey};
   return static_cast<RegionId>(id);
 }
 
@@ -223,9 +242,20 @@ Status DataPlane::Deregister(RegionId region) {
   return Status::Ok();
 }
 
+Result<RegionDescriptor> DataPlane::ExportRegion(RegionId region) {
+  absl::MutexLock lock(&impl_->mu);
+  auto it = impl_->regions.find(static_cast<uint64_t>(region));
+  if (it == impl_->regions.end()) {
+    return NotFoundError("region " + std::to_string(static_cast<uint64_t>(region)) +
+                         " is not registered with this DataPlane");
+  }
+  return RegionDescriptor{impl_->engine->worker_address(), it->second.address,
+                          it->second.size_bytes, it->second.rkey};
+}
+
 Result<TransferHandle> DataPlane::Put(RegionId region, std::span<const uint64_t> region_offsets,
                                       std::span<const BlockLocation> blocks) {
-  KVPOOL_ASSIGN_OR_RETURN(auto ops, impl_->BuildOps(region, region_offsets, blocks));
+  KVPOOL_ASSIGN_OR_RETURN(auto ops, impl_->BuildOps(region, region_offsets, blocks, true));
   KVPOOL_ASSIGN_OR_RETURN(transport::TransferHandle h,
                           impl_->engine->Put(impl_->Peer(), impl_->node_region, ops));
   return TransferHandle(std::make_shared<const TransferHandle::Impl>(TransferHandle::Impl{h}));
@@ -233,10 +263,45 @@ Result<TransferHandle> DataPlane::Put(RegionId region, std::span<const uint64_t>
 
 Result<TransferHandle> DataPlane::Get(std::span<const BlockLocation> blocks, RegionId region,
                                       std::span<const uint64_t> region_offsets) {
-  KVPOOL_ASSIGN_OR_RETURN(auto ops, impl_->BuildOps(region, region_offsets, blocks));
+  KVPOOL_ASSIGN_OR_RETURN(auto ops, impl_->BuildOps(region, region_offsets, blocks, false));
   KVPOOL_ASSIGN_OR_RETURN(transport::TransferHandle h,
                           impl_->engine->Get(impl_->Peer(), impl_->node_region, ops));
   return TransferHandle(std::make_shared<const TransferHandle::Impl>(TransferHandle::Impl{h}));
+}
+
+Status DataPlane::Verify(uint64_t lease_id, std::span<const BlockLocation> blocks,
+                         RegionId region, std::span<const uint64_t> region_offsets) {
+  KVPOOL_ASSIGN_OR_RETURN(auto ops, impl_->BuildOps(region, region_offsets, blocks, false));
+  v1::ResolveBlocksRequest req;
+  req.set_lease_id(lease_id);
+  for (const BlockLocation& b : blocks) req.add_handles(b.handle);
+  req.set_checksums(true);
+  v1::ResolveBlocksResponse resp;
+  KVPOOL_RETURN_IF_ERROR(rpc::CallUnary(*impl_->stub, &v1::MemPool::Stub::ResolveBlocks, req,
+                                        &resp, impl_->rpc_timeout_ms));
+  if (resp.checksums_size() != static_cast<int>(blocks.size())) {
+    return InternalError("the node returned " + std::to_string(resp.checksums_size()) +
+                         " checksums for " + std::to_string(blocks.size()) + " blocks");
+  }
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const uint64_t here =
+        BlockChecksum(reinterpret_cast<const void*>(ops[i].local_address), ops[i].size_bytes);
+    if (here != resp.checksums(static_cast<int>(i))) {
+      return DataLossError("block " + std::to_string(i) + " (handle " +
+                           std::to_string(blocks[i].handle) + ") differs: checksum " +
+                           std::to_string(resp.checksums(static_cast<int>(i))) +
+                           " on the node, " + std::to_string(here) + " here");
+    }
+  }
+  return Status::Ok();
+}
+
+Status DataPlane::CheckSameClient(const Client& client) const {
+  if (client.impl_->leases != impl_->leases) {
+    return InvalidArgumentError("the flows need the Client this DataPlane was connected with (" +
+                                client.address() + " is another one)");
+  }
+  return Status::Ok();
 }
 
 Result<InsertResult> DataPlane::PutAndInsert(Client& client, std::string_view ns,
@@ -244,6 +309,7 @@ Result<InsertResult> DataPlane::PutAndInsert(Client& client, std::string_view ns
                                              RegionId region,
                                              std::span<const uint64_t> region_offsets) {
   if (region_offsets.empty()) return InvalidArgumentError("PutAndInsert needs at least one block");
+  KVPOOL_RETURN_IF_ERROR(CheckSameClient(client));
   KVPOOL_ASSIGN_OR_RETURN(
       Allocation alloc,
       client.AllocMem(ns, static_cast<uint32_t>(region_offsets.size()), Tier::kHost));
@@ -258,6 +324,9 @@ Result<InsertResult> DataPlane::PutAndInsert(Client& client, std::string_view ns
     impl_->ResetPeer(peer);
   }
   KVPOOL_RETURN_IF_ERROR(landed);
+  if (impl_->options.verify_checksums) {
+    KVPOOL_RETURN_IF_ERROR(Verify(alloc.lease.id, alloc.blocks, region, region_offsets));
+  }
   std::vector<BlockHandle> handles;
   handles.reserve(alloc.blocks.size());
   for (const BlockLocation& b : alloc.blocks) handles.push_back(b.handle);
@@ -271,6 +340,7 @@ Result<uint32_t> DataPlane::MatchAndGet(Client& client, std::string_view ns, Pro
                                         RegionId region,
                                         std::span<const uint64_t> region_offsets) {
   if (region_offsets.empty()) return InvalidArgumentError("MatchAndGet needs at least one block");
+  KVPOOL_RETURN_IF_ERROR(CheckSameClient(client));
   KVPOOL_ASSIGN_OR_RETURN(MatchResult match,
                           client.Match(ns, prompt, 0, /*lease=*/true));
   LeaseGuard guard(client, match.lease.id);
@@ -284,6 +354,11 @@ Result<uint32_t> DataPlane::MatchAndGet(Client& client, std::string_view ns, Pro
   Status landed = handle.Wait(impl_->options.transfer_timeout_ms);
   if (landed.code() == StatusCode::kDeadlineExceeded) impl_->ResetPeer(peer);
   KVPOOL_RETURN_IF_ERROR(landed);
+  if (impl_->options.verify_checksums) {
+    KVPOOL_RETURN_IF_ERROR(Verify(match.lease.id,
+                                  std::span<const BlockLocation>(match.blocks).first(n), region,
+                                  region_offsets.first(n)));
+  }
   KVPOOL_RETURN_IF_ERROR(guard.ReleaseNow());
   return static_cast<uint32_t>(n);
 }

@@ -106,6 +106,48 @@ class Client {
   /// Ends a lease; returns how many blocks it still held.
   Result<uint32_t> Release(uint64_t lease_id);
 
+  /// The locations of `handles`, checked the way a transfer checks them: each must be held by
+  /// `lease_id` (for_write: allocated under it and not yet inserted; else also pinned by it).
+  /// With `checksums`, the node also returns BlockChecksum of each block's bytes (it reads
+  /// them: for debugging). NOT_FOUND / FAILED_PRECONDITION for a lease or block that does not
+  /// qualify, naming it.
+  Result<ResolvedBlocks> ResolveBlocks(uint64_t lease_id, std::span<const BlockHandle> handles,
+                                       bool for_write, bool checksums = false);
+
+  // ---- Node-driven transfers (kvpoold needs its data plane) ---------------------------------
+
+  /// The node copies its blocks `src` (held by `src_lease_id` here) into blocks of another
+  /// node (dst.node_id, known to the node by --peer or through the scheduler), which must be
+  /// allocated there under dst.lease_id. `timeout_ms` 0: the node's default. With
+  /// `verify_checksums` the node compares checksums of both ends afterwards (DATA_LOSS on a
+  /// difference). INVALID_ARGUMENT for counts or block sizes that differ; NOT_FOUND for an
+  /// unknown node; FAILED_PRECONDITION for blocks not held as required on either side;
+  /// UNAVAILABLE when the destination dies mid-transfer; DEADLINE_EXCEEDED after `timeout_ms`.
+  Result<TransferResult> TransferToNode(uint64_t src_lease_id, std::span<const BlockHandle> src,
+                                        const NodeBlocks& dst, uint32_t timeout_ms = 0,
+                                        bool verify_checksums = false);
+  /// The node copies its blocks `src` into a client's registered memory (MemServe PD-basic:
+  /// prefill's node writes straight into the decode instance's KV buffer): block i goes to
+  /// region.base + offsets[i]. INVALID_ARGUMENT for a range outside the region or a malformed
+  /// descriptor; UNAVAILABLE when the region's process cannot be reached or dies.
+  Result<TransferResult> TransferToRegion(uint64_t src_lease_id, std::span<const BlockHandle> src,
+                                          const RegionDescriptor& region,
+                                          std::span<const uint64_t> offsets,
+                                          uint32_t timeout_ms = 0);
+  /// The node stores its blocks `src` (of namespace `ns`) on node `dst_node` (empty: the one
+  /// the scheduler's Place picks) as blocks start_block.. of `prompt`: the destination
+  /// allocates, this node writes, the destination inserts only once every byte landed. On any
+  /// failure nothing becomes matchable there and the allocation is freed (at once, or when its
+  /// lease expires if this node died). Errors as TransferToNode plus the destination's
+  /// AllocMem and Insert statuses; FAILED_PRECONDITION when `ns` exists there with other
+  /// parameters or no scheduler can choose a node.
+  Result<TransferWithInsertResult> TransferWithInsert(std::string_view dst_node,
+                                                      std::string_view ns, PromptView prompt,
+                                                      uint32_t start_block,
+                                                      uint64_t src_lease_id,
+                                                      std::span<const BlockHandle> src,
+                                                      uint32_t timeout_ms = 0);
+
   // ---- Admin ---------------------------------------------------------------------------------
 
   Result<PoolStats> GetStats();
@@ -113,6 +155,7 @@ class Client {
   Result<uint64_t> Evict(std::string_view ns, uint64_t n_blocks);
 
  private:
+  friend class DataPlane;  // shares the Client's lease book (client/lib/lease_book.h)
   struct Impl;
   explicit Client(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

@@ -43,6 +43,10 @@ struct DataPlaneOptions {
   /// How long the convenience flows (PutAndInsert, MatchAndGet) wait for their transfer, in
   /// milliseconds. Default: 10000.
   uint32_t transfer_timeout_ms = 10'000;
+  /// Debugging: the convenience flows compare checksums of every block on both ends after
+  /// the transfer (Verify), failing with DATA_LOSS on a difference. Costs a read of every byte
+  /// on both sides and one more RPC. Default: false.
+  bool verify_checksums = false;
 };
 
 /// The outcome of one asynchronous Put or Get batch. Cheap to copy; copies observe the same
@@ -76,8 +80,11 @@ class TransferHandle {
 
 /// A UCX endpoint to one kvpoold node's pool memory, plus the caller's registered memory.
 /// Owns its own transfer engine (one progress thread). Block locations come from the node's
-/// AllocMem and Match (BlockLocation::offset, ::length); the caller must hold a lease on the
-/// blocks for the whole transfer (the node does not check it on the data plane).
+/// AllocMem and Match (BlockLocation::offset, ::length) through the Client this DataPlane was
+/// connected with, and that Client must hold a live lease on every block: one-sided transfers
+/// run no code on the node, so the library checks before any byte moves (Put: blocks allocated
+/// and not yet inserted; Get: allocated or pinned by a Match lease) and the caller keeps the
+/// lease until the transfer is done.
 ///
 /// Thread-safe: every method may be called from any thread, concurrently; nothing may race with
 /// the destructor. The Client passed to Connect and to the flows is only borrowed for the call.
@@ -107,6 +114,10 @@ class DataPlane {
                                   MemoryKind kind = MemoryKind::kHost);
   /// NOT_FOUND for an unknown region; FAILED_PRECONDITION while a batch uses it.
   Status Deregister(RegionId region);
+  /// What a kvpoold node needs to write into `region` (Client::TransferToRegion): this
+  /// process's engine address, the region's address, size and remote key. Hand it only to
+  /// nodes you trust with the region. NOT_FOUND for an unknown region.
+  Result<RegionDescriptor> ExportRegion(RegionId region);
 
   // ---- Transfers -----------------------------------------------------------------------------
 
@@ -114,12 +125,21 @@ class DataPlane {
   /// node's block blocks[i] (at its offset). Batched and asynchronous. Refused before any byte
   /// moves: INVALID_ARGUMENT for an empty batch, spans of different lengths, a block of length
   /// 0 or of a tier other than host, a block outside the node's region, or a region range
-  /// outside `region`; NOT_FOUND for an unknown region; UNAVAILABLE when the node is known dead.
+  /// outside `region`; FAILED_PRECONDITION for a block the Client holds no live lease for, one
+  /// already inserted (read-only), or one whose offset or length differs from the node's;
+  /// NOT_FOUND for an unknown region; UNAVAILABLE when the node is known dead.
   Result<TransferHandle> Put(RegionId region, std::span<const uint64_t> region_offsets,
                              std::span<const BlockLocation> blocks);
-  /// Reads each block into `region` + region_offsets[i]. Refusals as Put.
+  /// Reads each block into `region` + region_offsets[i]. Refusals as Put, except that blocks
+  /// pinned by a Match lease may be read.
   Result<TransferHandle> Get(std::span<const BlockLocation> blocks, RegionId region,
                              std::span<const uint64_t> region_offsets);
+  /// Debugging: compares BlockChecksum of each block's bytes on the node (ResolveBlocks, which
+  /// also checks that `lease_id` holds them) with the checksum of region + region_offsets[i]
+  /// here. DATA_LOSS naming the first block that differs; the refusals of Get; the RPC's
+  /// status. Run it only when no transfer writes these bytes.
+  Status Verify(uint64_t lease_id, std::span<const BlockLocation> blocks, RegionId region,
+                std::span<const uint64_t> region_offsets);
 
   // ---- Convenience flows ---------------------------------------------------------------------
 
@@ -129,19 +149,21 @@ class DataPlane {
   /// nothing half-written is ever matchable. Returns Insert's result (duplicates: blocks that
   /// were already cached, whose new copy was dropped). Errors: those of each step (Put's
   /// refusals, AllocMem's RESOURCE_EXHAUSTED, the transfer's status, ...). `client` must be
-  /// connected to this DataPlane's node.
+  /// the one this DataPlane was connected with (INVALID_ARGUMENT otherwise).
   Result<InsertResult> PutAndInsert(Client& client, std::string_view ns, PromptView prompt,
                                     uint32_t start_block, RegionId region,
                                     std::span<const uint64_t> region_offsets);
   /// Reads the prompt's longest cached prefix (at most region_offsets.size() blocks) into
   /// `region`: Match with a lease, Get, wait, Release. Returns how many blocks were read (0 when
-  /// nothing matched; the region is then untouched). Errors: those of each step.
+  /// nothing matched; the region is then untouched). Errors: those of each step. `client` must
+  /// be the one this DataPlane was connected with.
   Result<uint32_t> MatchAndGet(Client& client, std::string_view ns, PromptView prompt,
                                RegionId region, std::span<const uint64_t> region_offsets);
 
  private:
   struct Impl;
   explicit DataPlane(std::unique_ptr<Impl> impl);
+  Status CheckSameClient(const Client& client) const;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -120,6 +120,54 @@ struct ExistsResult {
   uint32_t present_blocks = 0;
 };
 
+/// Memory a client registered with its data plane, described so that a kvpoold node can write
+/// into it (DataPlane::ExportRegion; Client::TransferToRegion). Opaque bytes travel as is.
+struct RegionDescriptor {
+  /// The client's transfer engine address.
+  std::string worker_address;
+  /// Address of the region's first byte in the client's process. Default: 0.
+  uint64_t base = 0;
+  /// Default: 0.
+  uint64_t size_bytes = 0;
+  /// Packed remote key of the region.
+  std::string rkey;
+};
+
+/// Destination blocks on another kvpoold node, allocated there under `lease_id`.
+struct NodeBlocks {
+  std::string node_id;
+  uint64_t lease_id = 0;
+  std::vector<BlockHandle> handles;
+};
+
+/// Result of a node-driven Transfer.
+struct TransferResult {
+  uint32_t blocks = 0;
+  uint64_t bytes = 0;
+  /// From the node's checks to the last byte landing, in microseconds.
+  uint64_t elapsed_us = 0;
+};
+
+/// Result of TransferWithInsert.
+struct TransferWithInsertResult {
+  /// The node that stored the blocks (the scheduler's choice when none was given).
+  std::string dst_node;
+  uint32_t inserted_blocks = 0;
+  /// Blocks already cached on the destination (its new copy was dropped).
+  uint32_t duplicate_blocks = 0;
+  uint64_t bytes = 0;
+  uint64_t elapsed_us = 0;
+};
+
+/// Blocks a lease holds, as the node resolved them (Client::ResolveBlocks).
+struct ResolvedBlocks {
+  /// The lease's namespace.
+  NamespaceSpec spec;
+  std::vector<BlockLocation> blocks;
+  /// BlockChecksum of each block's bytes on the node, when asked for.
+  std::vector<uint64_t> checksums;
+};
+
 /// Node-wide counters.
 struct PoolStats {
   std::string node_id;

@@ -255,6 +255,10 @@ class TransferEngine::Impl {
   std::unordered_map<uint64_t, uint64_t> region_start_by_id_ ABSL_GUARDED_BY(regions_mu_);
   uint64_t next_region_id_ ABSL_GUARDED_BY(regions_mu_) = 1;
 
+  // ---- CompleteWireup's landing buffer, allocated on first use (0: not yet).
+  absl::Mutex scratch_mu_;
+  uint64_t scratch_address_ ABSL_GUARDED_BY(scratch_mu_) = 0;
+
   // ---- Progress-thread state (no lock: only that thread touches it after Init).
   std::unordered_map<uint64_t, std::unique_ptr<Peer>> peers_;
   std::unordered_map<std::string, uint64_t> peer_by_address_;
@@ -983,6 +987,24 @@ Result<std::string> TransferEngine::DescribePeer(PeerId peer) {
                        (p.pidfd.valid() ? ", process watched" : "") + "\n";
     return text + p.endpoint.Describe();
   });
+}
+
+Status TransferEngine::CompleteWireup(PeerId peer, const RemoteRegion& remote,
+                                      int64_t timeout_ms) {
+  uint64_t scratch = 0;
+  {
+    absl::MutexLock lock(&impl_->scratch_mu_);
+    if (impl_->scratch_address_ == 0) {
+      // Engine-allocated (UCX aligns registrations to pages); freed with the engine.
+      KVPOOL_ASSIGN_OR_RETURN(LocalRegion region, AllocateMemory(4096));
+      impl_->scratch_address_ = reinterpret_cast<uint64_t>(region.data);
+    }
+    scratch = impl_->scratch_address_;
+  }
+  // Concurrent calls may land in the scratch buffer together: its bytes are never read.
+  const TransferOp op{scratch, remote.address, std::min<uint64_t>(8, remote.size_bytes)};
+  KVPOOL_ASSIGN_OR_RETURN(TransferHandle handle, Get(peer, remote, std::span(&op, 1)));
+  return handle.Wait(timeout_ms);
 }
 
 Result<TransferHandle> TransferEngine::Put(PeerId peer, const RemoteRegion& remote,

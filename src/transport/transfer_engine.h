@@ -226,6 +226,15 @@ class TransferEngine {
   /// unknown id.
   Result<std::string> DescribePeer(PeerId peer);
 
+  /// Finishes the connection handshake with `peer` by reading a few bytes of `remote` (into a
+  /// scratch buffer of the engine; nothing of the caller's is written) and waiting up to
+  /// `timeout_ms`. Call it right after Connect, before large transfers: UCX 1.13 aborts the
+  /// *peer's* process (an assertion in ucp_request_send_state_ff, fixed upstream in
+  /// openucx/ucx#8175) when this process dies while the peer still has the handshake's reply
+  /// queued, which a long first transfer over TCP can keep queued for its whole duration.
+  /// Errors as Get and TransferHandle::Wait.
+  Status CompleteWireup(PeerId peer, const RemoteRegion& remote, int64_t timeout_ms);
+
   // ---- Transfers -----------------------------------------------------------------------------
 
   /// Writes each op's local bytes to the peer's memory, one-sided. All ops are validated before

@@ -273,4 +273,35 @@ Usage UsageOf(Client& client, std::string_view ns) {
   return u;
 }
 
+TestScheduler::TestScheduler(const TempDir& dir, int port, const std::string& tag) {
+  const std::string port_file = dir.File("scheduler-" + tag + ".port");
+  child_ = std::make_unique<ChildProcess>(
+      std::vector<std::string>{kSchedulerPath, "--listen=127.0.0.1:" + std::to_string(port),
+                               "--port-file=" + port_file,
+                               "--heartbeat-timeout-ms=" + std::to_string(kHeartbeatTimeoutMs),
+                               "--expire-interval-ms=100", "--log-level=debug"},
+      dir.File("scheduler-" + tag + ".out"), dir.File("scheduler-" + tag + ".err"));
+  log_path_ = dir.File("scheduler-" + tag + ".err");
+  const bool up = PollUntil(15'000, [&] { return !ReadFile(port_file).empty(); });
+  INFO("scheduler log:\n" << ReadFile(log_path_));
+  REQUIRE(up);
+  port_ = std::stoi(ReadFile(port_file));
+  client_ = KVPOOL_IT_VALUE(SchedulerClient::Connect(address()));
+}
+
+TestScheduler::~TestScheduler() = default;
+
+void TestScheduler::Kill() {
+  client_.reset();
+  child_->Kill(SIGKILL);
+  REQUIRE(child_->Wait(5'000).has_value());
+}
+
+DaemonConfig NodeConfig(const std::string& scheduler, const std::string& node_id) {
+  DaemonConfig config;
+  config.extra_args = {"--scheduler=" + scheduler, "--node-id=" + node_id,
+                       "--scheduler-heartbeat-ms=200"};
+  return config;
+}
+
 }  // namespace kvpool::itest

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "kvpool/client.h"
+#include "kvpool/scheduler_client.h"
 #include "kvpool/status.h"
 #include "kvpool/types.h"
 #include "launch/local_kvpoold.h"
@@ -28,6 +29,7 @@ namespace kvpool::itest {
 /// Paths of the binaries under test (set by CMake).
 inline constexpr const char* kKvpooldPath = KVPOOLD_PATH;
 inline constexpr const char* kKvpoolctlPath = KVPOOLCTL_PATH;
+inline constexpr const char* kSchedulerPath = KVPOOL_SCHEDULER_PATH;
 
 /// A fresh directory under $TMPDIR (default /tmp), removed with its contents when destroyed.
 /// Not thread-safe.
@@ -109,6 +111,38 @@ class ChildProcess {
   bool reaped_ = false;
   int status_ = 0;
 };
+
+/// The scheduler's --heartbeat-timeout-ms in tests: short, so that a dead node leaves the index
+/// quickly (test nodes heartbeat every 200 ms, NodeConfig).
+inline constexpr int kHeartbeatTimeoutMs = 1500;
+
+/// A kvpool-scheduler child process on 127.0.0.1 writing its files into `dir` under `tag`.
+/// `port` 0 picks a free one; a restart passes the previous port so that the nodes find it
+/// again. Construction REQUIREs that it comes up and a SchedulerClient connects. Not
+/// thread-safe.
+class TestScheduler {
+ public:
+  TestScheduler(const TempDir& dir, int port, const std::string& tag);
+  ~TestScheduler();
+  TestScheduler(const TestScheduler&) = delete;
+  TestScheduler& operator=(const TestScheduler&) = delete;
+
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  int port() const { return port_; }
+  SchedulerClient& client() { return *client_; }
+  std::string Log() const { return ReadFile(log_path_); }
+  /// SIGKILLs the scheduler and waits for it.
+  void Kill();
+
+ private:
+  std::unique_ptr<ChildProcess> child_;
+  std::unique_ptr<SchedulerClient> client_;
+  std::string log_path_;
+  int port_ = 0;
+};
+
+/// Flags of a kvpoold that registers with `scheduler` as `node_id` and heartbeats every 200 ms.
+DaemonConfig NodeConfig(const std::string& scheduler, const std::string& node_id);
 
 /// A loopback port that is bound but not listening: connecting to it is refused at once, and no
 /// other process can take it while this object lives. Not thread-safe.

@@ -17,56 +17,8 @@
 namespace kvpool::itest {
 namespace {
 
-constexpr const char* kSchedulerPath = KVPOOL_SCHEDULER_PATH;
 constexpr uint32_t kBlockTokens = 16;
 constexpr const char* kNs = "sched-ns";
-// Short, so that a dead node leaves the index quickly; heartbeats come every 200 ms.
-constexpr int kHeartbeatTimeoutMs = 1500;
-
-// A kvpool-scheduler child process on 127.0.0.1. `port` 0 picks a free one; a restart passes
-// the previous port so that the nodes find it again.
-class TestScheduler {
- public:
-  TestScheduler(const TempDir& dir, int port, const std::string& tag) {
-    const std::string port_file = dir.File("scheduler-" + tag + ".port");
-    child_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{kSchedulerPath, "--listen=127.0.0.1:" + std::to_string(port),
-                                 "--port-file=" + port_file,
-                                 "--heartbeat-timeout-ms=" + std::to_string(kHeartbeatTimeoutMs),
-                                 "--expire-interval-ms=100", "--log-level=debug"},
-        dir.File("scheduler-" + tag + ".out"), dir.File("scheduler-" + tag + ".err"));
-    log_path_ = dir.File("scheduler-" + tag + ".err");
-    const bool up = PollUntil(15'000, [&] { return !ReadFile(port_file).empty(); });
-    INFO("scheduler log:\n" << ReadFile(log_path_));
-    REQUIRE(up);
-    port_ = std::stoi(ReadFile(port_file));
-    client_ = KVPOOL_IT_VALUE(SchedulerClient::Connect(address()));
-  }
-
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  int port() const { return port_; }
-  SchedulerClient& client() { return *client_; }
-  std::string Log() const { return ReadFile(log_path_); }
-  void Kill() {
-    client_.reset();
-    child_->Kill(SIGKILL);
-    REQUIRE(child_->Wait(5'000).has_value());
-  }
-
- private:
-  std::unique_ptr<ChildProcess> child_;
-  std::unique_ptr<SchedulerClient> client_;
-  std::string log_path_;
-  int port_ = 0;
-};
-
-DaemonConfig NodeConfig(const std::string& scheduler, const std::string& node_id) {
-  DaemonConfig config;
-  config.extra_args = {"--scheduler=" + scheduler, "--node-id=" + node_id,
-                       "--scheduler-heartbeat-ms=200"};
-  return config;
-}
-
 // Inserts the whole prompt on a node.
 void InsertPrompt(Client& client, const std::vector<uint32_t>& tokens) {
   const uint32_t blocks = static_cast<uint32_t>(tokens.size() / kBlockTokens);
