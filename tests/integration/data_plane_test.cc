@@ -1,14 +1,21 @@
 // The client data plane (kvpool::DataPlane) against real kvpoold processes on loopback: bytes
 // put by one client and read back by another are identical, on forced tcp, forced shm and UCX's
-// default; refused transfers move no byte; a node without a data plane says so.
+// default, for blocks of 1 KiB to 4 MiB; refused transfers (bad ranges, no lease) move no byte;
+// checksums catch differing bytes; a client killed mid-Put leaves the node serving; a node
+// without a data plane says so.
+#include <signal.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "kvpool/block_hash.h"
 #include "kvpool/data_plane.h"
 #include "tests/integration/daemon_fixture.h"
 
@@ -33,6 +40,7 @@ std::vector<uint8_t> RandomBytes(size_t n, uint64_t seed) {
 
 DaemonConfig ConfigFor(const std::string& tls) {
   DaemonConfig config;
+  config.capacity = "256MiB";
   if (!tls.empty()) config.extra_args.push_back("--ucx-tls=" + tls);
   return config;
 }
@@ -46,10 +54,10 @@ void CheckRoundTrips(const std::string& tls) {
   auto dp_a = KVPOOL_IT_VALUE(DataPlane::Connect(daemon.client(), options));
   std::unique_ptr<Client> client_b = daemon.Connect();
   auto dp_b = KVPOOL_IT_VALUE(DataPlane::Connect(*client_b, options));
-  CHECK(dp_a->node_region_bytes() >= 64 * kMiB);
+  CHECK(dp_a->node_region_bytes() >= 256 * kMiB);
 
   uint32_t seed = 1;
-  for (const uint64_t block_bytes : {4 * kKiB, 64 * kKiB, 1 * kMiB}) {
+  for (const uint64_t block_bytes : {1 * kKiB, 4 * kKiB, 64 * kKiB, 256 * kKiB, 1 * kMiB, 4 * kMiB}) {
     CAPTURE(block_bytes);
     const std::string ns = "dp-" + std::to_string(block_bytes);
     KVPOOL_IT_REQUIRE_OK(daemon.client().CreateNamespace({ns, kBlockTokens, block_bytes, ""}));
@@ -205,6 +213,146 @@ TEST_CASE("DataPlane: PutAndInsert of a refused batch leaves nothing allocated o
   const std::vector<uint64_t> dst_offsets = {0, kBlockBytes};
   CHECK(KVPOOL_IT_VALUE(dp->MatchAndGet(daemon.client(), ns, PromptView::Tokens(tokens),
                                         dst_region, dst_offsets)) == 0);
+}
+
+TEST_CASE("DataPlane: transfers on blocks the client holds no live lease for are refused",
+          "[ucx]") {
+  DaemonConfig config;
+  config.extra_args.push_back("--lease-ttl-ms=400");
+  TestDaemon daemon(config);
+  auto dp = KVPOOL_IT_VALUE(DataPlane::Connect(daemon.client()));
+  constexpr uint64_t kBlockBytes = 16 * kKiB;
+  const std::string ns = "leased";
+  KVPOOL_IT_REQUIRE_OK(daemon.client().CreateNamespace({ns, kBlockTokens, kBlockBytes, ""}));
+  std::vector<uint8_t> buf = RandomBytes(2 * kBlockBytes, 3);
+  const RegionId region = KVPOOL_IT_VALUE(dp->RegisterMemory(buf.data(), buf.size()));
+  const std::vector<uint64_t> offsets = {0, kBlockBytes};
+  const std::vector<uint32_t> tokens = MakeTokens(2 * kBlockTokens, 8);
+
+  // Blocks leased by another client of the same node: this client holds no lease on them.
+  std::unique_ptr<Client> other = daemon.Connect();
+  const Allocation theirs = KVPOOL_IT_VALUE(other->AllocMem(ns, 2, Tier::kHost, 60'000));
+  KVPOOL_IT_CHECK_ERROR(dp->Put(region, offsets, theirs.blocks), StatusCode::kFailedPrecondition,
+                        "held by no lease of this client");
+  KVPOOL_IT_CHECK_ERROR(dp->Get(theirs.blocks, region, offsets), StatusCode::kFailedPrecondition,
+                        "held by no lease of this client");
+
+  // Our own allocation: a forged offset is refused; after FreeMem, after Insert (read-only for
+  // Put), after Release, the blocks are refused too.
+  Allocation mine = KVPOOL_IT_VALUE(daemon.client().AllocMem(ns, 2, Tier::kHost, 60'000));
+  std::vector<BlockLocation> forged = mine.blocks;
+  forged[1].offset = mine.blocks[0].offset;
+  KVPOOL_IT_CHECK_ERROR(dp->Put(region, offsets, forged), StatusCode::kFailedPrecondition,
+                        "not at the given");
+  KVPOOL_IT_REQUIRE_OK(KVPOOL_IT_VALUE(dp->Put(region, offsets, mine.blocks)).Wait(10'000));
+  KVPOOL_IT_REQUIRE_OK(daemon.client().Insert(ns, PromptView::Tokens(tokens), 0, HandlesOf(mine),
+                                              mine.lease.id, /*keep_pinned=*/true));
+  KVPOOL_IT_CHECK_ERROR(dp->Put(region, offsets, mine.blocks), StatusCode::kFailedPrecondition,
+                        "read-only");
+  KVPOOL_IT_REQUIRE_OK(KVPOOL_IT_VALUE(dp->Get(mine.blocks, region, offsets)).Wait(10'000));
+  KVPOOL_IT_REQUIRE_OK(daemon.client().Release(mine.lease.id));
+  KVPOOL_IT_CHECK_ERROR(dp->Get(mine.blocks, region, offsets), StatusCode::kFailedPrecondition,
+                        "held by no lease");
+  const Allocation freed = KVPOOL_IT_VALUE(daemon.client().AllocMem(ns, 1, Tier::kHost, 60'000));
+  KVPOOL_IT_REQUIRE_OK(daemon.client().FreeMem(ns, freed.lease.id, HandlesOf(freed)));
+  KVPOOL_IT_CHECK_ERROR(dp->Put(region, std::vector<uint64_t>{0}, freed.blocks),
+                        StatusCode::kFailedPrecondition, "held by no lease");
+
+  // A Match lease lets the client read, not write; once it expires, neither.
+  const MatchResult hit =
+      KVPOOL_IT_VALUE(daemon.client().Match(ns, PromptView::Tokens(tokens), 0, /*lease=*/true));
+  REQUIRE(hit.matched_blocks == 2);
+  KVPOOL_IT_REQUIRE_OK(KVPOOL_IT_VALUE(dp->Get(hit.blocks, region, offsets)).Wait(10'000));
+  KVPOOL_IT_CHECK_ERROR(dp->Put(region, offsets, hit.blocks), StatusCode::kFailedPrecondition,
+                        "read-only");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  KVPOOL_IT_CHECK_ERROR(dp->Get(hit.blocks, region, offsets), StatusCode::kFailedPrecondition,
+                        "expired");
+
+  // The flows need the Client the DataPlane was connected with.
+  KVPOOL_IT_CHECK_ERROR(dp->MatchAndGet(*other, ns, PromptView::Tokens(tokens), region, offsets),
+                        StatusCode::kInvalidArgument, "connected with");
+}
+
+TEST_CASE("DataPlane: checksums confirm equal bytes and catch differing ones", "[ucx]") {
+  TestDaemon daemon;
+  DataPlaneOptions options;
+  options.verify_checksums = true;
+  auto dp = KVPOOL_IT_VALUE(DataPlane::Connect(daemon.client(), options));
+  constexpr uint64_t kBlockBytes = 64 * kKiB;
+  const std::string ns = "sums";
+  KVPOOL_IT_REQUIRE_OK(daemon.client().CreateNamespace({ns, kBlockTokens, kBlockBytes, ""}));
+  std::vector<uint8_t> buf = RandomBytes(3 * kBlockBytes, 21);
+  const RegionId region = KVPOOL_IT_VALUE(dp->RegisterMemory(buf.data(), buf.size()));
+  const std::vector<uint64_t> offsets = {0, kBlockBytes, 2 * kBlockBytes};
+  const std::vector<uint32_t> tokens = MakeTokens(3 * kBlockTokens, 22);
+  // The flows verify every block (verify_checksums) and succeed on equal bytes.
+  KVPOOL_IT_REQUIRE_OK(dp->PutAndInsert(daemon.client(), ns, PromptView::Tokens(tokens), 0,
+                                        region, offsets));
+  const std::vector<uint8_t> original = buf;
+  std::fill(buf.begin(), buf.end(), 0);
+  CHECK(KVPOOL_IT_VALUE(dp->MatchAndGet(daemon.client(), ns, PromptView::Tokens(tokens), region,
+                                        offsets)) == 3);
+  CHECK(buf == original);
+  // Verify against a region whose second block differs by one byte.
+  const MatchResult hit =
+      KVPOOL_IT_VALUE(daemon.client().Match(ns, PromptView::Tokens(tokens), 0, /*lease=*/true));
+  KVPOOL_IT_REQUIRE_OK(dp->Verify(hit.lease.id, hit.blocks, region, offsets));
+  buf[kBlockBytes + 100] ^= 1;
+  KVPOOL_IT_CHECK_ERROR(dp->Verify(hit.lease.id, hit.blocks, region, offsets),
+                        StatusCode::kDataLoss, "block 1");
+  // The node's own view of the blocks (ResolveBlocks) carries the same checksums.
+  const ResolvedBlocks resolved = KVPOOL_IT_VALUE(
+      daemon.client().ResolveBlocks(hit.lease.id, HandlesOf(hit.blocks), false, true));
+  REQUIRE(resolved.checksums.size() == 3);
+  CHECK(resolved.checksums[0] == BlockChecksum(original.data(), kBlockBytes));
+  CHECK(resolved.spec.name == ns);
+  KVPOOL_IT_CHECK_ERROR(
+      daemon.client().ResolveBlocks(hit.lease.id, HandlesOf(hit.blocks), /*for_write=*/true),
+      StatusCode::kFailedPrecondition, "not an allocated block");
+  KVPOOL_IT_REQUIRE_OK(daemon.client().Release(hit.lease.id));
+}
+
+// A client process Puts in a loop; SIGKILL hits it mid-transfer. The node keeps serving and
+// frees the client's allocation when its lease expires. On shm only: over TCP, UCX 1.13 emulates
+// RMA with messages and aborts the node when it cannot acknowledge a dead writer's last Put
+// (docs/transport.md "Known limitations").
+void CheckClientKilledMidPut(const std::string& tls) {
+  DaemonConfig config = ConfigFor(tls);
+  config.extra_args.push_back("--lease-sweep-ms=100");
+  TestDaemon daemon(config);
+  const std::string ns = "killed";
+  constexpr uint64_t kBlockBytes = 4 * kMiB;
+  KVPOOL_IT_REQUIRE_OK(daemon.client().CreateNamespace({ns, kBlockTokens, kBlockBytes, ""}));
+  const std::string out = daemon.dir().File("putter.out");
+  ChildProcess putter({KVPOOL_IT_PUTTER_PATH, daemon.address(), tls, ns,
+                       std::to_string(kBlockBytes), "16", "1500"},
+                      out, daemon.dir().File("putter.err"));
+  const bool putting = PollUntil(15'000, [&] { return ReadFile(out).find("putting") != std::string::npos; });
+  INFO("putter stderr: " << ReadFile(daemon.dir().File("putter.err")));
+  REQUIRE(putting);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  putter.Kill(SIGKILL);
+  REQUIRE(putter.Wait(5'000).has_value());
+  INFO("kvpoold log:\n" << daemon.Log());
+  CHECK(KVPOOL_IT_VALUE(daemon.client().Health()));
+  const bool freed = PollUntil(8'000, [&] {
+    const Usage u = UsageOf(daemon.client(), ns);
+    return u.allocated_blocks == 0 && u.active_leases == 0;
+  });
+  CHECK(freed);
+  // And the node still moves bytes for the next client.
+  auto dp = KVPOOL_IT_VALUE(DataPlane::Connect(daemon.client(), DataPlaneOptions{tls}));
+  std::vector<uint8_t> buf = RandomBytes(kBlockBytes, 5);
+  const RegionId region = KVPOOL_IT_VALUE(dp->RegisterMemory(buf.data(), buf.size()));
+  const std::vector<uint32_t> tokens = MakeTokens(kBlockTokens, 6);
+  KVPOOL_IT_REQUIRE_OK(dp->PutAndInsert(daemon.client(), ns, PromptView::Tokens(tokens), 0, region,
+                                        std::vector<uint64_t>{0}));
+}
+
+TEST_CASE("DataPlane: a client killed mid-Put leaves the node serving and its blocks freed (shm)",
+          "[ucx]") {
+  CheckClientKilledMidPut("shm");
 }
 
 TEST_CASE("DataPlane: a node started with --no-data-plane answers FAILED_PRECONDITION",
