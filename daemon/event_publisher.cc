@@ -50,6 +50,23 @@ EventPublisher::~EventPublisher() {
     stop_ = true;
   }
   thread_.join();
+  if (!registered_) return;
+  // A clean shutdown leaves at once: the scheduler stops routing to this node's blocks now,
+  // not after the heartbeat timeout. Best effort with a short deadline.
+  v1::DeregisterNodeRequest req;
+  req.set_node_id(options_.node_id);
+  v1::DeregisterNodeResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(options_.deregister_timeout_ms));
+  const grpc::Status st = stub_->DeregisterNode(&ctx, req, &resp);
+  if (st.ok()) {
+    KVPOOL_LOG(INFO) << "left the scheduler " << options_.scheduler_address << " ("
+                     << resp.dropped_blocks() << " blocks dropped from its index)";
+  } else {
+    KVPOOL_LOG(WARNING) << "could not leave the scheduler " << options_.scheduler_address << ": "
+                        << st.error_message() << " (it will drop this node after missed heartbeats)";
+  }
 }
 
 void EventPublisher::OnEvent(node::PoolEvent event) {

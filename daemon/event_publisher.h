@@ -38,6 +38,9 @@ struct EventPublisherOptions {
   /// Events queued beyond this (scheduler slow or away) are dropped and replaced by a resync.
   /// Default: 65536.
   uint32_t max_queued_events = 65536;
+  /// How long destruction waits for the scheduler to confirm the node left, in ms.
+  /// Default: 1000.
+  uint32_t deregister_timeout_ms = 1000;
   /// Largest message sent to the scheduler (snapshots), in bytes. Default: 256 MiB.
   uint64_t max_message_bytes = 256ull << 20;
 };
@@ -52,7 +55,9 @@ struct EventPublisherOptions {
 /// pool keeps working whatever the scheduler does.
 ///
 /// Thread-safe. Construction installs itself as the pool's event sink and starts one thread;
-/// destruction removes the sink and stops the thread. The pool must outlive the publisher.
+/// destruction removes the sink, stops the thread and deregisters the node (DeregisterNode), so
+/// a cleanly stopped node leaves the scheduler's index at once. The pool must outlive the
+/// publisher.
 class EventPublisher final : public node::EventSink {
  public:
   EventPublisher(EventPublisherOptions options, node::MemPool* pool);

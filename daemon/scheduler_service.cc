@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/logging.h"
 #include "rpc/convert.h"
 #include "rpc/status_convert.h"
 
@@ -479,6 +480,30 @@ grpc::Status SchedulerService::ListInstances(grpc::ServerContext*,
       out->set_last_report_age_ms(now - inst.last_report_ms);
     }
     return Status::Ok();
+  });
+}
+
+grpc::Status SchedulerService::DeregisterNode(grpc::ServerContext*,
+                                              const v1::DeregisterNodeRequest* req,
+                                              v1::DeregisterNodeResponse* resp) {
+  return Serve([&]() -> Status {
+    KVPOOL_RETURN_IF_ERROR(ValidateId("node_id", req->node_id()));
+    absl::MutexLock lock(&mu_);
+    KVPOOL_RETURN_IF_ERROR(registry_.RemoveNode(req->node_id()));
+    resp->set_dropped_blocks(index_.DropNode(req->node_id()));
+    KVPOOL_LOG(INFO) << "node " << req->node_id() << " left; " << resp->dropped_blocks()
+                     << " blocks dropped from the index";
+    return Status::Ok();
+  });
+}
+
+grpc::Status SchedulerService::DeregisterInstance(grpc::ServerContext*,
+                                                  const v1::DeregisterInstanceRequest* req,
+                                                  v1::DeregisterInstanceResponse*) {
+  return Serve([&]() -> Status {
+    KVPOOL_RETURN_IF_ERROR(ValidateId("instance_id", req->instance_id()));
+    absl::MutexLock lock(&mu_);
+    return registry_.RemoveInstance(req->instance_id());
   });
 }
 

@@ -54,6 +54,10 @@ class SchedulerService final : public v1::Scheduler::Service {
                                 v1::RegisterInstanceResponse*) override;
   grpc::Status ReportLoad(grpc::ServerContext*, const v1::ReportLoadRequest*,
                           v1::ReportLoadResponse*) override;
+  grpc::Status DeregisterNode(grpc::ServerContext*, const v1::DeregisterNodeRequest*,
+                              v1::DeregisterNodeResponse*) override;
+  grpc::Status DeregisterInstance(grpc::ServerContext*, const v1::DeregisterInstanceRequest*,
+                                  v1::DeregisterInstanceResponse*) override;
   grpc::Status Lookup(grpc::ServerContext*, const v1::LookupRequest*,
                       v1::LookupResponse*) override;
   grpc::Status Route(grpc::ServerContext*, const v1::RouteRequest*,

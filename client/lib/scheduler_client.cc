@@ -208,4 +208,11 @@ Status SchedulerClient::ReportLoad(std::string_view instance_id, uint64_t queued
   return impl_->Call(&v1::Scheduler::Stub::ReportLoad, req, &resp);
 }
 
+Status SchedulerClient::DeregisterInstance(std::string_view instance_id) {
+  v1::DeregisterInstanceRequest req;
+  req.set_instance_id(std::string(instance_id));
+  v1::DeregisterInstanceResponse resp;
+  return impl_->Call(&v1::Scheduler::Stub::DeregisterInstance, req, &resp);
+}
+
 }  // namespace kvpool

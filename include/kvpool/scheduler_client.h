@@ -210,6 +210,9 @@ class SchedulerClient {
   /// Reports an instance's load (its heartbeat).
   Status ReportLoad(std::string_view instance_id, uint64_t queued_prompt_tokens,
                     uint32_t running_requests);
+  /// Removes an instance at once (graceful leave; otherwise it is dropped after missing
+  /// reports). NOT_FOUND when it is not registered.
+  Status DeregisterInstance(std::string_view instance_id);
 
  private:
   struct Impl;

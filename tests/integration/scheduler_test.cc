@@ -276,4 +276,36 @@ TEST_CASE("kvpool-scheduler: routes to the instance whose node holds the prompt,
   CHECK_THAT(bad.err, Catch::Contains("fastest"));
 }
 
+TEST_CASE("kvpool-scheduler: a node stopped with SIGTERM and an instance that leaves are "
+          "forgotten at once",
+          "[scheduler]") {
+  TempDir dir;
+  TestScheduler sched(dir, 0, "1");
+  TestDaemon a(NodeConfig(sched.address(), "node-a"));
+  auto b = std::make_unique<TestDaemon>(NodeConfig(sched.address(), "node-b"));
+  const NamespaceSpec spec{kNs, kBlockTokens, 4096, ""};
+  KVPOOL_IT_REQUIRE_OK(b->client().CreateNamespace(spec));
+  const std::vector<uint32_t> prompt = MakeTokens(4 * kBlockTokens, 17);
+  InsertPrompt(b->client(), prompt);
+  const std::vector<BlockHash> hashes = BlockHasher(kNs, "", kBlockTokens).HashPrompt(prompt);
+  RequireConverges(sched.client(), hashes, View{{{"node-b", 4}}, 4}, "prompt on b");
+
+  // SIGTERM: b deregisters before it exits, so the scheduler has forgotten it and its blocks
+  // as soon as the process is gone, well before the 1.5 s heartbeat timeout.
+  b.reset();
+  const std::vector<PoolNode> nodes = KVPOOL_IT_VALUE(sched.client().ListNodes());
+  REQUIRE(nodes.size() == 1);
+  CHECK(nodes[0].node_id == "node-a");
+  CHECK(LookupView(sched.client(), hashes) == View{{}, 0});
+  CHECK_THAT(sched.Log(), Catch::Contains("node node-b left"));
+
+  KVPOOL_IT_REQUIRE_OK(sched.client().RegisterInstance("inst-a", "colocated", "node-a"));
+  KVPOOL_IT_REQUIRE_OK(sched.client().DeregisterInstance("inst-a"));
+  CHECK(KVPOOL_IT_VALUE(sched.client().ListInstances()).empty());
+  KVPOOL_IT_CHECK_ERROR(sched.client().DeregisterInstance("inst-a"), StatusCode::kNotFound,
+                        "inst-a");
+  KVPOOL_IT_CHECK_ERROR(sched.client().DeregisterInstance(""), StatusCode::kInvalidArgument,
+                        "instance_id");
+}
+
 }  // namespace kvpool::itest
