@@ -4,12 +4,6 @@
 #include <string>
 
 namespace kvpool::client_internal {
-namespace {
-
-// Expired leases are forgotten at most this often (each sweep is O(leases)).
-constexpr std::chrono::seconds kSweepInterval{1};
-
-}  // namespace
 
 void LeaseBook::AddLocked(uint64_t lease_id, uint32_t ttl_ms,
                           std::span<const BlockLocation> blocks, bool writable) {
@@ -97,7 +91,7 @@ void LeaseBook::RemoveLeaseLocked(uint64_t lease_id) {
 
 void LeaseBook::MaybeSweepLocked(Clock::time_point now) {
   if (now < next_sweep_) return;
-  next_sweep_ = now + kSweepInterval;
+  next_sweep_ = now + sweep_interval_;
   std::vector<uint64_t> expired;
   for (const auto& [id, lease] : leases_) {
     if (lease.deadline <= now) expired.push_back(id);

@@ -28,6 +28,11 @@ class LeaseBook {
  public:
   using Clock = std::chrono::steady_clock;
 
+  /// `sweep_interval`: expired leases are forgotten at most this often (each sweep is
+  /// O(leases)). Default: 1 s.
+  explicit LeaseBook(Clock::duration sweep_interval = std::chrono::seconds(1))
+      : sweep_interval_(sweep_interval) {}
+
   /// AllocMem: `blocks` are writable under `lease_id` for `ttl_ms`.
   void OnAllocated(uint64_t lease_id, uint32_t ttl_ms, std::span<const BlockLocation> blocks);
   /// Match with a lease: `blocks` are readable under `lease_id` for `ttl_ms`.
@@ -78,6 +83,7 @@ class LeaseBook {
   void MaybeSweepLocked(Clock::time_point now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool LiveLocked(uint64_t lease_id, Clock::time_point now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  const Clock::duration sweep_interval_;
   absl::Mutex mu_;
   absl::flat_hash_map<BlockHandle, BlockEntry> blocks_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, LeaseEntry> leases_ ABSL_GUARDED_BY(mu_);

@@ -466,4 +466,75 @@ TEST_CASE("MemPool: a namespace under pressure takes memory from another's cold 
   CHECK(f.Stats("b").evicted_blocks >= 16);
 }
 
+TEST_CASE("MemPool: ResolveLeased returns locations of held blocks and refuses the rest",
+          "[node]") {
+  Fixture f;
+  auto alloc = f.pool->AllocMem("ns", 3, Tier::kHost, 0);
+  REQUIRE(alloc.ok());
+  const std::vector<BlockHandle> handles = Fixture::Handles(*alloc);
+
+  // Allocated under the lease: readable and writable, at the locations AllocMem gave.
+  auto w = f.pool->ResolveLeased(alloc->lease.id, handles, BlockAccess::kWrite, false);
+  REQUIRE(w.ok());
+  CHECK(w->spec.name == "ns");
+  REQUIRE(w->blocks.size() == 3);
+  CHECK(w->blocks[2].offset == alloc->blocks[2].offset);
+  CHECK(w->checksums.empty());
+  REQUIRE(f.pool->ResolveLeased(alloc->lease.id, handles, BlockAccess::kRead, true).ok());
+
+  // Bad input: no handles, a repeated handle, an unknown lease, another lease's block.
+  CHECK(f.pool->ResolveLeased(alloc->lease.id, {}, BlockAccess::kRead, false).status().code() ==
+        StatusCode::kInvalidArgument);
+  const std::vector<BlockHandle> twice = {handles[0], handles[0]};
+  CHECK(f.pool->ResolveLeased(alloc->lease.id, twice, BlockAccess::kRead, false).status().code() ==
+        StatusCode::kInvalidArgument);
+  CHECK(f.pool->ResolveLeased(12345, handles, BlockAccess::kRead, false).status().code() ==
+        StatusCode::kNotFound);
+  auto other = f.pool->AllocMem("ns", 1, Tier::kHost, 0);
+  REQUIRE(other.ok());
+  auto foreign = f.pool->ResolveLeased(other->lease.id, handles, BlockAccess::kRead, false);
+  CHECK(foreign.status().code() == StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(foreign.status().message()), Catch::Contains("not allocated under or pinned by"));
+
+  // Inserted with keep_pinned: still readable through the lease, no longer writable.
+  const std::vector<uint32_t> tokens = Tokens(100, 3 * kBlockTokens);
+  REQUIRE(f.pool->Insert("ns", PromptView::Tokens(tokens), 0, handles, alloc->lease.id, true).ok());
+  CHECK(f.pool->ResolveLeased(alloc->lease.id, handles, BlockAccess::kRead, false).ok());
+  auto ro = f.pool->ResolveLeased(alloc->lease.id, handles, BlockAccess::kWrite, false);
+  CHECK(ro.status().code() == StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(ro.status().message()), Catch::Contains("already inserted"));
+
+  // A Match lease reads what it pinned; after Release, nothing.
+  auto m = f.pool->Match("ns", PromptView::Tokens(tokens), 0, true, 0);
+  REQUIRE(m.ok());
+  REQUIRE(m->matched_blocks == 3);
+  CHECK(f.pool->ResolveLeased(m->lease.id, handles, BlockAccess::kRead, false).ok());
+  REQUIRE(f.pool->Release(m->lease.id).ok());
+  CHECK(f.pool->ResolveLeased(m->lease.id, handles, BlockAccess::kRead, false).status().code() ==
+        StatusCode::kNotFound);
+
+  // An expired lease is refused as expired.
+  f.clock.AdvanceMs(5'000);
+  auto expired = f.pool->ResolveLeased(other->lease.id, Fixture::Handles(*other),
+                                       BlockAccess::kRead, false);
+  CHECK(expired.status().code() == StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(expired.status().message()), Catch::Contains("expired"));
+}
+
+TEST_CASE("MemPool: ResolveLeased checksums are XXH3-64 of each block's bytes", "[node]") {
+  Fixture f;
+  auto alloc = f.pool->AllocMem("ns", 2, Tier::kHost, 0);
+  REQUIRE(alloc.ok());
+  auto r = f.pool->ResolveLeased(alloc->lease.id, Fixture::Handles(*alloc), BlockAccess::kRead,
+                                 true);
+  REQUIRE(r.ok());
+  REQUIRE(r->checksums.size() == 2);
+  // Fresh blocks of a plain mapping are zero-filled; the checksum of 4 KiB of zeros differs
+  // from that of any other content.
+  const std::vector<uint8_t> zeros(kBlockBytes, 0);
+  std::vector<uint8_t> ones(kBlockBytes, 1);
+  CHECK(r->checksums[0] == BlockChecksum(zeros.data(), zeros.size()));
+  CHECK(r->checksums[0] != BlockChecksum(ones.data(), ones.size()));
+}
+
 }  // namespace kvpool::node
