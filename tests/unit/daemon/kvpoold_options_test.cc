@@ -72,3 +72,31 @@ TEST_CASE("kvpoold options: bad values are INVALID_ARGUMENT naming the value", "
 }
 
 }  // namespace kvpool
+
+namespace kvpool {
+
+TEST_CASE("kvpoold options: peers and transfer timeouts parse, bad ones are named", "[daemon]") {
+  auto parsed = Parse({"--node-id=a", "--peer=b=10.0.0.2:7700", "--peer", "c=host-c:7701",
+                       "--transfer-timeout-ms=500"});
+  REQUIRE(parsed.ok());
+  REQUIRE(parsed->has_value());
+  const auto& o = **parsed;
+  REQUIRE(o.peers.size() == 2);
+  CHECK(o.peers.at("b") == "10.0.0.2:7700");
+  CHECK(o.peers.at("c") == "host-c:7701");
+  CHECK(o.transfer_timeout_ms == 500);
+  CHECK(o.fault_pause_before_insert_ms == 0);
+
+  auto message = [](std::vector<std::string> args) {
+    auto r = Parse(std::move(args));
+    return r.ok() ? std::string("ok") : std::string(r.status().message());
+  };
+  CHECK_THAT(message({"--peer=b"}), Catch::Contains("ID=HOST:PORT"));
+  CHECK_THAT(message({"--peer=b=nohost"}), Catch::Contains("nohost"));
+  CHECK_THAT(message({"--peer==h:1"}), Catch::Contains("empty node id"));
+  CHECK_THAT(message({"--node-id=a", "--peer=a=h:1"}), Catch::Contains("own --node-id"));
+  CHECK_THAT(message({"--peer=b=h:1", "--peer=b=h:2"}), Catch::Contains("given twice"));
+  CHECK_THAT(message({"--transfer-timeout-ms=0"}), Catch::Contains("transfer-timeout-ms"));
+}
+
+}  // namespace kvpool
