@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <string>
@@ -22,8 +23,19 @@ namespace kvpool {
 
 // ---- TransferHandle --------------------------------------------------------------------------
 
+// The node as this DataPlane reaches it. Immutable; replaced whole when the node restarted.
+struct NodeLink {
+  std::string worker_address;
+  transport::RemoteRegion region;
+  transport::PeerId peer{};
+  /// Set when a batch on this link ended UNAVAILABLE: the next call reconnects.
+  mutable std::atomic<bool> failed{false};
+};
+
 struct TransferHandle::Impl {
   transport::TransferHandle handle;
+  // The link the batch ran on, marked failed when the batch reports the node gone.
+  std::shared_ptr<const NodeLink> link;
 };
 
 TransferHandle::TransferHandle() = default;
@@ -36,7 +48,12 @@ bool TransferHandle::valid() const { return impl_ != nullptr && impl_->handle.va
 bool TransferHandle::Poll() const { return impl_ == nullptr || impl_->handle.Poll(); }
 Status TransferHandle::Wait(int64_t timeout_ms) const {
   if (impl_ == nullptr) return FailedPreconditionError("Wait on an empty TransferHandle");
-  return impl_->handle.Wait(timeout_ms);
+  Status st = impl_->handle.Wait(timeout_ms);
+  // Relaxed: the flag is a hint for the next Submit, which re-checks under the DataPlane's lock.
+  if (st.code() == StatusCode::kUnavailable && impl_->link != nullptr) {
+    impl_->link->failed.store(true, std::memory_order_relaxed);
+  }
+  return st;
 }
 uint64_t TransferHandle::size_bytes() const {
   return impl_ == nullptr ? 0 : impl_->handle.size_bytes();
@@ -88,38 +105,107 @@ struct DataPlane::Impl {
   std::unique_ptr<v1::MemPool::Stub> stub;
   uint32_t rpc_timeout_ms = 10'000;
   std::unique_ptr<transport::TransferEngine> engine;
-  std::string node_worker_address;
-  transport::RemoteRegion node_region;
 
   absl::Mutex mu;
-  transport::PeerId peer ABSL_GUARDED_BY(mu){};
+  std::shared_ptr<const NodeLink> link ABSL_GUARDED_BY(mu);
   uint64_t next_region ABSL_GUARDED_BY(mu) = 1;
   std::map<uint64_t, RegisteredRegion> regions ABSL_GUARDED_BY(mu);
 
-  transport::PeerId Peer() {
+  std::shared_ptr<const NodeLink> Link() {
     absl::MutexLock lock(&mu);
-    return peer;
+    return link;
+  }
+
+  // Asks the node for its data plane and connects to it, finishing the handshake.
+  Result<std::shared_ptr<const NodeLink>> OpenLink() {
+    v1::GetDataPlaneRequest req;
+    v1::GetDataPlaneResponse resp;
+    KVPOOL_RETURN_IF_ERROR(rpc::CallUnary(*stub, &v1::MemPool::Stub::GetDataPlane, req, &resp,
+                                          rpc_timeout_ms));
+    if (resp.region_base() == 0 || resp.region_bytes() == 0 || resp.rkey().empty() ||
+        resp.worker_address().empty()) {
+      return InternalError("the node sent an incomplete data plane");
+    }
+    auto fresh = std::make_shared<NodeLink>();
+    fresh->worker_address = resp.worker_address();
+    fresh->region = transport::RemoteRegion{resp.region_base(), resp.region_bytes(), resp.rkey()};
+    KVPOOL_ASSIGN_OR_RETURN(fresh->peer, engine->Connect(fresh->worker_address));
+    // Finished before any large transfer (see CompleteWireup: otherwise this process dying early
+    // in its first transfer can abort the node's).
+    if (Status st = engine->CompleteWireup(fresh->peer, fresh->region, options.transfer_timeout_ms);
+        !st.ok()) {
+      engine->Disconnect(fresh->peer).IgnoreError();
+      return st;
+    }
+    return std::shared_ptr<const NodeLink>(std::move(fresh));
   }
 
   // After a flow gave up on a batch (timeout): force-closes the endpoint so the batch cannot
-  // write blocks that are about to be released, and opens a fresh one for later calls.
-  void ResetPeer(transport::PeerId stale) {
+  // write blocks that are about to be released, and opens a fresh one to the same node.
+  void ResetPeer(const std::shared_ptr<const NodeLink>& stale) {
     absl::MutexLock lock(&mu);
-    if (peer != stale) return;
-    engine->Disconnect(stale).IgnoreError();
-    Result<transport::PeerId> fresh = engine->Connect(node_worker_address);
+    if (link != stale) return;
+    engine->Disconnect(stale->peer).IgnoreError();
+    Result<transport::PeerId> peer = engine->Connect(stale->worker_address);
     // If the node cannot be reached any more, later batches on the old id read NOT_FOUND.
-    if (fresh.ok()) {
-      peer = *fresh;
-      engine->CompleteWireup(peer, node_region, options.transfer_timeout_ms).IgnoreError();
+    if (!peer.ok()) return;
+    auto fresh = std::make_shared<NodeLink>();
+    fresh->worker_address = stale->worker_address;
+    fresh->region = stale->region;
+    fresh->peer = *peer;
+    engine->CompleteWireup(fresh->peer, fresh->region, options.transfer_timeout_ms).IgnoreError();
+    link = std::move(fresh);
+  }
+
+  // A batch found the node unreachable. Reconnects from a fresh GetDataPlane: OK when it is the
+  // same node process (a new endpoint, nothing lost). If the node restarted (a new engine
+  // address) or cannot be reached, every lease this client held there is void: the lease book
+  // is cleared and UNAVAILABLE returned.
+  Status Relink(const std::shared_ptr<const NodeLink>& stale, Status failure) {
+    absl::MutexLock lock(&mu);
+    if (link != stale) return failure;  // another thread relinked already
+    engine->Disconnect(stale->peer).IgnoreError();
+    Result<std::shared_ptr<const NodeLink>> fresh = OpenLink();
+    if (!fresh.ok()) {
+      // Unknown whether the node lives: refusing transfers on its leases is the safe side.
+      leases->Clear();
+      return UnavailableError(std::string(failure.message()) +
+                              "; reconnecting failed: " + std::string(fresh.status().message()));
     }
+    // The engine address names the process: a new one means the node restarted.
+    const bool restarted = (*fresh)->worker_address != stale->worker_address;
+    link = *std::move(fresh);
+    if (!restarted) return Status::Ok();  // the same node: carry on with the fresh endpoint
+    leases->Clear();
+    return UnavailableError(std::string(failure.message()) +
+                            "; the node restarted: its leases and blocks are gone; reconnected "
+                            "to the new node (allocate again)");
+  }
+
+  Result<TransferHandle> Submit(bool is_put, RegionId region, std::span<const uint64_t> offsets,
+                                std::span<const BlockLocation> blocks) {
+    std::shared_ptr<const NodeLink> node = Link();
+    if (node->failed.load(std::memory_order_relaxed)) {
+      // An earlier batch found the node gone: reconnect first. A restarted node voids this
+      // client's leases, so the call fails; the same node just gets a fresh endpoint.
+      KVPOOL_RETURN_IF_ERROR(Relink(node, UnavailableError("an earlier transfer found the node unreachable")));
+      node = Link();
+    }
+    KVPOOL_ASSIGN_OR_RETURN(auto ops, BuildOps(*node, region, offsets, blocks, is_put));
+    Result<transport::TransferHandle> h = is_put ? engine->Put(node->peer, node->region, ops)
+                                                 : engine->Get(node->peer, node->region, ops);
+    if (h.status().code() == StatusCode::kUnavailable) node->failed.store(true);
+    if (!h.ok()) return h.status();
+    return TransferHandle(std::make_shared<const TransferHandle::Impl>(
+        TransferHandle::Impl{*std::move(h), std::move(node)}));
   }
 
   // Validates the whole batch and builds its ops; nothing moves on error.
-  Result<std::vector<transport::TransferOp>> BuildOps(RegionId region,
+  Result<std::vector<transport::TransferOp>> BuildOps(const NodeLink& node, RegionId region,
                                                       std::span<const uint64_t> offsets,
                                                       std::span<const BlockLocation> blocks,
                                                       bool for_write) {
+    const transport::RemoteRegion& node_region = node.region;
     if (blocks.empty()) return InvalidArgumentError("a transfer needs at least one block");
     if (offsets.size() != blocks.size()) {
       return InvalidArgumentError("a transfer needs one region offset per block: got " +
@@ -177,41 +263,25 @@ Result<std::unique_ptr<DataPlane>> DataPlane::Connect(Client& client,
   const ClientOptions channel_options;
   KVPOOL_ASSIGN_OR_RETURN(auto channel,
                           rpc::OpenChannel(client.address(), channel_options, "kvpoold"));
-  auto stub = v1::MemPool::NewStub(channel);
-  v1::GetDataPlaneRequest req;
-  v1::GetDataPlaneResponse resp;
-  KVPOOL_RETURN_IF_ERROR(rpc::CallUnary(*stub, &v1::MemPool::Stub::GetDataPlane, req, &resp,
-                                        channel_options.timeout_ms));
-  if (resp.region_base() == 0 || resp.region_bytes() == 0 || resp.rkey().empty() ||
-      resp.worker_address().empty()) {
-    return InternalError("node " + client.address() + " sent an incomplete data plane");
-  }
-
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->leases = client.impl_->leases;
-  impl->stub = std::move(stub);
+  impl->stub = v1::MemPool::NewStub(channel);
   impl->rpc_timeout_ms = channel_options.timeout_ms;
-  impl->node_worker_address = resp.worker_address();
-  impl->node_region = transport::RemoteRegion{resp.region_base(), resp.region_bytes(), resp.rkey()};
   transport::TransferEngineOptions eopts;
   eopts.tls = options.tls;
   eopts.name = "libkvpool";
   KVPOOL_ASSIGN_OR_RETURN(impl->engine, transport::TransferEngine::Create(eopts));
-  KVPOOL_ASSIGN_OR_RETURN(transport::PeerId peer,
-                          impl->engine->Connect(impl->node_worker_address));
-  // Finished before any large transfer (see CompleteWireup: otherwise this process dying early
-  // in its first transfer can abort the node's).
-  KVPOOL_RETURN_IF_ERROR(
-      impl->engine->CompleteWireup(peer, impl->node_region, options.transfer_timeout_ms));
+  Result<std::shared_ptr<const NodeLink>> link = impl->OpenLink();
+  if (!link.ok()) return link.status().WithContext("node " + client.address());
   {
     absl::MutexLock lock(&impl->mu);
-    impl->peer = peer;
+    impl->link = *std::move(link);
   }
   return std::unique_ptr<DataPlane>(new DataPlane(std::move(impl)));
 }
 
-uint64_t DataPlane::node_region_bytes() const { return impl_->node_region.size_bytes; }
+uint64_t DataPlane::node_region_bytes() const { return impl_->Link()->region.size_bytes; }
 
 Result<RegionId> DataPlane::RegisterMemory(void* ptr, size_t size_bytes, MemoryKind kind) {
   if (kind == MemoryKind::kDevice) {
@@ -255,23 +325,18 @@ Result<RegionDescriptor> DataPlane::ExportRegion(RegionId region) {
 
 Result<TransferHandle> DataPlane::Put(RegionId region, std::span<const uint64_t> region_offsets,
                                       std::span<const BlockLocation> blocks) {
-  KVPOOL_ASSIGN_OR_RETURN(auto ops, impl_->BuildOps(region, region_offsets, blocks, true));
-  KVPOOL_ASSIGN_OR_RETURN(transport::TransferHandle h,
-                          impl_->engine->Put(impl_->Peer(), impl_->node_region, ops));
-  return TransferHandle(std::make_shared<const TransferHandle::Impl>(TransferHandle::Impl{h}));
+  return impl_->Submit(/*is_put=*/true, region, region_offsets, blocks);
 }
 
 Result<TransferHandle> DataPlane::Get(std::span<const BlockLocation> blocks, RegionId region,
                                       std::span<const uint64_t> region_offsets) {
-  KVPOOL_ASSIGN_OR_RETURN(auto ops, impl_->BuildOps(region, region_offsets, blocks, false));
-  KVPOOL_ASSIGN_OR_RETURN(transport::TransferHandle h,
-                          impl_->engine->Get(impl_->Peer(), impl_->node_region, ops));
-  return TransferHandle(std::make_shared<const TransferHandle::Impl>(TransferHandle::Impl{h}));
+  return impl_->Submit(/*is_put=*/false, region, region_offsets, blocks);
 }
 
 Status DataPlane::Verify(uint64_t lease_id, std::span<const BlockLocation> blocks,
                          RegionId region, std::span<const uint64_t> region_offsets) {
-  KVPOOL_ASSIGN_OR_RETURN(auto ops, impl_->BuildOps(region, region_offsets, blocks, false));
+  KVPOOL_ASSIGN_OR_RETURN(auto ops,
+                          impl_->BuildOps(*impl_->Link(), region, region_offsets, blocks, false));
   v1::ResolveBlocksRequest req;
   req.set_lease_id(lease_id);
   for (const BlockLocation& b : blocks) req.add_handles(b.handle);
@@ -316,12 +381,12 @@ Result<InsertResult> DataPlane::PutAndInsert(Client& client, std::string_view ns
   // From here on the guard releases the lease on every path: Release frees never-inserted blocks,
   // so a failed flow leaves nothing allocated and nothing matchable.
   LeaseGuard guard(client, alloc.lease.id);
-  const transport::PeerId peer = impl_->Peer();
+  const std::shared_ptr<const NodeLink> node = impl_->Link();
   KVPOOL_ASSIGN_OR_RETURN(TransferHandle handle, Put(region, region_offsets, alloc.blocks));
   Status landed = handle.Wait(impl_->options.transfer_timeout_ms);
   if (landed.code() == StatusCode::kDeadlineExceeded) {
     // The batch may still write: cut it off before the blocks go back to the pool.
-    impl_->ResetPeer(peer);
+    impl_->ResetPeer(node);
   }
   KVPOOL_RETURN_IF_ERROR(landed);
   if (impl_->options.verify_checksums) {
@@ -346,13 +411,13 @@ Result<uint32_t> DataPlane::MatchAndGet(Client& client, std::string_view ns, Pro
   LeaseGuard guard(client, match.lease.id);
   const size_t n = std::min(match.blocks.size(), region_offsets.size());
   if (n == 0) return uint32_t{0};
-  const transport::PeerId peer = impl_->Peer();
+  const std::shared_ptr<const NodeLink> node = impl_->Link();
   KVPOOL_ASSIGN_OR_RETURN(
       TransferHandle handle,
       Get(std::span<const BlockLocation>(match.blocks).first(n), region,
           region_offsets.first(n)));
   Status landed = handle.Wait(impl_->options.transfer_timeout_ms);
-  if (landed.code() == StatusCode::kDeadlineExceeded) impl_->ResetPeer(peer);
+  if (landed.code() == StatusCode::kDeadlineExceeded) impl_->ResetPeer(node);
   KVPOOL_RETURN_IF_ERROR(landed);
   if (impl_->options.verify_checksums) {
     KVPOOL_RETURN_IF_ERROR(Verify(match.lease.id,

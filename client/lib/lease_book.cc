@@ -99,6 +99,12 @@ void LeaseBook::MaybeSweepLocked(Clock::time_point now) {
   for (uint64_t id : expired) RemoveLeaseLocked(id);
 }
 
+void LeaseBook::Clear() {
+  absl::MutexLock lock(&mu_);
+  blocks_.clear();
+  leases_.clear();
+}
+
 bool LeaseBook::LiveLocked(uint64_t lease_id, Clock::time_point now) {
   auto it = leases_.find(lease_id);
   return it != leases_.end() && it->second.deadline > now;

@@ -49,6 +49,9 @@ class LeaseBook {
   /// Release, or a lease the node reports unknown or expired.
   void OnReleased(uint64_t lease_id);
 
+  /// Forgets every lease (the node restarted: they died with it).
+  void Clear();
+
   /// OK when every block is held by a live lease of this book, at the offset and length the
   /// node gave for it, and (for_write) is still writable. FAILED_PRECONDITION otherwise, naming
   /// the first block that is not and why.

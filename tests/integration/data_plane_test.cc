@@ -355,6 +355,65 @@ TEST_CASE("DataPlane: a client killed mid-Put leaves the node serving and its bl
   CheckClientKilledMidPut("shm");
 }
 
+// A kvpoold child listening on `port` (0: any), its port read back from its port file.
+struct NodeProcess {
+  NodeProcess(const TempDir& dir, const std::string& tag, int listen_port) {
+    const std::string port_file = dir.File(tag + ".port");
+    process = std::make_unique<ChildProcess>(
+        std::vector<std::string>{kKvpooldPath, "--listen=127.0.0.1:" + std::to_string(listen_port),
+                                 "--port-file=" + port_file, "--capacity=64MiB",
+                                 "--node-id=" + tag},
+        dir.File(tag + ".out"), dir.File(tag + ".err"));
+    REQUIRE(PollUntil(15'000, [&] { return !ReadFile(port_file).empty(); }));
+    this->port = std::stoi(ReadFile(port_file));
+  }
+  std::unique_ptr<ChildProcess> process;
+  int port = 0;
+};
+
+TEST_CASE("DataPlane: after the node restarts, its old leases are refused and the data plane "
+          "reconnects",
+          "[ucx]") {
+  TempDir dir;
+  auto node = std::make_unique<NodeProcess>(dir, "first", 0);
+  const int port = node->port;
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  auto client = KVPOOL_IT_VALUE(Client::Connect(address));
+  auto dp = KVPOOL_IT_VALUE(DataPlane::Connect(*client));
+  constexpr uint64_t kBlockBytes = 16 * kKiB;
+  const NamespaceSpec spec{"restart", kBlockTokens, kBlockBytes, ""};
+  KVPOOL_IT_REQUIRE_OK(client->CreateNamespace(spec));
+  std::vector<uint8_t> buf = RandomBytes(kBlockBytes, 31);
+  const RegionId region = KVPOOL_IT_VALUE(dp->RegisterMemory(buf.data(), buf.size()));
+  const std::vector<uint64_t> at0 = {0};
+  const Allocation old_alloc = KVPOOL_IT_VALUE(client->AllocMem("restart", 1, Tier::kHost, 60'000));
+  KVPOOL_IT_REQUIRE_OK(KVPOOL_IT_VALUE(dp->Put(region, at0, old_alloc.blocks)).Wait(10'000));
+
+  // SIGKILL, and a new node process on the same address.
+  node->process->Kill(SIGKILL);
+  REQUIRE(node->process->Wait(5'000).has_value());
+  node.reset();
+  node = std::make_unique<NodeProcess>(dir, "second", port);
+  // The client's channel reports the broken connection once, then reconnects.
+  REQUIRE(PollUntil(5'000, [&] { return client->CreateNamespace(spec).ok(); }));
+  // The first transfer finds the old node gone; the next call reconnects and says the old
+  // leases are void; after that they are refused like any block the client holds no lease for.
+  const TransferHandle lost = KVPOOL_IT_VALUE(dp->Put(region, at0, old_alloc.blocks));
+  KVPOOL_IT_CHECK_ERROR(lost.Wait(10'000), StatusCode::kUnavailable, "");
+  KVPOOL_IT_CHECK_ERROR(dp->Put(region, at0, old_alloc.blocks), StatusCode::kUnavailable,
+                        "the node restarted");
+  KVPOOL_IT_CHECK_ERROR(dp->Put(region, at0, old_alloc.blocks), StatusCode::kFailedPrecondition,
+                        "held by no lease");
+  // New allocations on the new node move bytes again, through the same DataPlane.
+  const std::vector<uint32_t> tokens = MakeTokens(kBlockTokens, 32);
+  KVPOOL_IT_REQUIRE_OK(
+      dp->PutAndInsert(*client, "restart", PromptView::Tokens(tokens), 0, region, at0));
+  std::fill(buf.begin(), buf.end(), 0);
+  CHECK(KVPOOL_IT_VALUE(dp->MatchAndGet(*client, "restart", PromptView::Tokens(tokens), region,
+                                        at0)) == 1);
+  CHECK(buf == RandomBytes(kBlockBytes, 31));
+}
+
 TEST_CASE("DataPlane: a node started with --no-data-plane answers FAILED_PRECONDITION",
           "[ucx]") {
   DaemonConfig config;
