@@ -15,7 +15,8 @@
 namespace kvpool {
 
 Result<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::string>& argv,
-                                                      const std::string& log_path) {
+                                                      const std::string& log_path,
+                                                      bool die_with_parent) {
   if (argv.empty()) return InvalidArgumentError("Subprocess::Start needs a program");
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -25,8 +26,12 @@ Result<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::str
   if (pid < 0) return InternalError(std::string("fork failed: ") + std::strerror(errno));
   if (pid == 0) {
     // Child: only async-signal-safe calls until exec.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
+    if (die_with_parent) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);
+    } else {
+      setsid();  // its own session: a Ctrl-C aimed at the launcher's terminal does not reach it
+    }
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);  // the parent may block SIGTERM; the child must not

@@ -17,14 +17,20 @@ namespace kvpool {
 class Subprocess {
  public:
   /// Starts `argv[0]` (a path) with `argv`. stdout/stderr go to `log_path` when given (appended),
-  /// else are inherited. The child gets PR_SET_PDEATHSIG(SIGKILL), so it dies with its parent.
+  /// else are inherited. With `die_with_parent` (the default) the child gets
+  /// PR_SET_PDEATHSIG(SIGKILL), so it dies with its parent; without it the child starts its own
+  /// session and outlives this process (local clusters started by `kvpool-bench cluster up`;
+  /// call Detach before destruction).
   static Result<std::unique_ptr<Subprocess>> Start(const std::vector<std::string>& argv,
-                                                   const std::string& log_path = "");
+                                                   const std::string& log_path = "",
+                                                   bool die_with_parent = true);
   ~Subprocess();
   Subprocess(const Subprocess&) = delete;
   Subprocess& operator=(const Subprocess&) = delete;
 
   pid_t pid() const { return pid_; }
+  /// Forgets the child: destruction then neither signals nor waits for it.
+  void Detach() { reaped_ = true; }
   /// True while the child has not exited.
   bool Running();
   /// Sends `signal_number` (e.g. SIGTERM or SIGKILL).

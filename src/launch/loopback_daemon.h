@@ -23,7 +23,9 @@ struct LoopbackDaemon {
 /// Creates `work_dir`, runs `argv` plus `--listen=127.0.0.1:0 --port-file=<work_dir>/<name>.port`
 /// with stdout/stderr appended to `<work_dir>/<name>.log`, and waits up to `timeout_ms` for the
 /// port. UNAVAILABLE (naming the log) if the process exits first; DEADLINE_EXCEEDED if it is slow.
+/// `die_with_parent`: see Subprocess::Start.
 Result<LoopbackDaemon> StartOnLoopback(const std::string& name, std::vector<std::string> argv,
-                                       const std::string& work_dir, int timeout_ms);
+                                       const std::string& work_dir, int timeout_ms,
+                                       bool die_with_parent = true);
 
 }  // namespace kvpool::launch
