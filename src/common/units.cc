@@ -8,7 +8,11 @@
 namespace kvpool {
 
 Result<uint64_t> ParseBytes(std::string_view text) {
-  const std::string quoted = "'" + std::string(text) + "'";
+  // Built with append: GCC 12 at -O3 misreports `"'" + std::string(...)` as an overlapping
+  // memcpy (-Wrestrict), which broke Release builds.
+  std::string quoted;
+  quoted.reserve(text.size() + 2);
+  quoted.append(1, '\'').append(text).append(1, '\'');
   size_t pos = 0;
   while (pos < text.size() && (std::isdigit(static_cast<unsigned char>(text[pos])) || text[pos] == '.')) {
     ++pos;
