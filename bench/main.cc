@@ -2,6 +2,7 @@
 //   kvpool-bench index            in-process prompt tree and node: Insert/Match, bytes per block
 //   kvpool-bench control          gRPC control plane against a real kvpoold on loopback
 //   kvpool-bench scheduler        the global scheduler's Route: in-process (1M blocks) and gRPC
+//   kvpool-bench transfer         data plane Put/Get vs ucx_perftest and memcpy, per transport
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -11,6 +12,8 @@
 #include "bench/control_bench.h"
 #include "bench/index_bench.h"
 #include "bench/scheduler_bench.h"
+#include "bench/transfer_bench.h"
+#include "common/units.h"
 
 namespace {
 // kvpoold is installed and built next to kvpool-bench.
@@ -65,7 +68,58 @@ int main(int argc, char** argv) {
   bool no_grpc = false;
   sched->add_flag("--no-grpc", no_grpc, "Skip the gRPC part (no daemons started)");
 
+  TransferBenchOptions transfer_opt;
+  transfer_opt.kvpoold_binary = SiblingBinary("kvpoold");
+  std::vector<std::string> transfer_sizes = {"16KiB", "256KiB", "1MiB"};
+  bool small_pages = false;
+  auto* transfer = app.add_subcommand(
+      "transfer", "Data plane Put/Get against kvpoold, next to ucx_perftest and memcpy");
+  transfer->add_option("--tls", transfer_opt.tls, "UCX transports, one kvpoold each")
+      ->delimiter(',')->capture_default_str();
+  transfer->add_option("--sizes", transfer_sizes, "Block sizes (the smallest also for latency)")
+      ->delimiter(',')->capture_default_str();
+  transfer->add_option("--batch-blocks", transfer_opt.batch_blocks, "Blocks per Put/Get call")
+      ->capture_default_str();
+  transfer->add_option("--inflight", transfer_opt.inflight_batches, "Batches kept in flight")
+      ->capture_default_str();
+  transfer->add_option("--seconds", transfer_opt.seconds, "Time per bandwidth measurement")
+      ->capture_default_str();
+  transfer->add_option("--repeat", transfer_opt.repeat,
+                       "Repetitions per bandwidth point (best reported)")->capture_default_str();
+  transfer->add_option("--bytes", transfer_opt.max_bytes, "Byte budget per bandwidth measurement")
+      ->capture_default_str();
+  transfer->add_option("--latency-iterations", transfer_opt.latency_iterations,
+                       "One-block Puts and Gets timed")->capture_default_str();
+  transfer->add_option("--big-batch-blocks", transfer_opt.big_batch_blocks,
+                       "Blocks of the one-call batched Get")->capture_default_str();
+  transfer->add_option("--kvpoold", transfer_opt.kvpoold_binary, "kvpoold binary to start")
+      ->capture_default_str();
+  transfer->add_option("--ucx-perftest", transfer_opt.ucx_perftest_binary,
+                       "ucx_perftest binary ('' skips the reference)")->capture_default_str();
+  transfer->add_flag("--small-pages", small_pages,
+                     "Local buffer without 2 MiB alignment and transparent huge pages");
+
   CLI11_PARSE(app, argc, argv);
+
+  if (transfer->parsed()) {
+    transfer_opt.huge_local_buffer = !small_pages;
+    transfer_opt.block_sizes_bytes.clear();
+    for (const std::string& text : transfer_sizes) {
+      auto bytes = kvpool::ParseBytes(text);
+      if (!bytes.ok()) {
+        std::cerr << "kvpool-bench transfer: --sizes: " << bytes.status() << std::endl;
+        return 2;
+      }
+      transfer_opt.block_sizes_bytes.push_back(*bytes);
+    }
+    auto result = RunTransferBench(transfer_opt, json);
+    if (!result.ok()) {
+      std::cerr << "kvpool-bench transfer: " << result.status() << std::endl;
+      return 1;
+    }
+    if (json) std::cout << result->dump(2) << std::endl;
+    return 0;
+  }
 
   if (index->parsed()) {
     const auto result = RunIndexBench(index_opt, json);
