@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/logging.h"
+#include "common/quote.h"
 #include "rpc/client_channel.h"
 #include "rpc/convert.h"
 
@@ -16,7 +17,6 @@ namespace {
 // How long past the transfer's timeout a TransferWithInsert's destination lease lasts.
 constexpr uint32_t kInsertSlackMs = 2000;
 
-std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
 std::span<const BlockHandle> HandlesOf(const google::protobuf::RepeatedField<uint64_t>& field) {
   return std::span<const BlockHandle>(field.data(), static_cast<size_t>(field.size()));

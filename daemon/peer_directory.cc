@@ -6,12 +6,12 @@
 #include <utility>
 
 #include "common/logging.h"
+#include "common/quote.h"
 #include "rpc/client_channel.h"
 
 namespace kvpool::daemon {
 namespace {
 
-std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
 }  // namespace
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/logging.h"
+#include "common/quote.h"
 #include "rpc/convert.h"
 #include "rpc/status_convert.h"
 
@@ -27,7 +28,6 @@ grpc::Status Serve(Fn&& body) {
   return ToGrpcStatus(body());
 }
 
-std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
 Status ValidateId(std::string_view field, const std::string& value) {
   if (value.empty()) return InvalidArgumentError(std::string(field) + " must not be empty");

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_set.h"
+#include "common/quote.h"
 #include "common/units.h"
 #include "node/block_handle.h"
 #include "node/validation.h"
@@ -27,7 +28,6 @@ struct MemPool::HashedPrompt {
 };
 
 namespace {
-std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
 std::string DescribeState(BlockState state) {
   switch (state) {
