@@ -3,14 +3,20 @@
 //   kvpool-bench control          gRPC control plane against a real kvpoold on loopback
 //   kvpool-bench scheduler        the global scheduler's Route: in-process (1M blocks) and gRPC
 //   kvpool-bench transfer         data plane Put/Get vs ucx_perftest and memcpy, per transport
+//   kvpool-bench gen-trace        write a generated Mooncake-format trace and summarise it
+//   kvpool-bench cluster up|down|status   a scheduler and N kvpoold on loopback, detached
+//   kvpool-bench replay           a trace through a real local cluster, per caching mode and policy
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <iostream>
 
+#include "bench/cluster_command.h"
 #include "bench/control_bench.h"
+#include "bench/gen_trace_command.h"
 #include "bench/index_bench.h"
+#include "bench/replay/replay_command.h"
 #include "bench/scheduler_bench.h"
 #include "bench/transfer_bench.h"
 #include "common/units.h"
@@ -99,7 +105,50 @@ int main(int argc, char** argv) {
   transfer->add_flag("--small-pages", small_pages,
                      "Local buffer without 2 MiB alignment and transparent huge pages");
 
+  kvpool::workload::TraceGenOptions gen_opt;
+  std::string gen_out;
+  auto* gen = app.add_subcommand("gen-trace", "Write a generated Mooncake-format trace and summarise it");
+  AddGenTraceOptions(gen, &gen_opt, &gen_out);
+
+  kvpool::launch::LocalClusterOptions cluster_opt;
+  cluster_opt.kvpoold_binary = SiblingBinary("kvpoold");
+  cluster_opt.scheduler_binary = SiblingBinary("kvpool-scheduler");
+  cluster_opt.work_dir = DefaultClusterDir();
+  auto* cluster = app.add_subcommand("cluster", "A local cluster on loopback: up, down, status");
+  AddClusterOptions(cluster, &cluster_opt);
+
+  ReplayOptions replay_opt;
+  replay_opt.kvpoold_binary = SiblingBinary("kvpoold");
+  replay_opt.scheduler_binary = SiblingBinary("kvpool-scheduler");
+  replay_opt.work_dir = DefaultClusterDir() + "-replay";
+  auto* replay = app.add_subcommand(
+      "replay", "Replay a trace through a real local cluster, per caching mode and policy");
+  AddReplayOptions(replay, &replay_opt);
+
   CLI11_PARSE(app, argc, argv);
+
+  if (gen->parsed()) return RunGenTrace(gen_opt, gen_out, json);
+  if (cluster->parsed()) {
+    kvpool::Result<nlohmann::json> result = kvpool::InvalidArgumentError("no cluster command");
+    if (cluster->got_subcommand("up")) result = ClusterUp(cluster_opt, json);
+    if (cluster->got_subcommand("down")) result = ClusterDown(cluster_opt.work_dir, json);
+    if (cluster->got_subcommand("status")) result = ClusterStatus(cluster_opt.work_dir, json);
+    if (!result.ok()) {
+      std::cerr << "kvpool-bench cluster: " << result.status() << std::endl;
+      return 1;
+    }
+    if (json) std::cout << result->dump(2) << std::endl;
+    return 0;
+  }
+  if (replay->parsed()) {
+    auto result = RunReplay(replay_opt, json);
+    if (!result.ok()) {
+      std::cerr << "kvpool-bench replay: " << result.status() << std::endl;
+      return 1;
+    }
+    if (json) std::cout << result->dump(2) << std::endl;
+    return 0;
+  }
 
   if (transfer->parsed()) {
     transfer_opt.huge_local_buffer = !small_pages;

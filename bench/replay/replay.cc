@@ -1,0 +1,607 @@
+#include "bench/replay/replay.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <unordered_set>
+
+#include <unistd.h>
+
+#include "bench/cluster_command.h"
+#include "bench/replay/replay_stats.h"
+#include "bench/replay/sim_instance.h"
+#include "common/table.h"
+#include "common/units.h"
+#include "kvpool/block_hash.h"
+#include "kvpool/client.h"
+#include "kvpool/data_plane.h"
+#include "kvpool/planner.h"
+#include "kvpool/scheduler_client.h"
+#include "launch/local_cluster.h"
+#include "workload/cache_bounds.h"
+#include "workload/model_profile.h"
+#include "workload/trace.h"
+
+namespace kvpool::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double MicrosSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::micro>(Clock::now() - start).count();
+}
+
+bool Known(const std::vector<std::string>& allowed, const std::string& v) {
+  return std::find(allowed.begin(), allowed.end(), v) != allowed.end();
+}
+
+// Everything one configuration measures.
+struct ConfigRun {
+  std::string mode;
+  std::string policy;
+  uint64_t prompt_tokens = 0;
+  uint64_t hit_tokens = 0;
+  uint64_t local_hit_tokens = 0;
+  uint64_t remote_hit_tokens = 0;
+  uint64_t replay_matched_blocks = 0;  // blocks Match returned (compared with the pools' stats)
+  uint64_t bytes_local = 0;            // real (scaled) bytes read from the instance's node
+  uint64_t bytes_remote = 0;           // ... and from other nodes
+  uint64_t bytes_stored = 0;           // real bytes written by PutAndInsert
+  double nocache_compute_s = 0;
+  double compute_s = 0;
+  std::vector<double> ttft_s, ttft_load_only_s, ttft_compute_only_s, jct_s;
+  uint64_t planner_worse = 0;          // requests where the planner lost to load- or compute-only
+  LatencySet ops;
+  uint64_t failures = 0;
+  std::string first_failure;
+  std::vector<double> busy_s;
+
+  void Fail(const Status& st, const std::string& what) {
+    ++failures;
+    if (first_failure.empty()) first_failure = what + ": " + st.ToString();
+  }
+};
+
+class Replayer {
+ public:
+  Replayer(const ReplayOptions& options, std::vector<workload::TraceRequest> trace,
+           workload::ModelProfile model, uint64_t block_bytes, double time_scale)
+      : options_(options),
+        trace_(std::move(trace)),
+        model_(std::move(model)),
+        block_bytes_(block_bytes),
+        time_scale_(time_scale) {}
+
+  Status Connect(const launch::ClusterState& cluster) {
+    KVPOOL_ASSIGN_OR_RETURN(sched_, SchedulerClient::Connect(cluster.scheduler.address));
+    uint32_t max_blocks = 1;
+    for (const auto& r : trace_) max_blocks = std::max(max_blocks, r.input_length / options_.block_tokens);
+    scratch_.assign(static_cast<size_t>(max_blocks) * block_bytes_, 0x6b);
+    for (const launch::ClusterMember& n : cluster.nodes) {
+      node_index_[n.id] = nodes_.size();
+      Node node;
+      node.id = n.id;
+      KVPOOL_ASSIGN_OR_RETURN(node.client, Client::Connect(n.address));
+      DataPlaneOptions dopts;
+      dopts.tls = options_.ucx_tls;
+      KVPOOL_ASSIGN_OR_RETURN(node.dp, DataPlane::Connect(*node.client, dopts));
+      KVPOOL_ASSIGN_OR_RETURN(node.region, node.dp->RegisterMemory(scratch_.data(), scratch_.size()));
+      nodes_.push_back(std::move(node));
+    }
+    offsets_.resize(max_blocks);
+    for (uint32_t i = 0; i < max_blocks; ++i) offsets_[i] = uint64_t{i} * block_bytes_;
+    return Status::Ok();
+  }
+
+  Result<ConfigRun> Run(const std::string& mode, const std::string& policy, size_t index) {
+    ConfigRun run;
+    run.mode = mode;
+    run.policy = policy;
+    const std::string ns = "replay-" + std::to_string(index);
+    const NamespaceSpec spec{ns, options_.block_tokens, block_bytes_, ""};
+    for (Node& n : nodes_) KVPOOL_RETURN_IF_ERROR(n.client->CreateNamespace(spec).status());
+
+    // Fresh instances: the registry forgets the previous configuration's load.
+    std::vector<SimInstance> instances;
+    std::map<std::string, size_t> by_id;
+    for (uint32_t i = 0; i < options_.instances; ++i) {
+      const size_t node = i % nodes_.size();
+      const std::string id = "inst-" + std::to_string(i);
+      sched_->DeregisterInstance(id).IgnoreError();
+      KVPOOL_RETURN_IF_ERROR(sched_->RegisterInstance(id, "colocated", nodes_[node].id));
+      by_id[id] = instances.size();
+      instances.emplace_back(id, nodes_[node].id, node);
+    }
+
+    const BlockHasher hasher(ns, "", options_.block_tokens);
+    const bool cache = mode != "no-cache";
+    const bool pooled = mode == "pooled";
+    const std::string label = mode + "/" + policy;
+    for (size_t r = 0; r < trace_.size(); ++r) {
+      if (options_.progress) Progress(label, r, trace_.size());
+      const workload::TraceRequest& req = trace_[r];
+      const double now = static_cast<double>(req.timestamp_ms) / 1000.0 * time_scale_;
+      const std::vector<BlockHash> hashes = hasher.HashPrompt(workload::ExpandTokens(req));
+      const uint32_t blocks = static_cast<uint32_t>(hashes.size());
+      run.prompt_tokens += req.input_length;
+
+      // 1. Loads as of now, reported when they changed.
+      for (SimInstance& inst : instances) {
+        const uint64_t queued = inst.QueuedTokens(now);
+        const uint32_t running = inst.Running(now);
+        if (queued == inst.reported_tokens && running == inst.reported_running) continue;
+        const auto t0 = Clock::now();
+        if (Status st = sched_->ReportLoad(inst.id(), queued, running); !st.ok()) {
+          run.Fail(st, "ReportLoad");
+        }
+        run.ops.Add("report_load", MicrosSince(t0));
+        inst.reported_tokens = queued;
+        inst.reported_running = running;
+      }
+
+      // 2. Route.
+      RouteQuery query;
+      query.ns = ns;
+      query.hashes = hashes;
+      query.prompt_tokens = req.input_length;
+      query.role = "colocated";
+      query.policy = policy;
+      query.max_results = 1;
+      query.commit = true;
+      auto t0 = Clock::now();
+      Result<RouteAnswer> routed = sched_->Route(query);
+      run.ops.Add("route", MicrosSince(t0));
+      if (!routed.ok() || routed->ranked.empty()) {
+        run.Fail(routed.status(), "Route");
+        continue;
+      }
+      SimInstance& inst = instances[by_id.at(routed->ranked[0].instance_id)];
+      Node& home = nodes_[inst.node_index()];
+
+      // 3. Real pool work: read the cached prefix, store the rest.
+      uint32_t head = 0;                  // leading blocks on the instance's own node
+      uint32_t covered = 0;               // leading blocks read from anywhere
+      std::vector<bool> tail_remote;      // per block in [head, covered): read from another node
+      if (cache && blocks > 0) {
+        head = ReadRun(run, home, ns, hashes, 0, blocks, /*remote=*/false);
+        covered = head;
+        if (pooled && covered < blocks) {
+          t0 = Clock::now();
+          Result<PoolLookupResult> looked = sched_->Lookup(ns, hashes);
+          run.ops.Add("lookup", MicrosSince(t0));
+          if (!looked.ok()) run.Fail(looked.status(), "Lookup");
+          if (looked.ok()) {
+            for (const PoolSegment& seg : looked->segments) {
+              const uint32_t end = seg.start + seg.length;
+              if (end <= covered) continue;
+              if (seg.start > covered) break;
+              auto it = node_index_.find(seg.node_id);
+              if (it == node_index_.end()) break;
+              const bool remote = it->second != inst.node_index();
+              const uint32_t got =
+                  ReadRun(run, nodes_[it->second], ns, hashes, covered, end, remote);
+              tail_remote.insert(tail_remote.end(), got, remote);
+              covered += got;
+              if (covered < end) break;  // evicted meanwhile: the prefix ends here
+            }
+          }
+        }
+        if (covered < blocks) {
+          t0 = Clock::now();
+          const uint32_t n = blocks - covered;
+          Result<InsertResult> stored = home.dp->PutAndInsert(
+              *home.client, ns, PromptView::Hashes(hashes), covered, home.region,
+              std::span<const uint64_t>(offsets_).first(n));
+          run.ops.Add("put_and_insert", MicrosSince(t0));
+          if (stored.ok()) {
+            run.bytes_stored += uint64_t{n} * block_bytes_;
+          } else {
+            run.Fail(stored.status(), "PutAndInsert");
+          }
+        }
+      }
+
+      // 4. Modelled GPU time on the virtual clock.
+      const uint64_t bt = options_.block_tokens;
+      const uint64_t cached_tokens = std::min<uint64_t>(uint64_t{covered} * bt, req.input_length);
+      const uint64_t new_tokens = req.input_length - cached_tokens;
+      uint64_t remote_tokens = 0;
+      for (bool remote : tail_remote) remote_tokens += remote ? bt : 0;
+      const uint64_t local_tokens = cached_tokens - remote_tokens;
+      run.hit_tokens += cached_tokens;
+      run.local_hit_tokens += local_tokens;
+      run.remote_hit_tokens += remote_tokens;
+
+      const double kv = static_cast<double>(model_.kv_bytes_per_token);
+      const uint64_t head_tokens = uint64_t{head} * bt;
+      const double head_load_s =
+          head_tokens == 0 ? 0 : options_.load_latency_s + kv * head_tokens / options_.local_bandwidth;
+      // The tail [head, covered) may be computed instead of loaded (Cake): plan it.
+      ChunkCosts tail;
+      for (size_t i = 0; i < tail_remote.size(); ++i) {
+        const uint64_t before = head_tokens + i * bt;
+        tail.compute_s.push_back(workload::PrefillSeconds(model_, bt, before));
+        const double bw = tail_remote[i] ? options_.link_bandwidth : options_.local_bandwidth;
+        tail.load_s.push_back(options_.load_latency_s + kv * bt / bw);
+      }
+      double tail_ready_s = 0, tail_load_only_s = 0, tail_compute_only_s = 0, tail_computed_s = 0;
+      if (!tail.load_s.empty()) {
+        Result<LoadPlan> plan = PlanComputeOrLoad(tail);
+        if (plan.ok()) {
+          tail_ready_s = plan->ready_s;
+          tail_load_only_s = plan->load_only_s;
+          tail_compute_only_s = plan->compute_only_s;
+          tail_computed_s = plan->compute_s;
+        } else {
+          run.Fail(plan.status(), "PlanComputeOrLoad");
+        }
+      }
+      const double prefill_s = workload::PrefillSeconds(model_, new_tokens, cached_tokens);
+      const double service_s = head_load_s + tail_ready_s + prefill_s;
+      const double start = inst.StartPrefill(now, service_s, new_tokens);
+      const double wait_s = start - now;
+      const double ttft = wait_s + service_s;
+      run.ttft_s.push_back(ttft);
+      run.ttft_load_only_s.push_back(wait_s + head_load_s + tail_load_only_s + prefill_s);
+      run.ttft_compute_only_s.push_back(wait_s + head_load_s + tail_compute_only_s + prefill_s);
+      if (tail_ready_s > std::min(tail_load_only_s, tail_compute_only_s) + 1e-12) ++run.planner_worse;
+      const double first_token_at = start + service_s;
+      const double decode_s =
+          workload::DecodeSeconds(model_, req.output_length, inst.Running(first_token_at) + 1);
+      inst.AddDecode(first_token_at + decode_s);
+      run.jct_s.push_back(ttft + decode_s);
+      run.compute_s += prefill_s + tail_computed_s;
+      run.nocache_compute_s += workload::PrefillSeconds(model_, req.input_length, 0);
+    }
+    if (options_.progress) Progress(label, trace_.size(), trace_.size());
+    for (const SimInstance& inst : instances) run.busy_s.push_back(inst.busy_s());
+    return run;
+  }
+
+  /// The pools' own count of blocks Match returned in `ns`, summed over the nodes, and of
+  /// evictions; then the namespace is deleted everywhere.
+  Result<std::pair<uint64_t, uint64_t>> CollectAndDrop(size_t index) {
+    const std::string ns = "replay-" + std::to_string(index);
+    uint64_t hits = 0, evicted = 0;
+    for (Node& n : nodes_) {
+      KVPOOL_ASSIGN_OR_RETURN(NamespaceInfo info, n.client->GetNamespace(ns));
+      hits += info.stats.hit_blocks;
+      evicted += info.stats.evicted_blocks;
+      KVPOOL_RETURN_IF_ERROR(n.client->DeleteNamespace(ns).status());
+    }
+    return std::make_pair(hits, evicted);
+  }
+
+ private:
+  struct Node {
+    std::string id;
+    std::unique_ptr<Client> client;
+    std::unique_ptr<DataPlane> dp;
+    RegionId region{};
+  };
+
+  // Matches blocks [from, limit) on `node` with a lease, reads them into the scratch region,
+  // releases; returns how many were read.
+  uint32_t ReadRun(ConfigRun& run, Node& node, const std::string& ns,
+                   const std::vector<BlockHash>& hashes, uint32_t from, uint32_t limit,
+                   bool remote) {
+    auto t0 = Clock::now();
+    Result<MatchResult> m = node.client->Match(ns, PromptView::Hashes(hashes), from, true);
+    run.ops.Add("match", MicrosSince(t0));
+    if (!m.ok()) {
+      run.Fail(m.status(), "Match");
+      return 0;
+    }
+    run.replay_matched_blocks += m->matched_blocks;
+    const uint32_t n = std::min(m->matched_blocks, limit - from);
+    if (n > 0) {
+      t0 = Clock::now();
+      Result<TransferHandle> h =
+          node.dp->Get(std::span<const BlockLocation>(m->blocks).first(n), node.region,
+                       std::span<const uint64_t>(offsets_).first(n));
+      Status st = h.ok() ? h->Wait(30'000) : h.status();
+      run.ops.Add(remote ? "get_remote" : "get_local", MicrosSince(t0));
+      if (!st.ok()) {
+        run.Fail(st, "Get");
+      } else {
+        (remote ? run.bytes_remote : run.bytes_local) += uint64_t{n} * block_bytes_;
+      }
+    }
+    if (m->lease.id != 0) node.client->Release(m->lease.id).status().IgnoreError();
+    return n;
+  }
+
+  void Progress(const std::string& label, size_t done, size_t total) {
+    if (total == 0) return;
+    if (!stderr_tty_) {
+      // Logs and CI get one line per configuration, not a redrawn bar.
+      if (done == total) std::fprintf(stderr, "  %-22s %zu requests\n", label.c_str(), total);
+      return;
+    }
+    const size_t step = std::max<size_t>(1, total / 50);
+    if (done != total && done % step != 0) return;
+    const int width = 30;
+    const int filled = static_cast<int>(width * done / total);
+    std::fprintf(stderr, "\r  %-22s [%s%s] %zu/%zu", label.c_str(),
+                 std::string(static_cast<size_t>(filled), '#').c_str(),
+                 std::string(static_cast<size_t>(width - filled), '.').c_str(), done, total);
+    if (done == total) std::fprintf(stderr, "\n");
+    std::fflush(stderr);
+  }
+
+  const ReplayOptions& options_;
+  const std::vector<workload::TraceRequest> trace_;
+  const workload::ModelProfile model_;
+  const uint64_t block_bytes_;
+  const double time_scale_;
+  std::unique_ptr<SchedulerClient> sched_;
+  std::vector<Node> nodes_;
+  std::map<std::string, size_t> node_index_;
+  std::vector<uint8_t> scratch_;
+  std::vector<uint64_t> offsets_;
+  const bool stderr_tty_ = ::isatty(STDERR_FILENO) != 0;
+};
+
+// The time scale that makes instances busy `utilization` of the time when each prompt hits
+// the cache as often as one global LRU of the pool's capacity would (`hit_rate`).
+double AutoTimeScale(const std::vector<workload::TraceRequest>& trace,
+                     const workload::ModelProfile& model, const ReplayOptions& options,
+                     double hit_rate) {
+  double work_s = 0;
+  for (const auto& r : trace) {
+    const auto hit = static_cast<uint64_t>(hit_rate * r.input_length);
+    work_s += workload::PrefillSeconds(model, r.input_length - hit, hit);
+  }
+  const double span_s =
+      trace.empty() ? 0 : static_cast<double>(trace.back().timestamp_ms) / 1000.0;
+  if (span_s <= 0 || work_s <= 0) return 1.0;
+  return work_s / (options.instances * options.utilization * span_s);
+}
+
+nlohmann::json ConfigJson(const ConfigRun& run, double infinite_hit_rate, uint64_t pool_hits,
+                          uint64_t evicted) {
+  const double hit_rate =
+      run.prompt_tokens == 0 ? 0 : static_cast<double>(run.hit_tokens) / run.prompt_tokens;
+  nlohmann::json j;
+  j["mode"] = run.mode;
+  j["policy"] = run.policy;
+  j["hit_rate"] = hit_rate;
+  j["hit_rate_vs_infinite"] = infinite_hit_rate > 0 ? hit_rate / infinite_hit_rate : 0;
+  j["local_hit_tokens"] = run.local_hit_tokens;
+  j["remote_hit_tokens"] = run.remote_hit_tokens;
+  j["ttft_ms"] = PercentilesMs(run.ttft_s);
+  j["ttft_load_only_ms"] = PercentilesMs(run.ttft_load_only_s);
+  j["ttft_compute_only_ms"] = PercentilesMs(run.ttft_compute_only_s);
+  j["jct_ms"] = PercentilesMs(run.jct_s);
+  j["planner_worse_requests"] = run.planner_worse;
+  j["prefill_compute_saved"] =
+      run.nocache_compute_s > 0 ? 1.0 - run.compute_s / run.nocache_compute_s : 0;
+  j["bytes_read_local"] = run.bytes_local;
+  j["bytes_read_remote"] = run.bytes_remote;
+  j["bytes_stored"] = run.bytes_stored;
+  j["load_cv"] = CoefficientOfVariation(run.busy_s);
+  j["ops_us"] = run.ops.Json();
+  j["replay_matched_blocks"] = run.replay_matched_blocks;
+  j["pool_hit_blocks"] = pool_hits;
+  j["evicted_blocks"] = evicted;
+  j["failures"] = run.failures;
+  if (!run.first_failure.empty()) j["first_failure"] = run.first_failure;
+  return j;
+}
+
+void PrintTable(const nlohmann::json& out) {
+  TextTable table({"CONFIG", "HIT %", "/INF", "TTFT p50", "p90", "p99 ms", "JCT p50", "p99 s",
+                   "SAVED %", "REMOTE MB", "LOAD CV", "ROUTE us", "MATCH us", "GET us",
+                   "PUT us", "FAIL"});
+  for (const nlohmann::json& c : out["configs"]) {
+    const auto op = [&](const char* name) {
+      return c["ops_us"].contains(name) ? FormatFixed(c["ops_us"][name]["p50"].get<double>(), 0)
+                                        : std::string("-");
+    };
+    table.AddRow({c["mode"].get<std::string>() + "/" + c["policy"].get<std::string>(),
+                  FormatFixed(100 * c["hit_rate"].get<double>(), 1),
+                  FormatFixed(c["hit_rate_vs_infinite"].get<double>(), 2),
+                  FormatFixed(c["ttft_ms"]["p50"].get<double>(), 0),
+                  FormatFixed(c["ttft_ms"]["p90"].get<double>(), 0),
+                  FormatFixed(c["ttft_ms"]["p99"].get<double>(), 0),
+                  FormatFixed(c["jct_ms"]["p50"].get<double>() / 1000, 2),
+                  FormatFixed(c["jct_ms"]["p99"].get<double>() / 1000, 2),
+                  FormatFixed(100 * c["prefill_compute_saved"].get<double>(), 1),
+                  FormatFixed(c["bytes_read_remote"].get<double>() / 1e6, 1),
+                  FormatFixed(c["load_cv"].get<double>(), 3), op("route"), op("match"),
+                  op("get_local"), op("put_and_insert"),
+                  std::to_string(c["failures"].get<uint64_t>())});
+  }
+  table.Print(std::cout);
+}
+
+Status WritePlot(const nlohmann::json& out, const std::string& path) {
+  const std::string data = path + ".dat";
+  {
+    std::ofstream d(data);
+    d << "# config hit_rate_pct ttft_p90_ms\n";
+    for (const nlohmann::json& c : out["configs"]) {
+      d << '"' << c["mode"].get<std::string>() << "/" << c["policy"].get<std::string>() << "\" "
+        << 100 * c["hit_rate"].get<double>() << " " << c["ttft_ms"]["p90"].get<double>() << "\n";
+    }
+    if (!d) return InternalError("cannot write '" + data + "'");
+  }
+  const std::string script = path + ".gp";
+  {
+    std::ofstream g(script);
+    g << "set terminal pngcairo size 1200,500\nset output '" << path << "'\n"
+      << "set multiplot layout 1,2\nset style data histograms\nset style fill solid 0.8\n"
+      << "set xtics rotate by -45\nset title 'token hit rate (%)'\n"
+      << "plot '" << data << "' using 2:xtic(1) notitle\n"
+      << "set title 'TTFT p90 (ms)'\nplot '" << data << "' using 3:xtic(1) notitle\n"
+      << "unset multiplot\n";
+  }
+  const int rc = std::system(("gnuplot '" + script + "' 2>/dev/null").c_str());
+  if (rc != 0) {
+    return UnavailableError("gnuplot failed or is not installed (apt install gnuplot-nox); data in '" +
+                            data + "', script in '" + script + "'");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ReplayOptions::Validate() const {
+  if (kvpoold_binary.empty() || scheduler_binary.empty() || work_dir.empty()) {
+    return InvalidArgumentError("replay needs the kvpoold and kvpool-scheduler binaries and a work dir");
+  }
+  if (nodes == 0 || instances == 0) return InvalidArgumentError("nodes and instances must be > 0");
+  if (kv_scale == 0) return InvalidArgumentError("kv-scale must be > 0");
+  if (block_tokens == 0 || workload::kTraceBlockTokens % block_tokens != 0) {
+    return InvalidArgumentError("block-tokens must divide 512 (the trace's block), got " +
+                                std::to_string(block_tokens));
+  }
+  if (capacity_blocks == 0 && !(capacity_fraction > 0 && capacity_fraction <= 10)) {
+    return InvalidArgumentError("capacity-fraction must be in (0, 10], got " +
+                                std::to_string(capacity_fraction));
+  }
+  if (time_scale < 0 || (time_scale == 0 && !(utilization > 0 && utilization < 10))) {
+    return InvalidArgumentError("utilization must be in (0, 10) (or give time-scale > 0)");
+  }
+  if (!(local_bandwidth > 0) || !(link_bandwidth > 0) || load_latency_s < 0) {
+    return InvalidArgumentError("bandwidths must be > 0 and the load latency >= 0");
+  }
+  for (const std::string& m : modes) {
+    if (!Known({"no-cache", "local", "pooled"}, m)) {
+      return InvalidArgumentError("unknown mode '" + m + "' (no-cache, local, pooled)");
+    }
+  }
+  for (const std::string& p : policies) {
+    if (!Known({"round_robin", "least_loaded", "prefix", "cost"}, p)) {
+      return InvalidArgumentError("unknown policy '" + p +
+                                  "' (round_robin, least_loaded, prefix, cost)");
+    }
+  }
+  if (modes.empty() || policies.empty()) return InvalidArgumentError("no configuration to run");
+  if (trace_path.empty()) KVPOOL_RETURN_IF_ERROR(gen.Validate());
+  return Status::Ok();
+}
+
+Result<nlohmann::json> RunReplay(const ReplayOptions& options, bool quiet) {
+  KVPOOL_RETURN_IF_ERROR(options.Validate());
+  KVPOOL_ASSIGN_OR_RETURN(workload::ModelProfile model, workload::ProfileByName(options.model));
+  std::vector<workload::TraceRequest> trace;
+  if (options.trace_path.empty()) {
+    trace = workload::GenerateTrace(options.gen);
+  } else {
+    KVPOOL_ASSIGN_OR_RETURN(trace, workload::ReadTrace(options.trace_path));
+  }
+  if (options.max_requests > 0 && trace.size() > options.max_requests) {
+    trace.resize(options.max_requests);
+  }
+  if (trace.empty()) return InvalidArgumentError("the trace has no requests");
+
+  // References at the trace's 512-token granularity, with the pool's capacity in those blocks.
+  const workload::CacheBounds unlimited = workload::ComputeCacheBounds(trace, 0);
+  const uint64_t per_trace_block = workload::kTraceBlockTokens / options.block_tokens;
+  uint64_t capacity_blocks = options.capacity_blocks;
+  if (capacity_blocks == 0) {
+    capacity_blocks = static_cast<uint64_t>(std::ceil(
+        options.capacity_fraction * static_cast<double>(unlimited.distinct_blocks) *
+        static_cast<double>(per_trace_block)));
+  }
+  const workload::CacheBounds bounds =
+      workload::ComputeCacheBounds(trace, std::max<uint64_t>(1, capacity_blocks / per_trace_block));
+  const uint64_t block_bytes = std::max<uint64_t>(
+      64, (model.kv_bytes_per_token * options.block_tokens / options.kv_scale + 63) / 64 * 64);
+  const uint64_t blocks_per_node = (capacity_blocks + options.nodes - 1) / options.nodes;
+  // Slabs of 8 blocks, and a capacity of whole slabs, so no block of capacity is lost to slack.
+  const uint64_t slab_bytes = 8 * block_bytes;
+  const uint64_t node_bytes = std::max<uint64_t>(8 * slab_bytes,
+                                                 (blocks_per_node + 7) / 8 * slab_bytes);
+  const double time_scale =
+      options.time_scale > 0 ? options.time_scale
+                             : AutoTimeScale(trace, model, options, bounds.lru_hit_rate);
+
+  if (!quiet) {
+    std::cout << "replay: " << trace.size() << " requests over "
+              << FormatFixed(static_cast<double>(trace.back().timestamp_ms) / 1000.0, 0)
+              << " s (time scale " << FormatFixed(time_scale, 3) << "), model " << model.name
+              << ", " << options.instances << " instances on " << options.nodes << " nodes\n"
+              << "pool: " << capacity_blocks << " blocks of " << options.block_tokens
+              << " tokens (" << FormatBytes(block_bytes) << " each, KV scaled 1/"
+              << options.kv_scale << "), " << FormatBytes(node_bytes) << " per node\n"
+              << "references at this capacity: infinite "
+              << FormatFixed(100 * bounds.infinite_hit_rate, 1) << " %, global LRU "
+              << FormatFixed(100 * bounds.lru_hit_rate, 1) << " %, Belady "
+              << FormatFixed(100 * bounds.belady_hit_rate, 1) << " %\n"
+              << std::endl;
+  }
+
+  launch::LocalClusterOptions copts;
+  copts.kvpoold_binary = options.kvpoold_binary;
+  copts.scheduler_binary = options.scheduler_binary;
+  copts.work_dir = options.work_dir;
+  copts.nodes = options.nodes;
+  copts.node_capacity = std::to_string(node_bytes);
+  copts.ucx_tls = options.ucx_tls;
+  copts.kvpoold_args = {"--slab=" + std::to_string(slab_bytes), "--no-huge-pages",
+                        "--log-level=warning"};
+  const uint64_t model_block_bytes = model.kv_bytes_per_token * options.block_tokens;
+  copts.scheduler_args = {"--instance-timeout-ms=86400000",
+                          "--block-tokens=" + std::to_string(options.block_tokens),
+                          "--block-bytes=" + std::to_string(model_block_bytes),
+                          "--token-s=" + std::to_string(model.prefill_s_per_token),
+                          "--attention-s=" + std::to_string(model.prefill_attn_s_per_token2),
+                          "--link-bandwidth=" + std::to_string(options.link_bandwidth),
+                          "--local-bandwidth=" + std::to_string(options.local_bandwidth),
+                          "--log-level=warning"};
+  KVPOOL_ASSIGN_OR_RETURN(auto cluster, launch::LocalCluster::Start(copts));
+  KVPOOL_RETURN_IF_ERROR(WaitClusterReady(cluster->scheduler_address(), options.nodes, 20'000));
+
+  Replayer replayer(options, trace, model, block_bytes, time_scale);
+  KVPOOL_RETURN_IF_ERROR(replayer.Connect(cluster->state()));
+
+  nlohmann::json out;
+  out["requests"] = trace.size();
+  out["model"] = model.name;
+  out["nodes"] = options.nodes;
+  out["instances"] = options.instances;
+  out["time_scale"] = time_scale;
+  out["block_tokens"] = options.block_tokens;
+  out["block_bytes"] = block_bytes;
+  out["kv_scale"] = options.kv_scale;
+  out["capacity_blocks"] = capacity_blocks;
+  out["distinct_blocks"] = unlimited.distinct_blocks;
+  out["references"] = {{"infinite_hit_rate", bounds.infinite_hit_rate},
+                       {"global_lru_hit_rate", bounds.lru_hit_rate},
+                       {"belady_hit_rate", bounds.belady_hit_rate}};
+  out["configs"] = nlohmann::json::array();
+  size_t index = 0;
+  for (const std::string& mode : options.modes) {
+    for (const std::string& policy : options.policies) {
+      KVPOOL_ASSIGN_OR_RETURN(ConfigRun run, replayer.Run(mode, policy, index));
+      KVPOOL_ASSIGN_OR_RETURN(auto pool, replayer.CollectAndDrop(index));
+      out["configs"].push_back(ConfigJson(run, bounds.infinite_hit_rate, pool.first, pool.second));
+      ++index;
+    }
+  }
+  if (!quiet) {
+    std::cout << "\n";
+    PrintTable(out);
+    std::cout << "\nHIT: prompt tokens served from the pool; /INF: that over the infinite cache's "
+                 "hit rate. TTFT and JCT on the virtual clock (modelled GPU time, queueing); "
+                 "ROUTE/MATCH/GET/PUT: measured p50 latency of the real pool operations.\n";
+  }
+  if (!options.plot_path.empty()) {
+    if (Status st = WritePlot(out, options.plot_path); !st.ok()) {
+      std::cerr << "replay: no chart: " << st << std::endl;
+    } else if (!quiet) {
+      std::cout << "chart: " << options.plot_path << "\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace kvpool::bench

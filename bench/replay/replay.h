@@ -1,0 +1,76 @@
+// `kvpool-bench replay`: a request trace replayed through a real local cluster (kvpool-scheduler
+// and kvpoold nodes on loopback), once per caching mode and routing policy, side by side.
+//
+// Every pool operation is real (Route, ReportLoad, Lookup, Match, Get, PutAndInsert, with their
+// measured latency); GPU time is modelled (workload::ModelProfile) on a virtual clock, so a
+// 1,000 s trace replays in seconds to minutes. KV bytes per token are the model's divided by
+// kv_scale so the working set fits in memory; capacity is counted in blocks, so the scaling does
+// not change hit rates.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "kvpool/status.h"
+#include "workload/trace_gen.h"
+
+namespace kvpool::bench {
+
+struct ReplayOptions {
+  /// Mooncake-format trace to replay; empty: generate one with `gen`. Default: "".
+  std::string trace_path;
+  workload::TraceGenOptions gen;
+  /// Replay only the first this many requests; 0: all. Default: 0.
+  uint32_t max_requests = 0;
+
+  /// Binaries and the cluster's work dir (logs, data). Required.
+  std::string kvpoold_binary;
+  std::string scheduler_binary;
+  std::string work_dir;
+  /// kvpoold nodes and colocated instances (instance i lives on node i % nodes). Default: 4, 8.
+  uint32_t nodes = 4;
+  uint32_t instances = 8;
+  /// UCX transports of the data plane ("" : UCX's choice). Default: "".
+  std::string ucx_tls;
+
+  /// Compute profile (workload::ProfileByName). Default: "llama3-8b".
+  std::string model = "llama3-8b";
+  /// Pool block bytes = model KV bytes per token * block_tokens / kv_scale. Default: 1024.
+  uint32_t kv_scale = 1024;
+  /// Tokens per pool block. Default: 512 (the trace's hash-id granularity).
+  uint32_t block_tokens = 512;
+  /// Total pool capacity as a fraction of the trace's distinct blocks, split evenly over the
+  /// nodes; capacity_blocks > 0 overrides it. Default: 0.10.
+  double capacity_fraction = 0.10;
+  uint64_t capacity_blocks = 0;
+  /// Arrivals are compressed (or stretched) so that, if every prompt hit the cache as often as
+  /// in one global LRU of the pool's capacity, instances would be busy this fraction of the
+  /// time; time_scale > 0 sets the factor on timestamps directly. Defaults: 0.8, 0.
+  double utilization = 0.8;
+  double time_scale = 0;
+  /// Modelled links: host memory to GPU on the instance's node, and node to node; bytes/s. And
+  /// a fixed latency per load, in seconds. Defaults: 25e9, 12.5e9 (100 Gb/s), 20e-6.
+  double local_bandwidth = 25e9;
+  double link_bandwidth = 12.5e9;
+  double load_latency_s = 20e-6;
+
+  /// Caching modes ("no-cache", "local", "pooled") and scheduler policies ("round_robin",
+  /// "least_loaded", "prefix", "cost") to compare; every pair runs.
+  std::vector<std::string> modes = {"no-cache", "local", "pooled"};
+  std::vector<std::string> policies = {"round_robin", "least_loaded", "prefix", "cost"};
+  /// Write a gnuplot chart (hit rate and TTFT p90 per configuration) here; "" : none.
+  std::string plot_path;
+  /// Progress bar on stderr. Default: true.
+  bool progress = true;
+
+  /// INVALID_ARGUMENT naming the bad field.
+  Status Validate() const;
+};
+
+/// Runs every configuration; prints tables unless `quiet`; returns everything as JSON.
+Result<nlohmann::json> RunReplay(const ReplayOptions& options, bool quiet);
+
+}  // namespace kvpool::bench
