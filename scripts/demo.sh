@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The README's main job: set up, build, start a local kvpoold on loopback, run a short
-# prefix-caching workload against it, show the node's status, and stop the daemon cleanly.
+# prefix-caching workload against it, show the node's status, and stop the daemon cleanly; then
+# replay a generated multi-tenant trace through a local cluster (kvpool-scheduler and 4 kvpoold
+# on loopback, 8 simulated instances) once per caching mode and routing policy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -47,3 +49,9 @@ daemon_pid=""
 echo
 echo "daemon log:"
 sed 's/^/   /' "$work/kvpoold.log"
+echo
+
+echo "== trace replay on a local cluster: kvpool-scheduler + 4 kvpoold, 8 instances"
+echo "   (a generated trace; pass --trace FILE to kvpool-bench replay for a Mooncake trace)"
+"$BUILD_DIR/bench/kvpool-bench" replay --gen-requests 400 --nodes 4 --instances 8 \
+  --dir "$work/replay"
