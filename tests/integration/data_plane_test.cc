@@ -26,18 +26,6 @@ constexpr uint64_t kKiB = 1ull << 10;
 constexpr uint64_t kMiB = 1ull << 20;
 constexpr uint32_t kBlockTokens = 16;
 
-std::vector<uint8_t> RandomBytes(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<uint8_t> out(n);
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const uint64_t v = rng();
-    std::memcpy(out.data() + i, &v, 8);
-  }
-  for (; i < n; ++i) out[i] = static_cast<uint8_t>(rng());
-  return out;
-}
-
 DaemonConfig ConfigFor(const std::string& tls) {
   DaemonConfig config;
   config.capacity = "256MiB";

@@ -24,16 +24,6 @@ constexpr uint64_t kKiB = 1ull << 10;
 constexpr uint64_t kMiB = 1ull << 20;
 constexpr uint32_t kBlockTokens = 16;
 
-std::vector<uint8_t> RandomBytes(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<uint8_t> out(n);
-  for (size_t i = 0; i < n; i += 8) {
-    const uint64_t v = rng();
-    std::memcpy(out.data() + i, &v, std::min<size_t>(8, n - i));
-  }
-  return out;
-}
-
 std::vector<uint64_t> Offsets(size_t n, uint64_t block_bytes) {
   std::vector<uint64_t> out;
   for (size_t i = 0; i < n; ++i) out.push_back(i * block_bytes);
