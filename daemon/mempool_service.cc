@@ -225,4 +225,13 @@ grpc::Status MemPoolService::TransferWithInsert(grpc::ServerContext*,
   });
 }
 
+grpc::Status MemPoolService::TransferFromRegion(grpc::ServerContext*,
+                                                const v1::TransferFromRegionRequest* req,
+                                                v1::TransferResponse* resp) {
+  return Serve([&]() -> Status {
+    if (transfer_ == nullptr) return NoDataPlane();
+    return transfer_->TransferFromRegion(*req, resp);
+  });
+}
+
 }  // namespace kvpool::daemon

@@ -72,6 +72,8 @@ class MemPoolService final : public v1::MemPool::Service {
                         v1::TransferResponse*) override;
   grpc::Status TransferWithInsert(grpc::ServerContext*, const v1::TransferWithInsertRequest*,
                                   v1::TransferWithInsertResponse*) override;
+  grpc::Status TransferFromRegion(grpc::ServerContext*, const v1::TransferFromRegionRequest*,
+                                  v1::TransferResponse*) override;
 
  private:
   node::MemPool* pool_;

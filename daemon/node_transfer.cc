@@ -76,10 +76,13 @@ Result<uint32_t> NodeTransfer::TimeoutOf(uint32_t requested_ms) const {
   return requested_ms;
 }
 
-Status NodeTransfer::RunPut(transport::PeerId endpoint, const transport::RemoteRegion& remote,
-                            std::span<const transport::TransferOp> ops, uint32_t timeout_ms,
-                            std::string_view node_id, std::string_view what) {
-  KVPOOL_ASSIGN_OR_RETURN(transport::TransferHandle handle, engine_->Put(endpoint, remote, ops));
+Status NodeTransfer::RunBatch(bool is_put, transport::PeerId endpoint,
+                              const transport::RemoteRegion& remote,
+                              std::span<const transport::TransferOp> ops, uint32_t timeout_ms,
+                              std::string_view node_id, std::string_view what) {
+  KVPOOL_ASSIGN_OR_RETURN(transport::TransferHandle handle,
+                          is_put ? engine_->Put(endpoint, remote, ops)
+                                 : engine_->Get(endpoint, remote, ops));
   Status landed = handle.Wait(timeout_ms);
   if (landed.ok()) return landed;
   // Close the endpoint so the batch writes nothing more (DEADLINE_EXCEEDED leaves it running),
@@ -142,14 +145,9 @@ Status NodeTransfer::Transfer(const v1::TransferRequest& req, v1::TransferRespon
       ops.push_back(transport::TransferOp{local_region_base_ + src.blocks[i].offset,
                                           remote.address + offset, src.blocks[i].length});
     }
-    KVPOOL_ASSIGN_OR_RETURN(transport::PeerId endpoint,
-                            engine_->Connect(region.worker_address()));
-    if (Status st = engine_->CompleteWireup(endpoint, remote, options_.rpc_timeout_ms); !st.ok()) {
-      engine_->Disconnect(endpoint).IgnoreError();
-      return Status(st.code(), "cannot reach the client region's process: " +
-                                   std::string(st.message()));
-    }
-    KVPOOL_RETURN_IF_ERROR(RunPut(endpoint, remote, ops, timeout_ms, "", "transfer to a client region"));
+    KVPOOL_ASSIGN_OR_RETURN(transport::PeerId endpoint, ConnectRegion(region, remote));
+    KVPOOL_RETURN_IF_ERROR(
+        RunBatch(true, endpoint, remote, ops, timeout_ms, "", "transfer to a client region"));
     resp->set_blocks(static_cast<uint32_t>(n));
     resp->set_bytes(TotalBytes(ops));
     resp->set_elapsed_us(MicrosSince(start));
@@ -184,8 +182,8 @@ Status NodeTransfer::Transfer(const v1::TransferRequest& req, v1::TransferRespon
                                         peer.region.address + dst_blocks[i].offset,
                                         src.blocks[i].length});
   }
-  KVPOOL_RETURN_IF_ERROR(RunPut(peer.endpoint, peer.region, ops, timeout_ms, dst.node_id(),
-                                "transfer to node '" + dst.node_id() + "'"));
+  KVPOOL_RETURN_IF_ERROR(RunBatch(true, peer.endpoint, peer.region, ops, timeout_ms,
+                                  dst.node_id(), "transfer to node '" + dst.node_id() + "'"));
   if (req.verify_checksums()) {
     check.set_checksums(true);
     KVPOOL_RETURN_IF_ERROR(AtNode(rpc::CallUnary(*peer.stub, &v1::MemPool::Stub::ResolveBlocks,
@@ -282,8 +280,8 @@ Status NodeTransfer::TransferWithInsert(const v1::TransferWithInsertRequest& req
                                         peer.region.address + dst_blocks[i].offset,
                                         src.blocks[i].length});
   }
-  KVPOOL_RETURN_IF_ERROR(RunPut(peer.endpoint, peer.region, ops, timeout_ms, dst_node,
-                                "transfer to node '" + dst_node + "'"));
+  KVPOOL_RETURN_IF_ERROR(RunBatch(true, peer.endpoint, peer.region, ops, timeout_ms, dst_node,
+                                  "transfer to node '" + dst_node + "'"));
 
   if (options_.fault_pause_before_insert_ms > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(options_.fault_pause_before_insert_ms));
@@ -302,6 +300,54 @@ Status NodeTransfer::TransferWithInsert(const v1::TransferWithInsertRequest& req
   resp->set_dst_node(dst_node);
   resp->set_inserted_blocks(inserted.inserted_blocks());
   resp->set_duplicate_blocks(inserted.duplicate_blocks());
+  resp->set_bytes(TotalBytes(ops));
+  resp->set_elapsed_us(MicrosSince(start));
+  return Status::Ok();
+}
+
+Result<transport::PeerId> NodeTransfer::ConnectRegion(const v1::RegionBlocks& region,
+                                                      const transport::RemoteRegion& remote) {
+  KVPOOL_ASSIGN_OR_RETURN(transport::PeerId endpoint, engine_->Connect(region.worker_address()));
+  if (Status st = engine_->CompleteWireup(endpoint, remote, options_.rpc_timeout_ms); !st.ok()) {
+    engine_->Disconnect(endpoint).IgnoreError();
+    return Status(st.code(),
+                  "cannot reach the client region's process: " + std::string(st.message()));
+  }
+  return endpoint;
+}
+
+Status NodeTransfer::TransferFromRegion(const v1::TransferFromRegionRequest& req,
+                                        v1::TransferResponse* resp) {
+  const auto start = std::chrono::steady_clock::now();
+  KVPOOL_ASSIGN_OR_RETURN(const uint32_t timeout_ms, TimeoutOf(req.timeout_ms()));
+  const v1::RegionBlocks& region = req.src();
+  const size_t n = static_cast<size_t>(req.dst_handles_size());
+  if (static_cast<size_t>(region.offsets_size()) != n) {
+    return InvalidArgumentError("a transfer needs one region offset per destination block: got " +
+                                std::to_string(region.offsets_size()) + " offsets for " +
+                                std::to_string(n) + " blocks");
+  }
+  KVPOOL_ASSIGN_OR_RETURN(node::LeasedBlocks dst,
+                          pool_->ResolveLeased(req.dst_lease_id(), HandlesOf(req.dst_handles()),
+                                               node::BlockAccess::kWrite, false));
+  const transport::RemoteRegion remote{region.region_base(), region.region_bytes(), region.rkey()};
+  std::vector<transport::TransferOp> ops;
+  ops.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t offset = region.offsets(static_cast<int>(i));
+    if (offset > remote.size_bytes) {
+      return InvalidArgumentError("region offset " + std::to_string(i) + " (" +
+                                  std::to_string(offset) + ") lies outside the " +
+                                  std::to_string(remote.size_bytes) + "-byte region");
+    }
+    // A Get: the bytes flow from the remote range into the local block.
+    ops.push_back(transport::TransferOp{local_region_base_ + dst.blocks[i].offset,
+                                        remote.address + offset, dst.blocks[i].length});
+  }
+  KVPOOL_ASSIGN_OR_RETURN(transport::PeerId endpoint, ConnectRegion(region, remote));
+  KVPOOL_RETURN_IF_ERROR(
+      RunBatch(false, endpoint, remote, ops, timeout_ms, "", "transfer from a client region"));
+  resp->set_blocks(static_cast<uint32_t>(n));
   resp->set_bytes(TotalBytes(ops));
   resp->set_elapsed_us(MicrosSince(start));
   return Status::Ok();

@@ -68,14 +68,22 @@ class NodeTransfer {
   /// the destination's AllocMem and Insert statuses.
   Status TransferWithInsert(const v1::TransferWithInsertRequest& req,
                             v1::TransferWithInsertResponse* resp);
+  /// Reads a client's region into this node's blocks, which must be allocated under
+  /// dst_lease_id and not yet inserted. INVALID_ARGUMENT for counts that differ, a range outside
+  /// the region or a malformed descriptor; the lease's errors; UNAVAILABLE / DEADLINE_EXCEEDED
+  /// as Transfer (the endpoint is closed, so nothing more is read into the blocks).
+  Status TransferFromRegion(const v1::TransferFromRegionRequest& req, v1::TransferResponse* resp);
 
  private:
   Result<uint32_t> TimeoutOf(uint32_t requested_ms) const;
-  /// Puts `ops` to `peer` and waits; on failure closes the endpoint (PeerDirectory::Forget for
-  /// nodes) so nothing more is written.
-  Status RunPut(transport::PeerId endpoint, const transport::RemoteRegion& remote,
-                std::span<const transport::TransferOp> ops, uint32_t timeout_ms,
-                std::string_view node_id, std::string_view what);
+  /// Puts (or Gets) `ops` to (from) `peer` and waits; on failure closes the endpoint
+  /// (PeerDirectory::Forget for nodes) so nothing more moves.
+  Status RunBatch(bool is_put, transport::PeerId endpoint, const transport::RemoteRegion& remote,
+                  std::span<const transport::TransferOp> ops, uint32_t timeout_ms,
+                  std::string_view node_id, std::string_view what);
+  /// Connects to a client region's engine and finishes the handshake.
+  Result<transport::PeerId> ConnectRegion(const v1::RegionBlocks& region,
+                                          const transport::RemoteRegion& remote);
 
   const NodeTransferOptions options_;
   node::MemPool* const pool_;

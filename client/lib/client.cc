@@ -282,6 +282,28 @@ Result<TransferResult> Client::TransferToRegion(uint64_t src_lease_id,
   return FromProto(resp);
 }
 
+Result<TransferResult> Client::TransferFromRegion(const RegionDescriptor& region,
+                                                  std::span<const uint64_t> offsets,
+                                                  uint64_t dst_lease_id,
+                                                  std::span<const BlockHandle> dst,
+                                                  uint32_t timeout_ms) {
+  v1::TransferFromRegionRequest req;
+  v1::RegionBlocks* src = req.mutable_src();
+  src->set_worker_address(region.worker_address);
+  src->set_region_base(region.base);
+  src->set_region_bytes(region.size_bytes);
+  src->set_rkey(region.rkey);
+  src->mutable_offsets()->Add(offsets.begin(), offsets.end());
+  req.set_dst_lease_id(dst_lease_id);
+  req.mutable_dst_handles()->Add(dst.begin(), dst.end());
+  req.set_timeout_ms(timeout_ms);
+  v1::TransferResponse resp;
+  KVPOOL_RETURN_IF_ERROR(rpc::CallUnary(*impl_->stub, &v1::MemPool::Stub::TransferFromRegion,
+                                        req, &resp,
+                                        TransferCallTimeout(impl_->options, timeout_ms)));
+  return FromProto(resp);
+}
+
 Result<TransferWithInsertResult> Client::TransferWithInsert(
     std::string_view dst_node, std::string_view ns, PromptView prompt, uint32_t start_block,
     uint64_t src_lease_id, std::span<const BlockHandle> src, uint32_t timeout_ms) {

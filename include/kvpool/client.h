@@ -134,6 +134,17 @@ class Client {
                                           const RegionDescriptor& region,
                                           std::span<const uint64_t> offsets,
                                           uint32_t timeout_ms = 0);
+  /// The reverse of TransferToRegion: the node reads `region` + offsets[i] into its own block
+  /// dst[i], which must be allocated under `dst_lease_id` and not yet inserted (a prefill
+  /// instance hands its KV to the pool without copying it itself; Insert afterwards).
+  /// INVALID_ARGUMENT for counts that differ or a range outside the region;
+  /// NOT_FOUND / FAILED_PRECONDITION for blocks the lease does not hold for writing;
+  /// UNAVAILABLE when the region's process cannot be reached or dies.
+  Result<TransferResult> TransferFromRegion(const RegionDescriptor& region,
+                                            std::span<const uint64_t> offsets,
+                                            uint64_t dst_lease_id,
+                                            std::span<const BlockHandle> dst,
+                                            uint32_t timeout_ms = 0);
   /// The node stores its blocks `src` (of namespace `ns`) on node `dst_node` (empty: the one
   /// the scheduler's Place picks) as blocks start_block.. of `prompt`: the destination
   /// allocates, this node writes, the destination inserts only once every byte landed. On any

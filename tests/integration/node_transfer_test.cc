@@ -258,6 +258,55 @@ TEST_CASE("NodeTransfer: refused transfers move no byte and leave nothing alloca
   KVPOOL_IT_REQUIRE_OK(ac.TransferToNode(src.lease.id, src_h, to_b));
 }
 
+TEST_CASE("NodeTransfer: a node reads a client's region into its blocks (TransferFromRegion)",
+          "[ucx]") {
+  TestDaemon node(Node("a", ""));
+  constexpr uint64_t kBlockBytes = 64 * kKiB;
+  constexpr size_t kBlocks = 3;
+  KVPOOL_IT_REQUIRE_OK(node.client().CreateNamespace({"pull", kBlockTokens, kBlockBytes, ""}));
+  // The "prefill instance": its KV in its own registered memory, blocks in reverse order.
+  std::unique_ptr<Client> prefill = node.Connect();
+  auto prefill_dp = KVPOOL_IT_VALUE(DataPlane::Connect(*prefill));
+  const std::vector<uint8_t> kv = RandomBytes((kBlocks + 1) * kBlockBytes, 41);
+  std::vector<uint8_t> kv_buffer = kv;
+  const RegionId kv_region =
+      KVPOOL_IT_VALUE(prefill_dp->RegisterMemory(kv_buffer.data(), kv_buffer.size()));
+  const RegionDescriptor desc = KVPOOL_IT_VALUE(prefill_dp->ExportRegion(kv_region));
+  std::vector<uint64_t> offsets;
+  for (size_t i = 0; i < kBlocks; ++i) offsets.push_back((kBlocks - i) * kBlockBytes);
+
+  // The pool side allocates, the node pulls, and the bytes are there.
+  Endpoint pool(node.client(), "", kBlocks * kBlockBytes);
+  const Allocation dst = KVPOOL_IT_VALUE(node.client().AllocMem("pull", kBlocks));
+  const TransferResult r = KVPOOL_IT_VALUE(
+      node.client().TransferFromRegion(desc, offsets, dst.lease.id, HandlesOf(dst)));
+  CHECK(r.blocks == kBlocks);
+  CHECK(r.bytes == kBlocks * kBlockBytes);
+  const std::vector<uint8_t> got = pool.Load(dst.blocks);
+  for (size_t i = 0; i < kBlocks; ++i) {
+    CAPTURE(i);
+    CHECK(std::memcmp(got.data() + i * kBlockBytes, kv.data() + offsets[i], kBlockBytes) == 0);
+  }
+
+  // Refused before any byte moves: a range outside the region, counts that differ, blocks the
+  // lease does not hold for writing (inserted ones).
+  const std::vector<uint64_t> outside = {0, 0, kv.size()};
+  KVPOOL_IT_CHECK_ERROR(
+      node.client().TransferFromRegion(desc, outside, dst.lease.id, HandlesOf(dst)),
+      StatusCode::kInvalidArgument, "outside");
+  KVPOOL_IT_CHECK_ERROR(node.client().TransferFromRegion(
+                            desc, std::vector<uint64_t>{0}, dst.lease.id, HandlesOf(dst)),
+                        StatusCode::kInvalidArgument, "one region offset per destination block");
+  const std::vector<uint32_t> tokens = MakeTokens(kBlocks * kBlockTokens, 42);
+  KVPOOL_IT_REQUIRE_OK(node.client().Insert("pull", PromptView::Tokens(tokens), 0,
+                                            HandlesOf(dst), dst.lease.id, true));
+  KVPOOL_IT_CHECK_ERROR(
+      node.client().TransferFromRegion(desc, offsets, dst.lease.id, HandlesOf(dst)),
+      StatusCode::kFailedPrecondition, "already inserted");
+  // The inserted blocks still hold the pulled bytes.
+  CHECK(pool.Load(dst.blocks) == got);
+}
+
 TEST_CASE("NodeTransfer: a node without a data plane refuses transfers", "[ucx]") {
   TestDaemon a(Node("a", "", {"--no-data-plane"}));
   KVPOOL_IT_CHECK_ERROR(a.client().TransferToNode(1, std::vector<BlockHandle>{1},
