@@ -59,6 +59,9 @@ Status TransferHandle::Wait(int64_t timeout_ms) const {
                             std::chrono::microseconds(std::min(state_->wait_spin_us,
                                                                timeout_ms * 1000));
     while (!state_->done.HasBeenNotified() && std::chrono::steady_clock::now() < spin_until) {
+      // Yield on every round: with fewer cores than busy threads, the progress thread that
+      // completes this transfer may be waiting for this very core (see the progress loop).
+      std::this_thread::yield();
     }
   }
   if (!state_->done.HasBeenNotified() &&
@@ -92,6 +95,7 @@ constexpr int64_t kPeerProcessCheckIntervalUs = 1000;
 // With transfers in flight, the progress thread polls this long after the last event before it
 // sleeps, and then sleeps at most kInFlightSleepMs.
 constexpr int64_t kInFlightSpinUs = 2000;
+
 constexpr int kInFlightSleepMs = 1;
 
 // Owns a file descriptor.
@@ -416,7 +420,15 @@ void TransferEngine::Impl::Loop() {
     const bool in_flight = !live_batches_.empty();
     const int64_t spin_us =
         in_flight ? std::max(options_.idle_spin_us, kInFlightSpinUs) : options_.idle_spin_us;
-    if (now_us - last_activity_us < spin_us) continue;
+    if (now_us - last_activity_us < spin_us) {
+      // Polling, but giving the core away on every round if anyone else wants it: with more
+      // busy threads than cores (the caller waiting, this thread, a peer's progress thread) a
+      // pure spin costs whole scheduler time slices. Measured with kvpool-bench transfer, 16 KiB
+      // one-block Get on shm, 2-core VM with one CPU hog: p50/p90/p99 4.4/175/223 us before,
+      // 5.8/5.9/7.4 us with the yields; idle, the p50 rises from 4.0 to about 5 us.
+      std::this_thread::yield();
+      continue;
+    }
 
     // Arm first: it consumes pending signals, so a signal sent before the sleeping_ store below
     // must not be lost; the queue check after the store catches work enqueued in between.
