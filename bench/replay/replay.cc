@@ -53,6 +53,7 @@ struct ConfigRun {
   uint64_t bytes_local = 0;            // real (scaled) bytes read from the instance's node
   uint64_t bytes_remote = 0;           // ... and from other nodes
   uint64_t bytes_stored = 0;           // real bytes written by PutAndInsert
+  uint64_t bytes_handed_off = 0;       // real bytes moved prefill -> decode node (PD runs)
   double nocache_compute_s = 0;
   double compute_s = 0;
   std::vector<double> ttft_s, ttft_load_only_s, ttft_compute_only_s, jct_s;
@@ -110,18 +111,21 @@ class Replayer {
     // Fresh instances: the registry forgets the previous configuration's load.
     std::vector<SimInstance> instances;
     std::map<std::string, size_t> by_id;
+    const bool pd = mode == "pd";
+    const uint32_t prefill_instances = pd ? options_.instances / 2 : options_.instances;
     for (uint32_t i = 0; i < options_.instances; ++i) {
       const size_t node = i % nodes_.size();
       const std::string id = "inst-" + std::to_string(i);
+      const char* role = !pd ? "colocated" : (i < prefill_instances ? "prefill" : "decode");
       sched_->DeregisterInstance(id).IgnoreError();
-      KVPOOL_RETURN_IF_ERROR(sched_->RegisterInstance(id, "colocated", nodes_[node].id));
+      KVPOOL_RETURN_IF_ERROR(sched_->RegisterInstance(id, role, nodes_[node].id));
       by_id[id] = instances.size();
       instances.emplace_back(id, nodes_[node].id, node);
     }
 
     const BlockHasher hasher(ns, "", options_.block_tokens);
     const bool cache = mode != "no-cache";
-    const bool pooled = mode == "pooled";
+    const bool pooled = mode == "pooled" || pd;
     const std::string label = mode + "/" + policy;
     for (size_t r = 0; r < trace_.size(); ++r) {
       if (options_.progress) Progress(label, r, trace_.size());
@@ -150,7 +154,7 @@ class Replayer {
       query.ns = ns;
       query.hashes = hashes;
       query.prompt_tokens = req.input_length;
-      query.role = "colocated";
+      query.role = pd ? "prefill" : "colocated";
       query.policy = policy;
       query.max_results = 1;
       query.commit = true;
@@ -252,15 +256,35 @@ class Replayer {
       run.ttft_compute_only_s.push_back(wait_s + head_load_s + tail_compute_only_s + prefill_s);
       if (tail_ready_s > std::min(tail_load_only_s, tail_compute_only_s) + 1e-12) ++run.planner_worse;
       const double first_token_at = start + service_s;
-      const double decode_s =
-          workload::DecodeSeconds(model_, req.output_length, inst.Running(first_token_at) + 1);
-      inst.AddDecode(first_token_at + decode_s);
-      run.jct_s.push_back(ttft + decode_s);
+      double decode_start = first_token_at;
+      SimInstance* decoder = &inst;
+      if (pd) {
+        // PD-caching (MemServe): a decode instance takes over; the prompt's KV moves to its node
+        // with TransferWithInsert, which also caches it there for the conversation's next turn.
+        query.role = "decode";
+        t0 = Clock::now();
+        Result<RouteAnswer> to_decode = sched_->Route(query);
+        run.ops.Add("route", MicrosSince(t0));
+        if (!to_decode.ok() || to_decode->ranked.empty()) {
+          run.Fail(to_decode.status(), "Route decode");
+        } else {
+          decoder = &instances[by_id.at(to_decode->ranked[0].instance_id)];
+          const bool remote = decoder->node_index() != inst.node_index();
+          if (remote && blocks > 0) HandOff(run, home, nodes_[decoder->node_index()], ns, hashes);
+          const double bw = remote ? options_.link_bandwidth : options_.local_bandwidth;
+          decode_start += options_.load_latency_s + kv * static_cast<double>(req.input_length) / bw;
+        }
+      }
+      const double decode_s = workload::DecodeSeconds(model_, req.output_length,
+                                                      decoder->Running(decode_start) + 1);
+      decoder->AddDecode(decode_start + decode_s);
+      run.jct_s.push_back(decode_start - now + decode_s);
       run.compute_s += prefill_s + tail_computed_s;
       run.nocache_compute_s += workload::PrefillSeconds(model_, req.input_length, 0);
     }
     if (options_.progress) Progress(label, trace_.size(), trace_.size());
-    for (const SimInstance& inst : instances) run.busy_s.push_back(inst.busy_s());
+    // Load balance over the instances that prefill (in PD runs the decode half has none).
+    for (uint32_t i = 0; i < prefill_instances; ++i) run.busy_s.push_back(instances[i].busy_s());
     return run;
   }
 
@@ -285,6 +309,34 @@ class Replayer {
     std::unique_ptr<DataPlane> dp;
     RegionId region{};
   };
+
+  // Moves the prompt's blocks that `from` holds (its leading run) to `to` with the node-driven
+  // TransferWithInsert; counts the bytes.
+  void HandOff(ConfigRun& run, Node& from, Node& to, const std::string& ns,
+               const std::vector<BlockHash>& hashes) {
+    auto t0 = Clock::now();
+    Result<MatchResult> m = from.client->Match(ns, PromptView::Hashes(hashes), 0, true);
+    run.ops.Add("match", MicrosSince(t0));
+    if (!m.ok()) {
+      run.Fail(m.status(), "Match for hand-off");
+      return;
+    }
+    run.replay_matched_blocks += m->matched_blocks;
+    if (m->matched_blocks > 0) {
+      std::vector<BlockHandle> handles;
+      for (const BlockLocation& b : m->blocks) handles.push_back(b.handle);
+      t0 = Clock::now();
+      Result<TransferWithInsertResult> moved = from.client->TransferWithInsert(
+          to.id, ns, PromptView::Hashes(hashes), 0, m->lease.id, handles);
+      run.ops.Add("transfer_with_insert", MicrosSince(t0));
+      if (moved.ok()) {
+        run.bytes_handed_off += moved->bytes;
+      } else {
+        run.Fail(moved.status(), "TransferWithInsert");
+      }
+    }
+    if (m->lease.id != 0) from.client->Release(m->lease.id).status().IgnoreError();
+  }
 
   // Matches blocks [from, limit) on `node` with a lease, reads them into the scratch region,
   // releases; returns how many were read.
@@ -385,6 +437,7 @@ nlohmann::json ConfigJson(const ConfigRun& run, double infinite_hit_rate, uint64
   j["bytes_read_local"] = run.bytes_local;
   j["bytes_read_remote"] = run.bytes_remote;
   j["bytes_stored"] = run.bytes_stored;
+  j["bytes_handed_off"] = run.bytes_handed_off;
   j["load_cv"] = CoefficientOfVariation(run.busy_s);
   j["ops_us"] = run.ops.Json();
   j["replay_matched_blocks"] = run.replay_matched_blocks;
@@ -473,8 +526,11 @@ Status ReplayOptions::Validate() const {
     return InvalidArgumentError("bandwidths must be > 0 and the load latency >= 0");
   }
   for (const std::string& m : modes) {
-    if (!Known({"no-cache", "local", "pooled"}, m)) {
-      return InvalidArgumentError("unknown mode '" + m + "' (no-cache, local, pooled)");
+    if (!Known({"no-cache", "local", "pooled", "pd"}, m)) {
+      return InvalidArgumentError("unknown mode '" + m + "' (no-cache, local, pooled, pd)");
+    }
+    if (m == "pd" && instances < 2) {
+      return InvalidArgumentError("mode pd needs at least 2 instances (prefill and decode)");
     }
   }
   for (const std::string& p : policies) {

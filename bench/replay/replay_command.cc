@@ -44,7 +44,7 @@ void AddReplayOptions(CLI::App* sub, ReplayOptions* opts) {
       ->capture_default_str();
   sub->add_option("--link-bandwidth", opts->link_bandwidth, "Modelled node-to-node bandwidth, bytes/s")
       ->capture_default_str();
-  sub->add_option("--modes", opts->modes, "Caching modes: no-cache, local, pooled")
+  sub->add_option("--modes", opts->modes, "Caching modes: no-cache, local, pooled, pd")
       ->delimiter(',')
       ->capture_default_str();
   sub->add_option("--policies", opts->policies,

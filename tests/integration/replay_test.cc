@@ -17,7 +17,7 @@ TEST_CASE("kvpool-bench replay: hits agree with the pools' stats and stay below 
   TempDir dir;
   const CommandResult r = RunCommand(
       {kBenchPath, "replay", "--json", "--gen-requests=150", "--gen-seed=7", "--nodes=2",
-       "--instances=4", "--modes=no-cache,local,pooled", "--policies=prefix,cost",
+       "--instances=4", "--modes=no-cache,local,pooled,pd", "--policies=prefix,cost",
        "--dir=" + dir.File("replay")},
       120'000);
   INFO("stderr:\n" << r.err);
@@ -27,7 +27,7 @@ TEST_CASE("kvpool-bench replay: hits agree with the pools' stats and stay below 
   const double infinite = j["references"]["infinite_hit_rate"].get<double>();
   CHECK(infinite > 0);
   CHECK(j["references"]["global_lru_hit_rate"].get<double>() <= infinite);
-  REQUIRE(j["configs"].size() == 6);
+  REQUIRE(j["configs"].size() == 8);
   for (const nlohmann::json& c : j["configs"]) {
     const std::string name = c["mode"].get<std::string>() + "/" + c["policy"].get<std::string>();
     INFO(name << ": " << c.dump());
@@ -48,6 +48,13 @@ TEST_CASE("kvpool-bench replay: hits agree with the pools' stats and stay below 
       CHECK(c["ops_us"].contains("match"));
     }
     if (c["mode"] == "local") CHECK(c["bytes_read_remote"] == 0);
+    // PD runs hand prompts from prefill to decode nodes with TransferWithInsert; the others never.
+    if (c["mode"] == "pd") {
+      CHECK(c["bytes_handed_off"].get<uint64_t>() > 0);
+      CHECK(c["ops_us"].contains("transfer_with_insert"));
+    } else {
+      CHECK(c["bytes_handed_off"] == 0);
+    }
   }
 }
 
