@@ -104,13 +104,13 @@ Router::Router(RouterOptions options, const GlobalIndex* index, const Registry* 
   if (!options_.Validate().ok()) options_ = RouterOptions{};
 }
 
-void Router::Rank(RoutePolicy policy) {
+void Router::Rank(RoutePolicy policy, InstanceRole role) {
   // Every order ends with the id, so ties go to the smaller id. `scored_` starts in id order.
   auto& v = scored_;
   auto by_id = [](const Scored& a, const Scored& b) { return a.instance->id < b.instance->id; };
   switch (policy) {
     case RoutePolicy::kRoundRobin: {
-      const size_t shift = round_robin_cursor_++ % v.size();
+      const size_t shift = round_robin_cursor_[static_cast<size_t>(role)]++ % v.size();
       std::rotate(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(shift), v.end());
       return;
     }
@@ -286,7 +286,7 @@ Result<RouteResult> Router::Route(const RouteRequest& request) {
                           c.load.running_requests * options_.running_request_s;
     scored_.push_back(c);
   }
-  Rank(policy);
+  Rank(policy, request.role);
 
   RouteResult result;
   result.policy = policy;

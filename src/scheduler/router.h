@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -164,12 +165,14 @@ class Router {
     CostEstimate cost;
   };
 
-  void Rank(RoutePolicy policy);
+  void Rank(RoutePolicy policy, InstanceRole role);
   static void Explain(RoutePolicy policy, size_t position, size_t candidates,
                       uint32_t prompt_blocks, RouteCandidate* candidate);
 
   PrefixScanner scanner_;
-  uint64_t round_robin_cursor_ = 0;
+  // One turn counter per requested role: prefill and decode routes of the same requests must not
+  // share one (each request's two routes would then always skip the same instances).
+  std::array<uint64_t, 3> round_robin_cursor_{};
   // Scratch, reused across calls.
   std::vector<const InstanceInfo*> eligible_;
   std::vector<Scored> scored_;

@@ -196,6 +196,27 @@ TEST_CASE("Router: round_robin rotates through the instances", "[scheduler]") {
   REQUIRE(firsts == std::vector<std::string>{"i-a", "i-b", "i-c", "i-a", "i-b", "i-c"});
 }
 
+TEST_CASE("Router: round_robin turns per role, so alternating prefill and decode routes use "
+          "every instance",
+          "[scheduler]") {
+  Cluster c;
+  for (const char* n : {"p1", "p2"}) c.AddNode(n, InstanceRole::kPrefill);
+  for (const char* n : {"d1", "d2"}) c.AddNode(n, InstanceRole::kDecode);
+  const std::vector<BlockHash> prompt = Range(0, 4);
+  std::vector<std::string> prefill, decode;
+  for (int i = 0; i < 4; ++i) {
+    // Each request routes twice, as a disaggregated deployment does.
+    auto p = c.Route(prompt, RoutePolicy::kRoundRobin, InstanceRole::kPrefill);
+    auto d = c.Route(prompt, RoutePolicy::kRoundRobin, InstanceRole::kDecode);
+    REQUIRE(p.ok());
+    REQUIRE(d.ok());
+    prefill.push_back(p->ranked.front().instance_id);
+    decode.push_back(d->ranked.front().instance_id);
+  }
+  CHECK(prefill == std::vector<std::string>{"i-p1", "i-p2", "i-p1", "i-p2"});
+  CHECK(decode == std::vector<std::string>{"i-d1", "i-d2", "i-d1", "i-d2"});
+}
+
 TEST_CASE("Router: with equal load, cost prefers the instance next to the prefix",
           "[scheduler]") {
   Cluster c;
