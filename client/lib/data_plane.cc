@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,6 +38,9 @@ struct TransferHandle::Impl {
   transport::TransferHandle handle;
   // The link the batch ran on, marked failed when the batch reports the node gone.
   std::shared_ptr<const NodeLink> link;
+  // A Put the node runs as a pull (TransferFromRegion) instead: its outcome and size.
+  std::shared_future<Status> pull;
+  uint64_t pull_bytes = 0;
 };
 
 TransferHandle::TransferHandle() = default;
@@ -44,10 +49,27 @@ TransferHandle::TransferHandle(const TransferHandle&) = default;
 TransferHandle& TransferHandle::operator=(const TransferHandle&) = default;
 TransferHandle::TransferHandle(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
 
-bool TransferHandle::valid() const { return impl_ != nullptr && impl_->handle.valid(); }
-bool TransferHandle::Poll() const { return impl_ == nullptr || impl_->handle.Poll(); }
+bool TransferHandle::valid() const {
+  return impl_ != nullptr && (impl_->pull.valid() || impl_->handle.valid());
+}
+bool TransferHandle::Poll() const {
+  if (impl_ == nullptr) return true;
+  if (impl_->pull.valid()) {
+    return impl_->pull.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+  }
+  return impl_->handle.Poll();
+}
 Status TransferHandle::Wait(int64_t timeout_ms) const {
   if (impl_ == nullptr) return FailedPreconditionError("Wait on an empty TransferHandle");
+  if (impl_->pull.valid()) {
+    if (impl_->pull.wait_for(std::chrono::milliseconds(std::max<int64_t>(0, timeout_ms))) !=
+        std::future_status::ready) {
+      return DeadlineExceededError("transfer of " + std::to_string(impl_->pull_bytes) +
+                                   " bytes still running after " + std::to_string(timeout_ms) +
+                                   " ms");
+    }
+    return impl_->pull.get();
+  }
   Status st = impl_->handle.Wait(timeout_ms);
   // Relaxed: the flag is a hint for the next Submit, which re-checks under the DataPlane's lock.
   if (st.code() == StatusCode::kUnavailable && impl_->link != nullptr) {
@@ -56,7 +78,8 @@ Status TransferHandle::Wait(int64_t timeout_ms) const {
   return st;
 }
 uint64_t TransferHandle::size_bytes() const {
-  return impl_ == nullptr ? 0 : impl_->handle.size_bytes();
+  if (impl_ == nullptr) return 0;
+  return impl_->pull.valid() ? impl_->pull_bytes : impl_->handle.size_bytes();
 }
 
 // ---- DataPlane -------------------------------------------------------------------------------
@@ -102,12 +125,41 @@ struct DataPlane::Impl {
   DataPlaneOptions options;
   // The connecting Client's lease book: every transfer is checked against it.
   std::shared_ptr<client_internal::LeaseBook> leases;
-  std::unique_ptr<v1::MemPool::Stub> stub;
+  std::shared_ptr<v1::MemPool::Stub> stub;
   uint32_t rpc_timeout_ms = 10'000;
   std::unique_ptr<transport::TransferEngine> engine;
+  // Puts the node runs as pulls (see DataPlaneOptions::put_path), decided at Connect.
+  bool node_pulls_puts = false;
 
   absl::Mutex mu;
   std::shared_ptr<const NodeLink> link ABSL_GUARDED_BY(mu);
+  // Pulls in flight, by local region id: the node reads that memory until they finish.
+  std::multimap<uint64_t, std::shared_future<Status>> pulls ABSL_GUARDED_BY(mu);
+
+  ~Impl() {
+    // The node may still be reading registered memory: let every pull finish first (each is
+    // bounded by its RPC deadline).
+    std::multimap<uint64_t, std::shared_future<Status>> pending;
+    {
+      absl::MutexLock lock(&mu);
+      pending.swap(pulls);
+    }
+    for (auto& [region, pull] : pending) pull.wait();
+  }
+
+  // Drops finished pulls; true when `region` still has one in flight.
+  bool PullsInFlightLocked(uint64_t region) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    bool busy = false;
+    for (auto it = pulls.begin(); it != pulls.end();) {
+      if (it->second.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+        it = pulls.erase(it);
+      } else {
+        busy = busy || it->first == region;
+        ++it;
+      }
+    }
+    return busy;
+  }
   uint64_t next_region ABSL_GUARDED_BY(mu) = 1;
   std::map<uint64_t, RegisteredRegion> regions ABSL_GUARDED_BY(mu);
 
@@ -192,12 +244,81 @@ struct DataPlane::Impl {
       node = Link();
     }
     KVPOOL_ASSIGN_OR_RETURN(auto ops, BuildOps(*node, region, offsets, blocks, is_put));
+    if (is_put && node_pulls_puts) return SubmitPull(region, offsets, blocks, ops);
     Result<transport::TransferHandle> h = is_put ? engine->Put(node->peer, node->region, ops)
                                                  : engine->Get(node->peer, node->region, ops);
     if (h.status().code() == StatusCode::kUnavailable) node->failed.store(true);
     if (!h.ok()) return h.status();
     return TransferHandle(std::make_shared<const TransferHandle::Impl>(
         TransferHandle::Impl{*std::move(h), std::move(node)}));
+  }
+
+  // A Put the node runs as a pull: TransferFromRegion per lease holding the blocks, on a thread
+  // of its own so the call stays asynchronous. The batch is already validated (`ops`).
+  Result<TransferHandle> SubmitPull(RegionId region, std::span<const uint64_t> offsets,
+                                    std::span<const BlockLocation> blocks,
+                                    const std::vector<transport::TransferOp>& ops) {
+    RegisteredRegion local;
+    {
+      absl::MutexLock lock(&mu);
+      local = regions.at(static_cast<uint64_t>(region));
+    }
+    // One request per lease; a block named twice (a batch may write one block repeatedly)
+    // starts another request, because the node refuses a repeated handle in one.
+    struct Pending {
+      uint64_t lease = 0;
+      v1::TransferFromRegionRequest req;
+      std::set<BlockHandle> named;
+    };
+    std::vector<Pending> requests;
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      const uint64_t lease = leases->WritableLeaseOf(blocks[i].handle);
+      auto fits = [&](const Pending& p) {
+        return p.lease == lease && p.named.count(blocks[i].handle) == 0;
+      };
+      auto it = std::find_if(requests.begin(), requests.end(), fits);
+      if (it == requests.end()) {
+        requests.push_back(Pending{lease, {}, {}});
+        it = std::prev(requests.end());
+      }
+      it->named.insert(blocks[i].handle);
+      v1::TransferFromRegionRequest& req = it->req;
+      if (req.dst_handles_size() == 0) {
+        v1::RegionBlocks* src = req.mutable_src();
+        src->set_worker_address(engine->worker_address());
+        src->set_region_base(local.address);
+        src->set_region_bytes(local.size_bytes);
+        src->set_rkey(local.rkey);
+        req.set_dst_lease_id(lease);
+        req.set_timeout_ms(options.transfer_timeout_ms);
+      }
+      req.add_dst_handles(blocks[i].handle);
+      req.mutable_src()->add_offsets(offsets[i]);
+    }
+    uint64_t bytes = 0;
+    for (const transport::TransferOp& op : ops) bytes += op.size_bytes;
+    std::shared_future<Status> pull =
+        std::async(std::launch::async,
+                   [stub = stub, requests = std::move(requests),
+                    deadline_ms = options.transfer_timeout_ms + rpc_timeout_ms]() -> Status {
+                     for (const Pending& p : requests) {
+                       v1::TransferResponse resp;
+                       KVPOOL_RETURN_IF_ERROR(rpc::CallUnary(*stub,
+                                                             &v1::MemPool::Stub::TransferFromRegion,
+                                                             p.req, &resp, deadline_ms));
+                     }
+                     return Status::Ok();
+                   })
+            .share();
+    {
+      absl::MutexLock lock(&mu);
+      PullsInFlightLocked(0);
+      pulls.emplace(static_cast<uint64_t>(region), pull);
+    }
+    auto impl = std::make_shared<TransferHandle::Impl>();
+    impl->pull = std::move(pull);
+    impl->pull_bytes = bytes;
+    return TransferHandle(std::shared_ptr<const TransferHandle::Impl>(std::move(impl)));
   }
 
   // Validates the whole batch and builds its ops; nothing moves on error.
@@ -274,6 +395,21 @@ Result<std::unique_ptr<DataPlane>> DataPlane::Connect(Client& client,
   KVPOOL_ASSIGN_OR_RETURN(impl->engine, transport::TransferEngine::Create(eopts));
   Result<std::shared_ptr<const NodeLink>> link = impl->OpenLink();
   if (!link.ok()) return link.status().WithContext("node " + client.address());
+  switch (options.put_path) {
+    case PutPath::kDirect: impl->node_pulls_puts = false; break;
+    case PutPath::kNodePulls: impl->node_pulls_puts = true; break;
+    case PutPath::kAuto: {
+      // Over TCP UCX emulates one-sided writes with messages the node must acknowledge, and
+      // UCX 1.13 aborts the node when a writer dies mid-Put (docs/transport.md). Let the node
+      // pull instead wherever the link to it is TCP alone.
+      Result<std::string> lanes = impl->engine->DescribePeer((*link)->peer);
+      impl->node_pulls_puts = lanes.ok() && lanes->find("tcp") != std::string::npos &&
+                              lanes->find("posix") == std::string::npos &&
+                              lanes->find("sysv") == std::string::npos &&
+                              lanes->find("cma") == std::string::npos;
+      break;
+    }
+  }
   {
     absl::MutexLock lock(&impl->mu);
     impl->link = *std::move(link);
@@ -282,6 +418,7 @@ Result<std::unique_ptr<DataPlane>> DataPlane::Connect(Client& client,
 }
 
 uint64_t DataPlane::node_region_bytes() const { return impl_->Link()->region.size_bytes; }
+bool DataPlane::node_pulls_puts() const { return impl_->node_pulls_puts; }
 
 Result<RegionId> DataPlane::RegisterMemory(void* ptr, size_t size_bytes, MemoryKind kind) {
   if (kind == MemoryKind::kDevice) {
@@ -306,6 +443,10 @@ Status DataPlane::Deregister(RegionId region) {
   if (it == impl_->regions.end()) {
     return NotFoundError("region " + std::to_string(static_cast<uint64_t>(region)) +
                          " is not registered with this DataPlane");
+  }
+  if (impl_->PullsInFlightLocked(static_cast<uint64_t>(region))) {
+    return FailedPreconditionError("region " + std::to_string(static_cast<uint64_t>(region)) +
+                                   " is still being read by the node (a Put in flight)");
   }
   KVPOOL_RETURN_IF_ERROR(impl_->engine->Deregister(it->second.engine_id));
   impl_->regions.erase(it);

@@ -159,6 +159,17 @@ uint64_t LeaseBook::LeaseOf(BlockHandle handle) {
   return 0;
 }
 
+uint64_t LeaseBook::WritableLeaseOf(BlockHandle handle) {
+  const Clock::time_point now = Clock::now();
+  absl::MutexLock lock(&mu_);
+  auto it = blocks_.find(handle);
+  if (it == blocks_.end()) return 0;
+  for (const Holder& h : it->second.holders) {
+    if (h.writable && LiveLocked(h.lease_id, now)) return h.lease_id;
+  }
+  return 0;
+}
+
 size_t LeaseBook::lease_count() {
   absl::MutexLock lock(&mu_);
   return leases_.size();

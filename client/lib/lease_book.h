@@ -58,6 +58,8 @@ class LeaseBook {
   Status Check(std::span<const BlockLocation> blocks, bool for_write);
   /// Any live lease holding `handle`, or 0.
   uint64_t LeaseOf(BlockHandle handle);
+  /// A live lease under which `handle` is allocated and writable, or 0.
+  uint64_t WritableLeaseOf(BlockHandle handle);
 
   /// Leases and blocks tracked (for tests).
   size_t lease_count();

@@ -35,6 +35,18 @@ enum class MemoryKind : uint8_t {
 /// A memory region registered with one DataPlane. Never reused within that DataPlane.
 enum class RegionId : uint64_t {};
 
+/// How DataPlane::Put moves bytes.
+enum class PutPath : uint8_t {
+  /// kNodePulls where the link to the node is TCP alone, else kDirect.
+  kAuto = 0,
+  /// This process writes one-sided into the node's memory.
+  kDirect = 1,
+  /// The node reads this process's memory (TransferFromRegion), so the node is never the target
+  /// of a one-sided write: with UCX 1.13 over TCP, a writer that dies mid-write can abort the
+  /// target process (docs/transport.md "Known limitations"). One RPC per batch more.
+  kNodePulls = 2,
+};
+
 struct DataPlaneOptions {
   /// UCX transports, as UCX_TLS names them: "tcp", "shm", "posix,cma", ... Empty: UCX_TLS from
   /// the environment, else UCX's choice. Other UCX_* environment variables always pass through.
@@ -47,6 +59,8 @@ struct DataPlaneOptions {
   /// the transfer (Verify), failing with DATA_LOSS on a difference. Costs a read of every byte
   /// on both sides and one more RPC. Default: false.
   bool verify_checksums = false;
+  /// How Put moves bytes. Default: PutPath::kAuto.
+  PutPath put_path = PutPath::kAuto;
 };
 
 /// The outcome of one asynchronous Put or Get batch. Cheap to copy; copies observe the same
@@ -103,6 +117,8 @@ class DataPlane {
 
   /// Bytes of the node's pool region (valid block offsets lie below it).
   uint64_t node_region_bytes() const;
+  /// True when Put runs as a pull by the node (DataPlaneOptions::put_path, decided at Connect).
+  bool node_pulls_puts() const;
 
   // ---- Memory --------------------------------------------------------------------------------
 

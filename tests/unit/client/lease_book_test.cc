@@ -29,6 +29,11 @@ TEST_CASE("LeaseBook: allocated blocks may be written, inserted ones only read",
   CHECK(book.Check(blocks, true).ok());
   CHECK(book.Check(blocks, false).ok());
   CHECK(book.LeaseOf(12) == 1);
+  CHECK(book.WritableLeaseOf(12) == 1);
+  // A read pin by another lease does not make a block writable under that lease.
+  book.OnPinned(7, 60'000, Blocks({12}, kBlockBytes));
+  CHECK(book.WritableLeaseOf(12) == 1);
+  book.OnReleased(7);
 
   // Insert with keep_pinned: 11 and 12 were stored, 13 was a duplicate of cached block 99.
   const std::vector<BlockHandle> allocated = {11, 12, 13};
@@ -36,6 +41,7 @@ TEST_CASE("LeaseBook: allocated blocks may be written, inserted ones only read",
   book.OnInserted(1, allocated, result, /*keep_pinned=*/true);
   const auto first_two = Blocks({11, 12});
   CHECK(book.Check(first_two, false).ok());
+  CHECK(book.WritableLeaseOf(11) == 0);
   const Status write = book.Check(first_two, true);
   CHECK(Code(write) == StatusCode::kFailedPrecondition);
   CHECK_THAT(std::string(write.message()), Catch::Contains("read-only"));
