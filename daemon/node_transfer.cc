@@ -127,33 +127,13 @@ Status NodeTransfer::Transfer(const v1::TransferRequest& req, v1::TransferRespon
   KVPOOL_ASSIGN_OR_RETURN(node::LeasedBlocks src,
                           pool_->ResolveLeased(req.src_lease_id(), HandlesOf(req.src_handles()),
                                                node::BlockAccess::kRead, req.verify_checksums()));
-  std::vector<transport::TransferOp> ops;
-  ops.reserve(n);
-
   if (!to_node) {
-    const v1::RegionBlocks& region = req.region();
-    // The engine checks every range against the region before anything is submitted.
-    const transport::RemoteRegion remote{region.region_base(), region.region_bytes(),
-                                         region.rkey()};
-    for (size_t i = 0; i < n; ++i) {
-      const uint64_t offset = region.offsets(static_cast<int>(i));
-      if (offset > remote.size_bytes) {
-        return InvalidArgumentError("region offset " + std::to_string(i) + " (" +
-                                    std::to_string(offset) + ") lies outside the " +
-                                    std::to_string(remote.size_bytes) + "-byte region");
-      }
-      ops.push_back(transport::TransferOp{local_region_base_ + src.blocks[i].offset,
-                                          remote.address + offset, src.blocks[i].length});
-    }
-    KVPOOL_ASSIGN_OR_RETURN(transport::PeerId endpoint, ConnectRegion(region, remote));
-    KVPOOL_RETURN_IF_ERROR(
-        RunBatch(true, endpoint, remote, ops, timeout_ms, "", "transfer to a client region"));
-    resp->set_blocks(static_cast<uint32_t>(n));
-    resp->set_bytes(TotalBytes(ops));
-    resp->set_elapsed_us(MicrosSince(start));
-    return Status::Ok();
+    return RegionBatch(/*is_put=*/true, req.region(), src.blocks, timeout_ms,
+                       "transfer to a client region", start, resp);
   }
 
+  std::vector<transport::TransferOp> ops;
+  ops.reserve(n);
   const v1::NodeBlocks& dst = req.node();
   KVPOOL_ASSIGN_OR_RETURN(PeerNode peer, peers_->Get(dst.node_id()));
   v1::ResolveBlocksRequest check;
@@ -330,24 +310,31 @@ Status NodeTransfer::TransferFromRegion(const v1::TransferFromRegionRequest& req
   KVPOOL_ASSIGN_OR_RETURN(node::LeasedBlocks dst,
                           pool_->ResolveLeased(req.dst_lease_id(), HandlesOf(req.dst_handles()),
                                                node::BlockAccess::kWrite, false));
+  return RegionBatch(/*is_put=*/false, region, dst.blocks, timeout_ms,
+                     "transfer from a client region", start, resp);
+}
+
+Status NodeTransfer::RegionBatch(bool is_put, const v1::RegionBlocks& region,
+                                 std::span<const BlockLocation> blocks, uint32_t timeout_ms,
+                                 std::string_view what, std::chrono::steady_clock::time_point start,
+                                 v1::TransferResponse* resp) {
   const transport::RemoteRegion remote{region.region_base(), region.region_bytes(), region.rkey()};
   std::vector<transport::TransferOp> ops;
-  ops.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
+  ops.reserve(blocks.size());
+  for (size_t i = 0; i < blocks.size(); ++i) {
     const uint64_t offset = region.offsets(static_cast<int>(i));
     if (offset > remote.size_bytes) {
       return InvalidArgumentError("region offset " + std::to_string(i) + " (" +
                                   std::to_string(offset) + ") lies outside the " +
                                   std::to_string(remote.size_bytes) + "-byte region");
     }
-    // A Get: the bytes flow from the remote range into the local block.
-    ops.push_back(transport::TransferOp{local_region_base_ + dst.blocks[i].offset,
-                                        remote.address + offset, dst.blocks[i].length});
+    // The engine checks every full range against the region before anything moves.
+    ops.push_back(transport::TransferOp{local_region_base_ + blocks[i].offset,
+                                        remote.address + offset, blocks[i].length});
   }
   KVPOOL_ASSIGN_OR_RETURN(transport::PeerId endpoint, ConnectRegion(region, remote));
-  KVPOOL_RETURN_IF_ERROR(
-      RunBatch(false, endpoint, remote, ops, timeout_ms, "", "transfer from a client region"));
-  resp->set_blocks(static_cast<uint32_t>(n));
+  KVPOOL_RETURN_IF_ERROR(RunBatch(is_put, endpoint, remote, ops, timeout_ms, "", what));
+  resp->set_blocks(static_cast<uint32_t>(blocks.size()));
   resp->set_bytes(TotalBytes(ops));
   resp->set_elapsed_us(MicrosSince(start));
   return Status::Ok();

@@ -2,7 +2,10 @@
 // leased blocks one-sided into another node's blocks or into a client's registered region.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <span>
+#include <string_view>
 
 #include "daemon/peer_directory.h"
 #include "kvpool/status.h"
@@ -81,6 +84,12 @@ class NodeTransfer {
   Status RunBatch(bool is_put, transport::PeerId endpoint, const transport::RemoteRegion& remote,
                   std::span<const transport::TransferOp> ops, uint32_t timeout_ms,
                   std::string_view node_id, std::string_view what);
+  /// Moves `blocks` of this node to (is_put) or from a client region, one block per region
+  /// offset, after checking the offsets; fills `resp`.
+  Status RegionBatch(bool is_put, const v1::RegionBlocks& region,
+                     std::span<const BlockLocation> blocks, uint32_t timeout_ms,
+                     std::string_view what, std::chrono::steady_clock::time_point start,
+                     v1::TransferResponse* resp);
   /// Connects to a client region's engine and finishes the handshake.
   Result<transport::PeerId> ConnectRegion(const v1::RegionBlocks& region,
                                           const transport::RemoteRegion& remote);
