@@ -29,4 +29,30 @@ nlohmann::json ToJson(const Summary& s) {
           {"p99", s.p99}, {"min", s.min},   {"max", s.max}};
 }
 
+nlohmann::json PercentilesMs(std::vector<double> seconds) {
+  const Summary s = Summarize(seconds);
+  return {{"p50", 1000 * s.p50}, {"p90", 1000 * s.p90}, {"p99", 1000 * s.p99},
+          {"mean", 1000 * s.mean}};
+}
+
+double CoefficientOfVariation(const std::vector<double>& values) {
+  if (values.empty()) return 0;
+  const double mean =
+      std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(values.size());
+  if (mean == 0) return 0;
+  double var = 0;
+  for (double v : values) var += (v - mean) * (v - mean);
+  return std::sqrt(var / static_cast<double>(values.size())) / mean;
+}
+
+nlohmann::json LatencySet::Json() const {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [op, v] : samples_) {
+    std::vector<double> sorted = v;
+    const Summary s = Summarize(sorted);
+    out[op] = {{"count", s.n}, {"p50", s.p50}, {"p99", s.p99}};
+  }
+  return out;
+}
+
 }  // namespace kvpool::bench

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <chrono>
+#include <map>
+#include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -18,9 +20,26 @@ struct Summary {
 Summary Summarize(std::vector<double>& samples);
 nlohmann::json ToJson(const Summary& s);
 
+/// {"p50","p90","p99","mean"} of `seconds`, in milliseconds (the same nearest-rank percentiles).
+nlohmann::json PercentilesMs(std::vector<double> seconds);
+/// Standard deviation over mean (population); 0 for no values or a mean of 0.
+double CoefficientOfVariation(const std::vector<double>& values);
+
+/// Latency samples in microseconds, by operation name. Not thread-safe.
+class LatencySet {
+ public:
+  void Add(const std::string& op, double micros) { samples_[op].push_back(micros); }
+  /// {op: {"count", "p50", "p99"}} in microseconds.
+  nlohmann::json Json() const;
+
+ private:
+  std::map<std::string, std::vector<double>> samples_;
+};
+
 using BenchClock = std::chrono::steady_clock;
 inline double NanosSince(BenchClock::time_point start) {
   return std::chrono::duration<double, std::nano>(BenchClock::now() - start).count();
 }
+inline double MicrosSince(BenchClock::time_point start) { return NanosSince(start) / 1e3; }
 
 }  // namespace kvpool::bench

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/logging.h"
+#include "rpc/client_channel.h"
 #include "rpc/convert.h"
 #include "rpc/status_convert.h"
 
@@ -31,14 +32,10 @@ uint64_t RandomEpoch() {
 
 EventPublisher::EventPublisher(EventPublisherOptions options, node::MemPool* pool)
     : options_(std::move(options)), pool_(pool), epoch_(RandomEpoch()) {
-  grpc::ChannelArguments args;
-  // Find a restarted scheduler quickly: gRPC's default reconnect backoff grows to two minutes.
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  args.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
-  stub_ = v1::Scheduler::NewStub(grpc::CreateCustomChannel(
-      options_.scheduler_address, grpc::InsecureChannelCredentials(), args));
+  // Not waited for, and quick to find a restarted scheduler.
+  stub_ = v1::Scheduler::NewStub(rpc::CreateChannel(options_.scheduler_address,
+                                                    options_.max_message_bytes,
+                                                    /*fast_reconnect=*/true));
   pool_->SetEventSink(this);
   thread_ = std::thread([this] { Run(); });
 }

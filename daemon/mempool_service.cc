@@ -12,10 +12,6 @@ namespace {
 
 using rpc::ToGrpcStatus;
 
-std::span<const BlockHandle> HandlesOf(const google::protobuf::RepeatedField<uint64_t>& field) {
-  return std::span<const BlockHandle>(field.data(), static_cast<size_t>(field.size()));
-}
-
 // Runs `body`, a function returning kvpool::Status, and converts its result for gRPC.
 template <typename Fn>
 grpc::Status Serve(Fn&& body) {
@@ -82,7 +78,7 @@ grpc::Status MemPoolService::FreeMem(grpc::ServerContext*, const v1::FreeMemRequ
                                      v1::FreeMemResponse* resp) {
   return Serve([&]() -> Status {
     KVPOOL_ASSIGN_OR_RETURN(uint32_t freed, pool_->FreeMem(req->namespace_(), req->lease_id(),
-                                                           HandlesOf(req->handles())));
+                                                           rpc::HandlesOf(req->handles())));
     resp->set_freed_blocks(freed);
     return Status::Ok();
   });
@@ -95,7 +91,7 @@ grpc::Status MemPoolService::Insert(grpc::ServerContext*, const v1::InsertReques
     KVPOOL_ASSIGN_OR_RETURN(PromptView prompt, rpc::FromProto(req->prompt(), &hashes));
     KVPOOL_ASSIGN_OR_RETURN(
         InsertResult result,
-        pool_->Insert(req->namespace_(), prompt, req->start_block(), HandlesOf(req->handles()),
+        pool_->Insert(req->namespace_(), prompt, req->start_block(), rpc::HandlesOf(req->handles()),
                       req->lease_id(), req->keep_pinned()));
     resp->set_inserted_blocks(result.inserted_blocks);
     resp->set_duplicate_blocks(result.duplicate_blocks);
@@ -197,7 +193,7 @@ grpc::Status MemPoolService::ResolveBlocks(grpc::ServerContext*,
   return Serve([&]() -> Status {
     KVPOOL_ASSIGN_OR_RETURN(
         node::LeasedBlocks leased,
-        pool_->ResolveLeased(req->lease_id(), HandlesOf(req->handles()),
+        pool_->ResolveLeased(req->lease_id(), rpc::HandlesOf(req->handles()),
                              req->for_write() ? node::BlockAccess::kWrite
                                               : node::BlockAccess::kRead,
                              req->checksums()));

@@ -18,10 +18,6 @@ namespace {
 constexpr uint32_t kInsertSlackMs = 2000;
 
 
-std::span<const BlockHandle> HandlesOf(const google::protobuf::RepeatedField<uint64_t>& field) {
-  return std::span<const BlockHandle>(field.data(), static_cast<size_t>(field.size()));
-}
-
 uint64_t MicrosSince(std::chrono::steady_clock::time_point start) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                    std::chrono::steady_clock::now() - start)
@@ -125,15 +121,13 @@ Status NodeTransfer::Transfer(const v1::TransferRequest& req, v1::TransferRespon
                                 " source blocks");
   }
   KVPOOL_ASSIGN_OR_RETURN(node::LeasedBlocks src,
-                          pool_->ResolveLeased(req.src_lease_id(), HandlesOf(req.src_handles()),
+                          pool_->ResolveLeased(req.src_lease_id(), rpc::HandlesOf(req.src_handles()),
                                                node::BlockAccess::kRead, req.verify_checksums()));
   if (!to_node) {
     return RegionBatch(/*is_put=*/true, req.region(), src.blocks, timeout_ms,
                        "transfer to a client region", start, resp);
   }
 
-  std::vector<transport::TransferOp> ops;
-  ops.reserve(n);
   const v1::NodeBlocks& dst = req.node();
   KVPOOL_ASSIGN_OR_RETURN(PeerNode peer, peers_->Get(dst.node_id()));
   v1::ResolveBlocksRequest check;
@@ -146,24 +140,8 @@ Status NodeTransfer::Transfer(const v1::TransferRequest& req, v1::TransferRespon
                                 dst.node_id(), "ResolveBlocks"));
   KVPOOL_ASSIGN_OR_RETURN(std::vector<BlockLocation> dst_blocks,
                           rpc::FromProto(checked.blocks()));
-  if (dst_blocks.size() != n) {
-    return InternalError("destination node " + Quote(dst.node_id()) + " resolved " +
-                         std::to_string(dst_blocks.size()) + " of " + std::to_string(n) +
-                         " blocks");
-  }
-  for (size_t i = 0; i < n; ++i) {
-    if (dst_blocks[i].length != src.blocks[i].length) {
-      return InvalidArgumentError(
-          "block " + std::to_string(i) + ": the source block has " +
-          std::to_string(src.blocks[i].length) + " bytes but destination block " +
-          std::to_string(dst_blocks[i].handle) + " has " + std::to_string(dst_blocks[i].length));
-    }
-    ops.push_back(transport::TransferOp{local_region_base_ + src.blocks[i].offset,
-                                        peer.region.address + dst_blocks[i].offset,
-                                        src.blocks[i].length});
-  }
-  KVPOOL_RETURN_IF_ERROR(RunBatch(true, peer.endpoint, peer.region, ops, timeout_ms,
-                                  dst.node_id(), "transfer to node '" + dst.node_id() + "'"));
+  KVPOOL_ASSIGN_OR_RETURN(const uint64_t bytes,
+                          PutToNode(peer, src.blocks, dst_blocks, timeout_ms, "resolved"));
   if (req.verify_checksums()) {
     check.set_checksums(true);
     KVPOOL_RETURN_IF_ERROR(AtNode(rpc::CallUnary(*peer.stub, &v1::MemPool::Stub::ResolveBlocks,
@@ -179,9 +157,34 @@ Status NodeTransfer::Transfer(const v1::TransferRequest& req, v1::TransferRespon
     }
   }
   resp->set_blocks(static_cast<uint32_t>(n));
-  resp->set_bytes(TotalBytes(ops));
+  resp->set_bytes(bytes);
   resp->set_elapsed_us(MicrosSince(start));
   return Status::Ok();
+}
+
+Result<uint64_t> NodeTransfer::PutToNode(const PeerNode& peer, std::span<const BlockLocation> src,
+                                         std::span<const BlockLocation> dst, uint32_t timeout_ms,
+                                         std::string_view dst_verb) {
+  if (dst.size() != src.size()) {
+    return InternalError("destination node " + Quote(peer.node_id) + " " + std::string(dst_verb) +
+                         " " + std::to_string(dst.size()) + " of " + std::to_string(src.size()) +
+                         " blocks");
+  }
+  std::vector<transport::TransferOp> ops;
+  ops.reserve(src.size());
+  for (size_t i = 0; i < src.size(); ++i) {
+    if (dst[i].length != src[i].length) {
+      return InvalidArgumentError(
+          "block " + std::to_string(i) + ": the source block has " +
+          std::to_string(src[i].length) + " bytes but destination block " +
+          std::to_string(dst[i].handle) + " has " + std::to_string(dst[i].length));
+    }
+    ops.push_back(transport::TransferOp{local_region_base_ + src[i].offset,
+                                        peer.region.address + dst[i].offset, src[i].length});
+  }
+  KVPOOL_RETURN_IF_ERROR(RunBatch(true, peer.endpoint, peer.region, ops, timeout_ms,
+                                  peer.node_id, "transfer to node '" + peer.node_id + "'"));
+  return TotalBytes(ops);
 }
 
 Status NodeTransfer::TransferWithInsert(const v1::TransferWithInsertRequest& req,
@@ -189,7 +192,7 @@ Status NodeTransfer::TransferWithInsert(const v1::TransferWithInsertRequest& req
   const auto start = std::chrono::steady_clock::now();
   KVPOOL_ASSIGN_OR_RETURN(const uint32_t timeout_ms, TimeoutOf(req.timeout_ms()));
   KVPOOL_ASSIGN_OR_RETURN(node::LeasedBlocks src,
-                          pool_->ResolveLeased(req.src_lease_id(), HandlesOf(req.src_handles()),
+                          pool_->ResolveLeased(req.src_lease_id(), rpc::HandlesOf(req.src_handles()),
                                                node::BlockAccess::kRead, false));
   if (src.spec.name != req.namespace_()) {
     return InvalidArgumentError("the source lease " + std::to_string(req.src_lease_id()) +
@@ -248,20 +251,8 @@ Status NodeTransfer::TransferWithInsert(const v1::TransferWithInsertRequest& req
                                 dst_node, "AllocMem"));
   RemoteLeaseGuard guard(peer.stub.get(), alloc.lease().id(), options_.rpc_timeout_ms);
   KVPOOL_ASSIGN_OR_RETURN(std::vector<BlockLocation> dst_blocks, rpc::FromProto(alloc.blocks()));
-  if (dst_blocks.size() != n) {
-    return InternalError("destination node " + Quote(dst_node) + " allocated " +
-                         std::to_string(dst_blocks.size()) + " of " + std::to_string(n) +
-                         " blocks");
-  }
-  std::vector<transport::TransferOp> ops;
-  ops.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    ops.push_back(transport::TransferOp{local_region_base_ + src.blocks[i].offset,
-                                        peer.region.address + dst_blocks[i].offset,
-                                        src.blocks[i].length});
-  }
-  KVPOOL_RETURN_IF_ERROR(RunBatch(true, peer.endpoint, peer.region, ops, timeout_ms, dst_node,
-                                  "transfer to node '" + dst_node + "'"));
+  KVPOOL_ASSIGN_OR_RETURN(const uint64_t bytes,
+                          PutToNode(peer, src.blocks, dst_blocks, timeout_ms, "allocated"));
 
   if (options_.fault_pause_before_insert_ms > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(options_.fault_pause_before_insert_ms));
@@ -280,7 +271,7 @@ Status NodeTransfer::TransferWithInsert(const v1::TransferWithInsertRequest& req
   resp->set_dst_node(dst_node);
   resp->set_inserted_blocks(inserted.inserted_blocks());
   resp->set_duplicate_blocks(inserted.duplicate_blocks());
-  resp->set_bytes(TotalBytes(ops));
+  resp->set_bytes(bytes);
   resp->set_elapsed_us(MicrosSince(start));
   return Status::Ok();
 }
@@ -308,7 +299,7 @@ Status NodeTransfer::TransferFromRegion(const v1::TransferFromRegionRequest& req
                                 std::to_string(n) + " blocks");
   }
   KVPOOL_ASSIGN_OR_RETURN(node::LeasedBlocks dst,
-                          pool_->ResolveLeased(req.dst_lease_id(), HandlesOf(req.dst_handles()),
+                          pool_->ResolveLeased(req.dst_lease_id(), rpc::HandlesOf(req.dst_handles()),
                                                node::BlockAccess::kWrite, false));
   return RegionBatch(/*is_put=*/false, region, dst.blocks, timeout_ms,
                      "transfer from a client region", start, resp);

@@ -84,6 +84,11 @@ class NodeTransfer {
   Status RunBatch(bool is_put, transport::PeerId endpoint, const transport::RemoteRegion& remote,
                   std::span<const transport::TransferOp> ops, uint32_t timeout_ms,
                   std::string_view node_id, std::string_view what);
+  /// Writes this node's `src` blocks into `peer`'s `dst` blocks (equal counts and lengths,
+  /// checked first; `dst_verb` says how the peer produced them, for the error); returns bytes.
+  Result<uint64_t> PutToNode(const PeerNode& peer, std::span<const BlockLocation> src,
+                             std::span<const BlockLocation> dst, uint32_t timeout_ms,
+                             std::string_view dst_verb);
   /// Moves `blocks` of this node to (is_put) or from a client region, one block per region
   /// offset, after checking the offsets; fills `resp`.
   Status RegionBatch(bool is_put, const v1::RegionBlocks& region,

@@ -19,12 +19,8 @@ PeerDirectory::PeerDirectory(PeerDirectoryOptions options, transport::TransferEn
     : options_(std::move(options)), engine_(engine) {
   if (!options_.scheduler_address.empty()) {
     // Not waited for: the scheduler may come up later; each lookup tries again.
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-    scheduler_ = v1::Scheduler::NewStub(grpc::CreateCustomChannel(
-        options_.scheduler_address, grpc::InsecureChannelCredentials(), args));
+    scheduler_ = v1::Scheduler::NewStub(rpc::CreateChannel(
+        options_.scheduler_address, ClientOptions().max_message_bytes, /*fast_reconnect=*/true));
   }
 }
 
@@ -96,40 +92,14 @@ Result<std::string> PeerDirectory::AddressOf(std::string_view node_id) {
                        options_.scheduler_address);
 }
 
-Result<std::shared_ptr<grpc::Channel>> PeerDirectory::OpenPeerChannel(
-    const std::string& address) const {
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+Result<PeerNode> PeerDirectory::Connect(std::string_view node_id, const std::string& address) {
+  std::shared_ptr<grpc::Channel> channel =
+      rpc::CreateChannel(address, ClientOptions().max_message_bytes, /*fast_reconnect=*/true);
   // Unlike a client, a transfer fails at the first refused connection instead of retrying
   // until its deadline: the peer is down, and the caller should hear so now.
-  const auto deadline =
-      std::chrono::system_clock::now() + std::chrono::milliseconds(options_.rpc_timeout_ms);
-  for (;;) {
-    const grpc_connectivity_state state = channel->GetState(/*try_to_connect=*/true);
-    if (state == GRPC_CHANNEL_READY) return channel;
-    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN) {
-      return UnavailableError("cannot reach node at " + address + " (connection failed)");
-    }
-    if (!channel->WaitForStateChange(state, deadline)) {
-      return UnavailableError("cannot reach node at " + address + " within " +
-                              std::to_string(options_.rpc_timeout_ms) + " ms");
-    }
-  }
-}
-
-Result<PeerNode> PeerDirectory::Connect(std::string_view node_id, const std::string& address) {
-  ClientOptions channel_options;
-  channel_options.timeout_ms = options_.rpc_timeout_ms;
-  channel_options.connect_timeout_ms = options_.rpc_timeout_ms;
-  Result<std::shared_ptr<grpc::Channel>> opened = OpenPeerChannel(address);
-  if (!opened.ok()) {
-    return Status(opened.status().code(),
-                  "node " + Quote(node_id) + ": " + std::string(opened.status().message()));
-  }
-  std::shared_ptr<grpc::Channel> channel = *std::move(opened);
+  KVPOOL_RETURN_IF_ERROR(rpc::WaitConnected(*channel, options_.rpc_timeout_ms,
+                                            /*fail_on_refused=*/true,
+                                            "node " + Quote(node_id), address));
   PeerNode peer;
   peer.node_id = std::string(node_id);
   peer.address = address;

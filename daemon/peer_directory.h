@@ -66,7 +66,6 @@ class PeerDirectory {
  private:
   Result<std::string> AddressOf(std::string_view node_id);
   Result<PeerNode> Connect(std::string_view node_id, const std::string& address);
-  Result<std::shared_ptr<grpc::Channel>> OpenPeerChannel(const std::string& address) const;
 
   const PeerDirectoryOptions options_;
   transport::TransferEngine* const engine_;

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "bench/cluster_command.h"
-#include "bench/replay/replay_stats.h"
+#include "bench/bench_stats.h"
 #include "bench/replay/sim_instance.h"
 #include "common/table.h"
 #include "common/units.h"
@@ -31,11 +31,7 @@
 namespace kvpool::bench {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double MicrosSince(Clock::time_point start) {
-  return std::chrono::duration<double, std::micro>(Clock::now() - start).count();
-}
+using Clock = BenchClock;
 
 bool Known(const std::vector<std::string>& allowed, const std::string& v) {
   return std::find(allowed.begin(), allowed.end(), v) != allowed.end();

@@ -147,18 +147,11 @@ struct DataPlane::Impl {
     for (auto& [region, pull] : pending) pull.wait();
   }
 
-  // Drops finished pulls; true when `region` still has one in flight.
-  bool PullsInFlightLocked(uint64_t region) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    bool busy = false;
-    for (auto it = pulls.begin(); it != pulls.end();) {
-      if (it->second.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
-        it = pulls.erase(it);
-      } else {
-        busy = busy || it->first == region;
-        ++it;
-      }
-    }
-    return busy;
+  // Forgets finished pulls.
+  void PrunePullsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    std::erase_if(pulls, [](const auto& entry) {
+      return entry.second.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+    });
   }
   uint64_t next_region ABSL_GUARDED_BY(mu) = 1;
   std::map<uint64_t, RegisteredRegion> regions ABSL_GUARDED_BY(mu);
@@ -312,7 +305,7 @@ struct DataPlane::Impl {
             .share();
     {
       absl::MutexLock lock(&mu);
-      PullsInFlightLocked(0);
+      PrunePullsLocked();
       pulls.emplace(static_cast<uint64_t>(region), pull);
     }
     auto impl = std::make_shared<TransferHandle::Impl>();
@@ -444,7 +437,8 @@ Status DataPlane::Deregister(RegionId region) {
     return NotFoundError("region " + std::to_string(static_cast<uint64_t>(region)) +
                          " is not registered with this DataPlane");
   }
-  if (impl_->PullsInFlightLocked(static_cast<uint64_t>(region))) {
+  impl_->PrunePullsLocked();
+  if (impl_->pulls.count(static_cast<uint64_t>(region)) > 0) {
     return FailedPreconditionError("region " + std::to_string(static_cast<uint64_t>(region)) +
                                    " is still being read by the node (a Put in flight)");
   }

@@ -4,28 +4,46 @@
 
 namespace kvpool::rpc {
 
-Result<std::shared_ptr<grpc::Channel>> OpenChannel(std::string_view address,
-                                                   const ClientOptions& options,
-                                                   std::string_view server_name,
-                                                   bool fast_reconnect) {
-  if (address.empty()) return InvalidArgumentError("address must not be empty");
+std::shared_ptr<grpc::Channel> CreateChannel(std::string_view address, uint64_t max_message_bytes,
+                                             bool fast_reconnect) {
   grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
-  args.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
+  args.SetMaxReceiveMessageSize(static_cast<int>(max_message_bytes));
+  args.SetMaxSendMessageSize(static_cast<int>(max_message_bytes));
   if (fast_reconnect) {
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   }
-  auto channel =
-      grpc::CreateCustomChannel(std::string(address), grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(std::string(address), grpc::InsecureChannelCredentials(), args);
+}
+
+Status WaitConnected(grpc::Channel& channel, uint32_t timeout_ms, bool fail_on_refused,
+                     std::string_view server_name, std::string_view address) {
   const auto deadline =
-      std::chrono::system_clock::now() + std::chrono::milliseconds(options.connect_timeout_ms);
-  if (!channel->WaitForConnected(deadline)) {
-    return UnavailableError("cannot reach " + std::string(server_name) + " at " +
-                            std::string(address) + " within " +
-                            std::to_string(options.connect_timeout_ms) + " ms");
+      std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms);
+  const std::string what = "cannot reach " + std::string(server_name) + " at " +
+                           std::string(address);
+  for (;;) {
+    const grpc_connectivity_state state = channel.GetState(/*try_to_connect=*/true);
+    if (state == GRPC_CHANNEL_READY) return Status::Ok();
+    if (fail_on_refused &&
+        (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN)) {
+      return UnavailableError(what + " (connection failed)");
+    }
+    if (!channel.WaitForStateChange(state, deadline)) {
+      return UnavailableError(what + " within " + std::to_string(timeout_ms) + " ms");
+    }
   }
+}
+
+Result<std::shared_ptr<grpc::Channel>> OpenChannel(std::string_view address,
+                                                   const ClientOptions& options,
+                                                   std::string_view server_name,
+                                                   bool fast_reconnect) {
+  if (address.empty()) return InvalidArgumentError("address must not be empty");
+  auto channel = CreateChannel(address, options.max_message_bytes, fast_reconnect);
+  KVPOOL_RETURN_IF_ERROR(WaitConnected(*channel, options.connect_timeout_ms,
+                                       /*fail_on_refused=*/false, server_name, address));
   return channel;
 }
 

@@ -13,10 +13,20 @@
 
 namespace kvpool::rpc {
 
-/// Opens an insecure channel to `address` with `options`' message limits and waits up to
-/// `options.connect_timeout_ms` for it to connect. `fast_reconnect` caps gRPC's reconnect
-/// backoff at 1 s (for a server that restarts, like the scheduler). UNAVAILABLE names
-/// `server_name` and the address when it cannot connect.
+/// An insecure channel to `address` that connects on first use (not waited for), with messages
+/// up to `max_message_bytes` both ways. `fast_reconnect` caps gRPC's reconnect backoff at 1 s
+/// (its default grows to two minutes), for a server that restarts, like the scheduler.
+std::shared_ptr<grpc::Channel> CreateChannel(std::string_view address, uint64_t max_message_bytes,
+                                             bool fast_reconnect);
+
+/// Waits up to `timeout_ms` for `channel` to connect. With `fail_on_refused` the first failed
+/// connection attempt ends the wait (for a server that should be up now: the caller hears at
+/// once that it is not). UNAVAILABLE names `server_name` and `address`.
+Status WaitConnected(grpc::Channel& channel, uint32_t timeout_ms, bool fail_on_refused,
+                     std::string_view server_name, std::string_view address);
+
+/// CreateChannel with `options`' message limit, then WaitConnected for
+/// `options.connect_timeout_ms`, retrying refused connections until then.
 Result<std::shared_ptr<grpc::Channel>> OpenChannel(std::string_view address,
                                                    const ClientOptions& options,
                                                    std::string_view server_name,

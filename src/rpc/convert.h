@@ -43,4 +43,10 @@ void ToProto(PromptView prompt, v1::Prompt* out);
 /// `*hash_storage`. Both must outlive the view. INVALID_ARGUMENT for malformed hashes.
 Result<PromptView> FromProto(const v1::Prompt& prompt, std::vector<BlockHash>* hash_storage);
 
+/// A wire list of block handles as a span, without copying (valid while `field` lives).
+inline std::span<const BlockHandle> HandlesOf(
+    const google::protobuf::RepeatedField<uint64_t>& field) {
+  return std::span<const BlockHandle>(field.data(), static_cast<size_t>(field.size()));
+}
+
 }  // namespace kvpool::rpc
