@@ -12,8 +12,14 @@ PACKAGES=(
   libucx-dev ucx-utils
   # hashing, CLI parsing, JSON output
   libxxhash-dev libcli11-dev nlohmann-json3-dev
-  # tests
-  catch2
+  # SSD tier (src/storage)
+  librocksdb-dev
+  # Prometheus /metrics on kvpoold and kvpool-scheduler
+  prometheus-cpp-dev
+  # tests: Catch2; openssl makes the TLS tests' certificates; systemd-analyze checks the units
+  catch2 openssl systemd
+  # fuzzing, sanitizer and -Wthread-safety builds (clang's libFuzzer and runtimes)
+  clang-14 libclang-rt-14-dev lld-14
 )
 
 missing=()
