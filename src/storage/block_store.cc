@@ -1,0 +1,395 @@
+#include "storage/block_store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/iterator.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "common/quote.h"
+#include "storage/rocks_status.h"
+
+namespace kvpool::storage {
+
+// Owns the database handle; closing it flushes nothing more than RocksDB's own shutdown does.
+struct BlockStore::Db {
+  explicit Db(rocksdb::DB* raw) : db(raw) {}
+  ~Db() {
+    if (db != nullptr) db->Close().PermitUncheckedError();
+  }
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+  std::unique_ptr<rocksdb::DB> db;
+};
+
+namespace {
+
+// Keys (docs/storage.md "Layout"):
+//   "L"                      -> kLayout
+//   "N" ns                   -> namespace spec
+//   "M" ns 0x00 hash[16]     -> block metadata (small: in the SST files)
+//   "B" ns 0x00 hash[16]     -> block bytes (in blob files)
+// Namespace names never contain 0x00, so a namespace's keys are exactly the prefix "M" ns 0x00.
+constexpr std::string_view kLayoutKey = "L";
+constexpr uint8_t kMetaVersion = 1;
+constexpr uint8_t kSpecVersion = 1;
+constexpr size_t kMetaBytes = 1 + 1 + 16 + 8 + 8;
+
+std::string BlockKey(char kind, std::string_view ns, const BlockHash& hash) {
+  std::string key;
+  key.reserve(2 + ns.size() + kBlockHashBytes);
+  key.push_back(kind);
+  key.append(ns);
+  key.push_back('\0');
+  const auto bytes = hash.Bytes();
+  key.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  return key;
+}
+
+std::string NamespacePrefix(char kind, std::string_view ns) {
+  std::string key(1, kind);
+  key.append(ns);
+  key.push_back('\0');
+  return key;
+}
+
+void PutU64(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+uint64_t GetU64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+  return v;
+}
+
+struct Meta {
+  std::optional<BlockHash> parent;
+  uint64_t size_bytes = 0;
+  uint64_t checksum = 0;
+};
+
+std::string EncodeMeta(const Meta& m) {
+  std::string out;
+  out.reserve(kMetaBytes);
+  out.push_back(static_cast<char>(kMetaVersion));
+  out.push_back(m.parent ? 1 : 0);
+  const auto parent = m.parent.value_or(BlockHash{}).Bytes();
+  out.append(reinterpret_cast<const char*>(parent.data()), parent.size());
+  PutU64(&out, m.size_bytes);
+  PutU64(&out, m.checksum);
+  return out;
+}
+
+Result<Meta> DecodeMeta(std::string_view value, std::string_view what) {
+  if (value.size() != kMetaBytes || static_cast<uint8_t>(value[0]) != kMetaVersion) {
+    return DataLossError("undecodable block metadata of " + std::string(what) + " (" +
+                         std::to_string(value.size()) + " bytes)");
+  }
+  Meta m;
+  if (value[1] != 0) m.parent = BlockHash::FromBytes(reinterpret_cast<const uint8_t*>(&value[2]));
+  m.size_bytes = GetU64(&value[18]);
+  m.checksum = GetU64(&value[26]);
+  return m;
+}
+
+std::string EncodeSpec(const NamespaceSpec& spec) {
+  std::string out(1, static_cast<char>(kSpecVersion));
+  PutU64(&out, spec.block_tokens);
+  PutU64(&out, spec.block_bytes);
+  out.append(spec.salt);
+  return out;
+}
+
+Result<NamespaceSpec> DecodeSpec(std::string_view name, std::string_view value) {
+  if (value.size() < 17 || static_cast<uint8_t>(value[0]) != kSpecVersion) {
+    return DataLossError("undecodable spec of namespace " + Quote(name));
+  }
+  NamespaceSpec spec;
+  spec.name = std::string(name);
+  spec.block_tokens = static_cast<uint32_t>(GetU64(&value[1]));
+  spec.block_bytes = GetU64(&value[9]);
+  spec.salt = std::string(value.substr(17));
+  return spec;
+}
+
+std::string Describe(std::string_view ns, const BlockHash& hash) {
+  return "block " + hash.ToHex() + " of namespace " + Quote(ns);
+}
+
+rocksdb::WriteOptions WriteOpts(bool sync) {
+  rocksdb::WriteOptions w;
+  w.sync = sync;
+  return w;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<BlockStore>> BlockStore::Open(const BlockStoreOptions& options) {
+  if (options.path.empty()) return InvalidArgumentError("BlockStore: path is required");
+  if (options.capacity_bytes == 0) {
+    return InvalidArgumentError("BlockStore: capacity_bytes must be > 0 (got 0)");
+  }
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  o.compression = rocksdb::kNoCompression;
+  o.enable_blob_files = true;
+  o.min_blob_size = options.min_blob_bytes;
+  o.blob_compression_type = rocksdb::kNoCompression;
+  // Block bytes are written once: no blob garbage collection rewrites them; a blob file goes
+  // when no key refers to it any more.
+  o.enable_blob_garbage_collection = false;
+  o.write_buffer_size = options.write_buffer_bytes;
+  o.max_background_jobs = 2;
+  o.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  rocksdb::DB* raw = nullptr;
+  const rocksdb::Status st = rocksdb::DB::Open(o, options.path, &raw);
+  if (!st.ok()) return FromRocks(st, "opening the SSD tier at " + Quote(options.path));
+  auto db = std::make_unique<Db>(raw);
+
+  std::string layout;
+  const rocksdb::Status got = db->db->Get(rocksdb::ReadOptions(), kLayoutKey, &layout);
+  if (got.IsNotFound()) {
+    std::unique_ptr<rocksdb::Iterator> it(db->db->NewIterator(rocksdb::ReadOptions()));
+    it->SeekToFirst();
+    if (it->Valid()) {
+      return FailedPreconditionError("the SSD tier at " + Quote(options.path) +
+                                     " holds data without a layout key: not a kvpool data dir "
+                                     "of layout " + options.layout + "; use another --data-dir");
+    }
+    const rocksdb::Status put = db->db->Put(WriteOpts(true), kLayoutKey, options.layout);
+    if (!put.ok()) return FromRocks(put, "writing the layout key at " + Quote(options.path));
+  } else if (!got.ok()) {
+    return FromRocks(got, "reading the layout key at " + Quote(options.path));
+  } else if (layout != options.layout) {
+    return FailedPreconditionError("the SSD tier at " + Quote(options.path) + " has layout " +
+                                   Quote(layout) + "; this kvpoold reads " + options.layout +
+                                   " only; use another --data-dir or the matching kvpoold");
+  }
+  std::unique_ptr<BlockStore> store(new BlockStore(options, std::move(db)));
+  KVPOOL_RETURN_IF_ERROR(store->CountStored());
+  return store;
+}
+
+BlockStore::BlockStore(BlockStoreOptions options, std::unique_ptr<Db> db)
+    : options_(std::move(options)), db_(std::move(db)) {}
+
+BlockStore::~BlockStore() = default;
+
+Status BlockStore::CountStored() {
+  uint64_t bytes = 0;
+  uint64_t count = 0;
+  KVPOOL_RETURN_IF_ERROR(Scan([&](const StoredBlockInfo& b) {
+    bytes += b.size_bytes;
+    ++count;
+  }));
+  absl::MutexLock lock(&mu_);
+  used_bytes_ = bytes;
+  block_count_ = count;
+  return Status::Ok();
+}
+
+uint64_t BlockStore::used_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return used_bytes_;
+}
+
+uint64_t BlockStore::block_count() const {
+  absl::MutexLock lock(&mu_);
+  return block_count_;
+}
+
+Status BlockStore::PutNamespace(const NamespaceSpec& spec, bool sync) {
+  const rocksdb::Status st = db_->db->Put(WriteOpts(sync), "N" + spec.name, EncodeSpec(spec));
+  if (!st.ok()) return FromRocks(st, "storing namespace " + Quote(spec.name));
+  return Status::Ok();
+}
+
+Result<uint64_t> BlockStore::DeleteNamespace(std::string_view ns) {
+  absl::MutexLock lock(&mu_);
+  uint64_t bytes = 0;
+  uint64_t count = 0;
+  const std::string meta_prefix = NamespacePrefix('M', ns);
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek(meta_prefix); it->Valid() && it->key().starts_with(meta_prefix); it->Next()) {
+      if (Result<Meta> m = DecodeMeta(it->value().ToStringView(), "namespace " + Quote(ns));
+          m.ok()) {
+        bytes += m->size_bytes;
+      }
+      ++count;
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "listing namespace " + Quote(ns));
+  }
+  rocksdb::WriteBatch batch;
+  for (char kind : {'M', 'B'}) {
+    std::string begin = NamespacePrefix(kind, ns);
+    std::string end = begin;
+    end.back() = '\x01';
+    batch.DeleteRange(begin, end).PermitUncheckedError();
+  }
+  batch.Delete("N" + std::string(ns)).PermitUncheckedError();
+  const rocksdb::Status st = db_->db->Write(WriteOpts(false), &batch);
+  if (!st.ok()) return FromRocks(st, "deleting namespace " + Quote(ns));
+  used_bytes_ -= std::min(used_bytes_, bytes);
+  block_count_ -= std::min(block_count_, count);
+  return count;
+}
+
+Result<std::vector<NamespaceSpec>> BlockStore::ListNamespaces() {
+  std::vector<NamespaceSpec> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("N"); it->Valid() && it->key().starts_with("N"); it->Next()) {
+    const std::string_view name = it->key().ToStringView().substr(1);
+    KVPOOL_ASSIGN_OR_RETURN(NamespaceSpec spec, DecodeSpec(name, it->value().ToStringView()));
+    out.push_back(std::move(spec));
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "listing namespaces");
+  return out;
+}
+
+Status BlockStore::Put(std::string_view ns, const BlockHash& hash,
+                       std::optional<BlockHash> parent, std::span<const uint8_t> bytes,
+                       bool sync) {
+  if (bytes.empty()) return InvalidArgumentError("cannot store an empty " + Describe(ns, hash));
+  const std::string meta_key = BlockKey('M', ns, hash);
+  absl::MutexLock lock(&mu_);
+  uint64_t replaced = 0;
+  bool existed = false;
+  {
+    std::string old;
+    const rocksdb::Status st = db_->db->Get(rocksdb::ReadOptions(), meta_key, &old);
+    if (st.ok()) {
+      existed = true;
+      if (Result<Meta> m = DecodeMeta(old, Describe(ns, hash)); m.ok()) replaced = m->size_bytes;
+    } else if (!st.IsNotFound()) {
+      return FromRocks(st, "reading " + Describe(ns, hash));
+    }
+  }
+  const uint64_t after = used_bytes_ - replaced + bytes.size();
+  if (after > options_.capacity_bytes) {
+    return ResourceExhaustedError("the SSD tier is full: storing " + Describe(ns, hash) + " (" +
+                                  std::to_string(bytes.size()) + " bytes) needs " +
+                                  std::to_string(after) + " of " +
+                                  std::to_string(options_.capacity_bytes) + " bytes");
+  }
+  Meta meta{parent, bytes.size(), BlockChecksum(bytes.data(), bytes.size())};
+  rocksdb::WriteBatch batch;
+  // Bytes first, metadata second, in one atomic batch: a block is listed only with its bytes.
+  batch.Put(BlockKey('B', ns, hash),
+            rocksdb::Slice(reinterpret_cast<const char*>(bytes.data()), bytes.size()))
+      .PermitUncheckedError();
+  batch.Put(meta_key, EncodeMeta(meta)).PermitUncheckedError();
+  const rocksdb::Status st = db_->db->Write(WriteOpts(sync), &batch);
+  if (!st.ok()) return FromRocks(st, "storing " + Describe(ns, hash));
+  used_bytes_ = after;
+  if (!existed) ++block_count_;
+  return Status::Ok();
+}
+
+Result<std::optional<BlockHash>> BlockStore::Get(std::string_view ns, const BlockHash& hash,
+                                                 std::span<uint8_t> out) {
+  const std::string meta_key = BlockKey('M', ns, hash);
+  std::string meta_value;
+  rocksdb::Status st = db_->db->Get(rocksdb::ReadOptions(), meta_key, &meta_value);
+  if (st.IsNotFound()) return NotFoundError(Describe(ns, hash) + " is not on the SSD tier");
+  if (!st.ok()) return FromRocks(st, "reading " + Describe(ns, hash));
+  Result<Meta> meta = DecodeMeta(meta_value, Describe(ns, hash));
+  Status problem;
+  if (meta.ok() && meta->size_bytes != out.size()) {
+    return InvalidArgumentError(Describe(ns, hash) + " has " + std::to_string(meta->size_bytes) +
+                                " bytes; the buffer has " + std::to_string(out.size()));
+  }
+  if (!meta.ok()) {
+    problem = meta.status();
+  } else {
+    rocksdb::PinnableSlice value;
+    st = db_->db->Get(rocksdb::ReadOptions(), db_->db->DefaultColumnFamily(),
+                      BlockKey('B', ns, hash), &value);
+    if (!st.ok() && !st.IsCorruption() && !st.IsNotFound()) {
+      return FromRocks(st, "reading " + Describe(ns, hash));
+    }
+    if (!st.ok()) {
+      problem = DataLossError(Describe(ns, hash) + ": " + st.ToString());
+    } else if (value.size() != meta->size_bytes) {
+      problem = DataLossError(Describe(ns, hash) + " is truncated: " +
+                              std::to_string(value.size()) + " bytes stored, " +
+                              std::to_string(meta->size_bytes) + " recorded");
+    } else if (BlockChecksum(value.data(), value.size()) != meta->checksum) {
+      problem = DataLossError(Describe(ns, hash) + " is corrupt: checksum mismatch");
+    } else {
+      std::memcpy(out.data(), value.data(), value.size());
+      return meta->parent;
+    }
+  }
+  // Never served again: the block goes, and the caller drops it from its index.
+  Delete(ns, hash).IgnoreError();
+  return problem;
+}
+
+Status BlockStore::Delete(std::string_view ns, const BlockHash& hash) {
+  const std::string meta_key = BlockKey('M', ns, hash);
+  absl::MutexLock lock(&mu_);
+  std::string old;
+  rocksdb::Status st = db_->db->Get(rocksdb::ReadOptions(), meta_key, &old);
+  if (st.IsNotFound()) return Status::Ok();
+  if (!st.ok()) return FromRocks(st, "reading " + Describe(ns, hash));
+  uint64_t size = 0;
+  if (Result<Meta> m = DecodeMeta(old, Describe(ns, hash)); m.ok()) size = m->size_bytes;
+  rocksdb::WriteBatch batch;
+  batch.Delete(meta_key).PermitUncheckedError();
+  batch.Delete(BlockKey('B', ns, hash)).PermitUncheckedError();
+  st = db_->db->Write(WriteOpts(false), &batch);
+  if (!st.ok()) return FromRocks(st, "deleting " + Describe(ns, hash));
+  used_bytes_ -= std::min(used_bytes_, size);
+  if (block_count_ > 0) --block_count_;
+  return Status::Ok();
+}
+
+bool BlockStore::Contains(std::string_view ns, const BlockHash& hash) {
+  std::string value;
+  return db_->db->Get(rocksdb::ReadOptions(), BlockKey('M', ns, hash), &value).ok();
+}
+
+Status BlockStore::Scan(const std::function<void(const StoredBlockInfo&)>& fn) {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(ro));
+  StoredBlockInfo info;
+  for (it->Seek("M"); it->Valid() && it->key().starts_with("M"); it->Next()) {
+    const std::string_view key = it->key().ToStringView();
+    const size_t zero = key.find('\0', 1);
+    if (zero == std::string_view::npos || key.size() != zero + 1 + kBlockHashBytes) {
+      return DataLossError("undecodable block key of " + std::to_string(key.size()) +
+                           " bytes in the SSD tier at " + Quote(options_.path));
+    }
+    info.ns.assign(key.substr(1, zero - 1));
+    info.hash = BlockHash::FromBytes(reinterpret_cast<const uint8_t*>(key.data() + zero + 1));
+    KVPOOL_ASSIGN_OR_RETURN(Meta meta, DecodeMeta(it->value().ToStringView(),
+                                                  Describe(info.ns, info.hash)));
+    info.parent = meta.parent;
+    info.size_bytes = meta.size_bytes;
+    fn(info);
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "scanning " + Quote(options_.path));
+  return Status::Ok();
+}
+
+Status BlockStore::Sync() {
+  const rocksdb::Status st = db_->db->SyncWAL();
+  if (!st.ok()) return FromRocks(st, "syncing the SSD tier's log");
+  return Status::Ok();
+}
+
+Status BlockStore::OverwriteBytesForTesting(std::string_view ns, const BlockHash& hash,
+                                            std::span<const uint8_t> bytes) {
+  const rocksdb::Status st = db_->db->Put(
+      WriteOpts(false), BlockKey('B', ns, hash),
+      rocksdb::Slice(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  if (!st.ok()) return FromRocks(st, "overwriting " + Describe(ns, hash));
+  return Status::Ok();
+}
+
+}  // namespace kvpool::storage

@@ -1,0 +1,130 @@
+// The SSD tier of a node: block bytes and namespace specs in RocksDB (BlobDB). The only code that
+// includes <rocksdb/...> is in src/storage (docs/storage.md "Layout").
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "kvpool/block_hash.h"
+#include "kvpool/status.h"
+#include "kvpool/types.h"
+
+namespace kvpool::storage {
+
+struct BlockStoreOptions {
+  /// Directory of the RocksDB database (created if missing). Required.
+  std::string path;
+  /// Most bytes of block data the store holds; Put beyond it is RESOURCE_EXHAUSTED. Must be > 0.
+  /// Default: 0 (unset).
+  uint64_t capacity_bytes = 0;
+  /// Values of at least this many bytes go to blob files (written once, never rewritten by
+  /// compaction). Default: 0 (every block).
+  uint64_t min_blob_bytes = 0;
+  /// Size of RocksDB's memtable (metadata and small values), in bytes. Default: 16 MiB.
+  uint64_t write_buffer_bytes = 16ull << 20;
+  /// The layout this store writes into a new database and accepts in an existing one (tests
+  /// set another to check the refusal). Default: BlockStore::kLayout.
+  std::string layout = "kvpool.blockstore.v1";
+};
+
+/// One stored block as the recovery scan lists it (no block bytes are read).
+struct StoredBlockInfo {
+  std::string ns;
+  BlockHash hash;
+  /// The hash before this block in its prompt; nullopt for a prompt's first block.
+  std::optional<BlockHash> parent;
+  uint64_t size_bytes = 0;
+};
+
+/// Blocks written once under (namespace, chained hash) with an XXH3-64 checksum verified on every
+/// read, plus the namespace specs, in one RocksDB database with BlobDB for the block bytes.
+///
+/// Capacity is accounted in block bytes (not file sizes) and enforced on Put; which blocks to
+/// drop to make room is the caller's choice (the node's DISK LRU), since the index must learn of
+/// every drop. A database written by another layout version is refused at Open.
+///
+/// Errors: RocksDB's statuses map to canonical codes: no space left on the device ->
+/// RESOURCE_EXHAUSTED, corruption -> DATA_LOSS, a missing key -> NOT_FOUND, busy / try again ->
+/// UNAVAILABLE, other I/O errors -> INTERNAL; the message names the key and RocksDB's text.
+///
+/// Thread-safe: RocksDB is; the byte accounting is under a mutex.
+class BlockStore {
+ public:
+  /// Opens (or creates) the database at options.path and counts the stored bytes (a metadata
+  /// scan, no block bytes read). INVALID_ARGUMENT for bad options; FAILED_PRECONDITION for a
+  /// directory written by another layout (the message names both layouts) or a non-empty
+  /// database without a layout key; other RocksDB errors as mapped above.
+  static Result<std::unique_ptr<BlockStore>> Open(const BlockStoreOptions& options);
+  ~BlockStore();
+  BlockStore(const BlockStore&) = delete;
+  BlockStore& operator=(const BlockStore&) = delete;
+
+  /// The layout key's value this code writes and accepts.
+  static constexpr std::string_view kLayout = "kvpool.blockstore.v1";
+
+  // ---- Namespaces ----------------------------------------------------------------------------
+
+  /// Stores (or overwrites) a namespace's spec. `sync`: wait for the WAL to reach the disk.
+  Status PutNamespace(const NamespaceSpec& spec, bool sync);
+  /// Removes a namespace's spec and every block of it; returns how many blocks went.
+  Result<uint64_t> DeleteNamespace(std::string_view ns);
+  /// Every stored namespace spec, by name. DATA_LOSS for an undecodable spec (named).
+  Result<std::vector<NamespaceSpec>> ListNamespaces();
+
+  // ---- Blocks --------------------------------------------------------------------------------
+
+  /// Writes a block (bytes, checksum and parent in one atomic batch). Overwriting a stored
+  /// block replaces it. `sync`: wait for the WAL to reach the disk (a crash afterwards loses
+  /// nothing). RESOURCE_EXHAUSTED past capacity_bytes or when the device is full (then nothing
+  /// was written); INVALID_ARGUMENT for empty bytes.
+  Status Put(std::string_view ns, const BlockHash& hash, std::optional<BlockHash> parent,
+             std::span<const uint8_t> bytes, bool sync);
+  /// Reads a block into `out`, whose size must equal the stored size, and verifies its checksum.
+  /// Returns the block's parent. NOT_FOUND if absent; DATA_LOSS if the value is corrupt,
+  /// truncated or of another size than recorded (the block is then deleted, so it is never
+  /// served); INVALID_ARGUMENT if `out` has the wrong size.
+  Result<std::optional<BlockHash>> Get(std::string_view ns, const BlockHash& hash,
+                                       std::span<uint8_t> out);
+  /// Deletes a block; OK if it was absent.
+  Status Delete(std::string_view ns, const BlockHash& hash);
+  /// True when the block's metadata is stored (no bytes read, no checksum check).
+  bool Contains(std::string_view ns, const BlockHash& hash);
+  /// The recovery scan: calls `fn` for every stored block, namespace by namespace (metadata
+  /// only). DATA_LOSS for an undecodable metadata record (named).
+  Status Scan(const std::function<void(const StoredBlockInfo&)>& fn);
+  /// Waits until every write so far is on the disk (WAL sync).
+  Status Sync();
+
+  /// Testing only (corruption injection): replaces the stored bytes of a block without
+  /// updating its size or checksum.
+  Status OverwriteBytesForTesting(std::string_view ns, const BlockHash& hash,
+                                  std::span<const uint8_t> bytes);
+
+  uint64_t capacity_bytes() const { return options_.capacity_bytes; }
+  /// Bytes of block data stored now.
+  uint64_t used_bytes() const;
+  /// Blocks stored now.
+  uint64_t block_count() const;
+  const std::string& path() const { return options_.path; }
+
+ private:
+  struct Db;  // RAII holder of rocksdb::DB (block_store.cc)
+  BlockStore(BlockStoreOptions options, std::unique_ptr<Db> db);
+  Status CountStored();
+
+  const BlockStoreOptions options_;
+  std::unique_ptr<Db> db_;
+  mutable absl::Mutex mu_;
+  uint64_t used_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t block_count_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace kvpool::storage

@@ -1,0 +1,169 @@
+#include "storage/block_store.h"
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <vector>
+
+#include "temp_dir.h"
+
+namespace kvpool::storage {
+namespace {
+
+using testing::ScratchDir;
+
+std::vector<uint8_t> Bytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> out(n);
+  for (auto& b : out) b = static_cast<uint8_t>(rng());
+  return out;
+}
+
+BlockHash H(uint64_t i) { return BlockHash{0x1234, i}; }
+
+std::unique_ptr<BlockStore> OpenStore(const std::string& path, uint64_t capacity = 1 << 20) {
+  BlockStoreOptions o;
+  o.path = path;
+  o.capacity_bytes = capacity;
+  auto store = BlockStore::Open(o);
+  REQUIRE(store.ok());
+  return std::move(*store);
+}
+
+TEST_CASE("BlockStore: blocks round-trip byte-exact with their parent", "[storage]") {
+  ScratchDir dir;
+  auto store = OpenStore(dir.File("db"));
+  const auto a = Bytes(4096, 1);
+  const auto b = Bytes(4096, 2);
+  REQUIRE(store->Put("ns", H(1), std::nullopt, a, false).ok());
+  REQUIRE(store->Put("ns", H(2), H(1), b, true).ok());
+  CHECK(store->used_bytes() == 8192);
+  CHECK(store->block_count() == 2);
+
+  std::vector<uint8_t> out(4096);
+  auto parent = store->Get("ns", H(2), out);
+  REQUIRE(parent.ok());
+  CHECK(*parent == std::optional<BlockHash>(H(1)));
+  CHECK(out == b);
+  parent = store->Get("ns", H(1), out);
+  REQUIRE(parent.ok());
+  CHECK(!parent->has_value());
+  CHECK(out == a);
+
+  CHECK(store->Get("other", H(1), out).status().code() == StatusCode::kNotFound);
+  std::vector<uint8_t> small(100);
+  CHECK(store->Get("ns", H(1), small).status().code() == StatusCode::kInvalidArgument);
+  REQUIRE(store->Delete("ns", H(1)).ok());
+  CHECK(store->Get("ns", H(1), out).status().code() == StatusCode::kNotFound);
+  CHECK(store->used_bytes() == 4096);
+  CHECK(store->Delete("ns", H(1)).ok());  // absent: fine
+}
+
+TEST_CASE("BlockStore: a corrupt or truncated value is DATA_LOSS and deleted", "[storage]") {
+  ScratchDir dir;
+  auto store = OpenStore(dir.File("db"));
+  const auto a = Bytes(4096, 3);
+  REQUIRE(store->Put("ns", H(1), std::nullopt, a, false).ok());
+  REQUIRE(store->Put("ns", H(2), H(1), a, false).ok());
+
+  auto garbage = a;
+  garbage[100] ^= 0x5a;
+  REQUIRE(store->OverwriteBytesForTesting("ns", H(1), garbage).ok());
+  std::vector<uint8_t> out(4096);
+  Result<std::optional<BlockHash>> got = store->Get("ns", H(1), out);
+  CHECK(got.status().code() == StatusCode::kDataLoss);
+  CHECK(got.status().message().find("checksum") != std::string::npos);
+  CHECK(!store->Contains("ns", H(1)));
+  CHECK(store->Get("ns", H(1), out).status().code() == StatusCode::kNotFound);
+
+  REQUIRE(store->OverwriteBytesForTesting("ns", H(2), std::span(a).first(1000)).ok());
+  got = store->Get("ns", H(2), out);
+  CHECK(got.status().code() == StatusCode::kDataLoss);
+  CHECK(got.status().message().find("truncated") != std::string::npos);
+  CHECK(!store->Contains("ns", H(2)));
+  CHECK(store->used_bytes() == 0);
+  CHECK(store->block_count() == 0);
+}
+
+TEST_CASE("BlockStore: capacity is enforced and a full store writes nothing", "[storage]") {
+  ScratchDir dir;
+  auto store = OpenStore(dir.File("db"), 3 * 4096);
+  const auto a = Bytes(4096, 4);
+  for (uint64_t i = 0; i < 3; ++i) REQUIRE(store->Put("ns", H(i), std::nullopt, a, false).ok());
+  const Status full = store->Put("ns", H(9), std::nullopt, a, false);
+  CHECK(full.code() == StatusCode::kResourceExhausted);
+  CHECK(full.message().find("full") != std::string::npos);
+  CHECK(!store->Contains("ns", H(9)));
+  CHECK(store->used_bytes() == 3 * 4096);
+  // Overwriting a stored block does not count twice.
+  CHECK(store->Put("ns", H(2), std::nullopt, a, false).ok());
+  REQUIRE(store->Delete("ns", H(0)).ok());
+  CHECK(store->Put("ns", H(9), std::nullopt, a, false).ok());
+}
+
+TEST_CASE("BlockStore: specs and blocks survive a reopen, and the scan lists every block",
+          "[storage]") {
+  ScratchDir dir;
+  std::map<std::pair<std::string, uint64_t>, std::optional<BlockHash>> want;
+  {
+    auto store = OpenStore(dir.File("db"));
+    REQUIRE(store->PutNamespace({"m1", 16, 4096, ""}, true).ok());
+    REQUIRE(store->PutNamespace({"m2", 64, 8192, "tenant"}, true).ok());
+    for (uint64_t i = 0; i < 20; ++i) {
+      const std::optional<BlockHash> parent =
+          i % 5 == 0 ? std::nullopt : std::optional<BlockHash>(H(i - 1));
+      const std::string ns = i < 10 ? "m1" : "m2";
+      REQUIRE(store->Put(ns, H(i), parent, Bytes(i < 10 ? 4096 : 8192, 7), false).ok());
+      want[{ns, i}] = parent;
+    }
+  }
+  auto store = OpenStore(dir.File("db"));
+  auto specs = store->ListNamespaces();
+  REQUIRE(specs.ok());
+  REQUIRE(specs->size() == 2);
+  CHECK((*specs)[0] == NamespaceSpec{"m1", 16, 4096, ""});
+  CHECK((*specs)[1] == NamespaceSpec{"m2", 64, 8192, "tenant"});
+  CHECK(store->used_bytes() == 10 * 4096 + 10 * 8192);
+  std::map<std::pair<std::string, uint64_t>, std::optional<BlockHash>> got;
+  REQUIRE(store->Scan([&](const StoredBlockInfo& b) {
+    CHECK(b.size_bytes == (b.ns == "m1" ? 4096u : 8192u));
+    got[{b.ns, b.hash.lo}] = b.parent;
+  }).ok());
+  CHECK(got == want);
+
+  auto deleted = store->DeleteNamespace("m1");
+  REQUIRE(deleted.ok());
+  CHECK(*deleted == 10);
+  CHECK(store->used_bytes() == 10 * 8192);
+  CHECK(store->ListNamespaces()->size() == 1);
+}
+
+TEST_CASE("BlockStore: a data dir of another layout is refused with a clear message",
+          "[storage]") {
+  ScratchDir dir;
+  BlockStoreOptions o;
+  o.path = dir.File("db");
+  o.capacity_bytes = 0;
+  CHECK(BlockStore::Open(o).status().code() == StatusCode::kInvalidArgument);
+
+  // Not a database at all: RocksDB refuses files it does not recognise.
+  std::filesystem::create_directories(dir.File("junk"));
+  { std::ofstream(dir.File("junk/CURRENT")) << "garbage\n"; }
+  o.path = dir.File("junk");
+  o.capacity_bytes = 1 << 20;
+  CHECK(!BlockStore::Open(o).ok());
+
+  o.path = dir.File("db");
+  { auto store = BlockStore::Open(o); REQUIRE(store.ok()); }
+  o.layout = "kvpool.blockstore.v0";
+  const Status other = BlockStore::Open(o).status();
+  CHECK(other.code() == StatusCode::kFailedPrecondition);
+  CHECK(other.message().find("kvpool.blockstore.v1") != std::string::npos);
+  CHECK(other.message().find("kvpool.blockstore.v0") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace kvpool::storage
