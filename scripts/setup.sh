@@ -22,6 +22,24 @@ PACKAGES=(
   clang-14 libclang-rt-14-dev lld-14
 )
 
+# npm tools of tests/deploy (the Kubernetes manifests' schema check), pinned, into a
+# project-local folder that .gitignore covers. Without node/npm the test skips.
+DEPLOY_TOOLS=(kubernetes-models@4.5.1 yaml@2.9.1)
+tools_dir="$(cd "$(dirname "$0")/.." && pwd)/.cache/deploy-tools"
+if command -v npm >/dev/null; then
+  have=$(cd "$tools_dir" 2>/dev/null && node -e 'for (const p of ["kubernetes-models", "yaml"])
+    process.stdout.write(p + "@" + require("./node_modules/" + p + "/package.json").version + " ")' \
+    2>/dev/null || true)
+  if [ "$have" != "${DEPLOY_TOOLS[*]} " ]; then
+    echo "setup: npm installing ${DEPLOY_TOOLS[*]} into $tools_dir"
+    mkdir -p "$tools_dir"
+    npm install --prefix "$tools_dir" --no-audit --no-fund --no-save --loglevel=error \
+      "${DEPLOY_TOOLS[@]}"
+  fi
+else
+  echo "setup: no npm: tests/deploy's Kubernetes schema check will be skipped"
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
