@@ -10,6 +10,9 @@
 #include "absl/synchronization/mutex.h"
 #include "common/logging.h"
 #include "daemon/kvpool_scheduler_options.h"
+#include "daemon/metrics_scheduler.h"
+#include "daemon/ops_setup.h"
+#include "rpc/security.h"
 #include "daemon/scheduler_service.h"
 #include "daemon/server_support.h"
 #include "daemon/shutdown_signal.h"
@@ -21,6 +24,15 @@ namespace {
 int Run(const KvpoolSchedulerOptions& opts) {
   SetLogLevel(opts.log_level);
   SchedulerService service(opts.service, SteadyClock::Default());
+  Result<std::unique_ptr<OpsSetup>> ops =
+      OpsSetup::Create(opts.ops, "kvpool-scheduler", rpc::SchedulerAdminMethods());
+  if (!ops.ok()) {
+    KVPOOL_LOG(ERROR) << ops.status();
+    return 1;
+  }
+  if ((*ops)->metrics_server() != nullptr) {
+    (*ops)->metrics_server()->Add(MakeSchedulerCollector([&service] { return service.Stats(); }));
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -29,7 +41,8 @@ int Run(const KvpoolSchedulerOptions& opts) {
   // gRPC sets SO_REUSEPORT by default: a second scheduler on a busy port would then start and
   // split the nodes between two indexes. Binding must fail instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(opts.listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(opts.listen, (*ops)->server_credentials(), &port);
+  (*ops)->Instrument(builder);
   builder.SetMaxReceiveMessageSize(static_cast<int>(opts.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(opts.max_message_bytes));
   builder.RegisterService(&service);
@@ -42,8 +55,14 @@ int Run(const KvpoolSchedulerOptions& opts) {
   KVPOOL_LOG(INFO) << "kvpool-scheduler serving address=" << WithPort(opts.listen, port)
                    << " heartbeat_timeout_ms=" << opts.service.registry.node_timeout_ms
                    << " default_policy="
-                   << scheduler::RoutePolicyName(opts.service.router.default_policy);
+                   << scheduler::RoutePolicyName(opts.service.router.default_policy)
+                   << " security=" << (*ops)->mode();
   std::cout << "kvpool-scheduler listening on " << WithPort(opts.listen, port) << std::endl;
+  if ((*ops)->metrics_server() != nullptr) {
+    KVPOOL_LOG(INFO) << "metrics at http://"
+                     << WithPort(opts.ops.metrics_listen, (*ops)->metrics_server()->port())
+                     << "/metrics";
+  }
   if (!opts.port_file.empty()) {
     if (Status st = WritePortFile(opts.port_file, port); !st.ok()) {
       KVPOOL_LOG(ERROR) << st;

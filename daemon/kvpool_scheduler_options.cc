@@ -15,6 +15,7 @@ Status KvpoolSchedulerOptions::Validate() const {
   KVPOOL_RETURN_IF_ERROR(ValidateListenAddress(listen));
   KVPOOL_RETURN_IF_ERROR(ValidateMaxMessageBytes(max_message_bytes));
   if (expire_interval_ms == 0) return InvalidArgumentError("expire-interval-ms must be > 0");
+  KVPOOL_RETURN_IF_ERROR(ops.Validate());
   KVPOOL_RETURN_IF_ERROR(service.registry.Validate());
   KVPOOL_RETURN_IF_ERROR(service.router.Validate());
   return service.default_model.Validate();
@@ -116,6 +117,7 @@ Result<std::optional<KvpoolSchedulerOptions>> ParseKvpoolSchedulerArgs(int argc,
                  "After SIGTERM/SIGINT, how long calls in flight may finish (ms)")
       ->capture_default_str();
   app.add_option("--log-level", log_level, "debug, info, warning or error")->capture_default_str();
+  AddOpsFlags(app, &opts.ops);
 
   try {
     app.parse(argc, argv);

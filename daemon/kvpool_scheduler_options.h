@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common/logging.h"
+#include "daemon/ops_options.h"
 #include "daemon/scheduler_service.h"
 #include "kvpool/status.h"
 
@@ -28,6 +29,8 @@ struct KvpoolSchedulerOptions {
   LogLevel log_level = LogLevel::kInfo;
   /// Registry timeouts, routing policy and bandwidths, default namespace model.
   SchedulerServiceOptions service;
+  /// /metrics, TLS and tokens (docs/monitoring.md, docs/security.md).
+  OpsOptions ops;
 
   /// OK, or INVALID_ARGUMENT naming the bad field.
   Status Validate() const;

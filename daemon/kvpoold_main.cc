@@ -13,12 +13,15 @@
 #include "daemon/event_publisher.h"
 #include "daemon/kvpoold_options.h"
 #include "daemon/mempool_service.h"
+#include "daemon/metrics_node.h"
+#include "daemon/ops_setup.h"
 #include "daemon/node_transfer.h"
 #include "daemon/peer_directory.h"
 #include "daemon/server_support.h"
 #include "daemon/shutdown_signal.h"
 #include "memory/host_arena.h"
 #include "node/mempool.h"
+#include "rpc/security.h"
 #include "transport/transfer_engine.h"
 
 namespace kvpool::daemon {
@@ -56,6 +59,13 @@ Result<std::unique_ptr<node::MemPool>> CreateDataPlanePool(
 
 int Run(const KvpooldOptions& opts) {
   SetLogLevel(opts.log_level);
+  // Before any channel is made: peers and the scheduler are called with this identity.
+  Result<std::unique_ptr<OpsSetup>> ops =
+      OpsSetup::Create(opts.ops, "kvpoold", rpc::MemPoolAdminMethods());
+  if (!ops.ok()) {
+    KVPOOL_LOG(ERROR) << ops.status();
+    return 1;
+  }
   if (Status st = PrepareDataDir(opts.data_dir); !st.ok()) {
     KVPOOL_LOG(ERROR) << st;
     return 1;
@@ -95,6 +105,9 @@ int Run(const KvpooldOptions& opts) {
                                               endpoint->region_base, peers.get());
   }
   MemPoolService service(pool->get(), endpoint, transfer.get());
+  if ((*ops)->metrics_server() != nullptr) {
+    (*ops)->metrics_server()->Add(MakePoolCollector([p = pool->get()] { return p->GetStats(); }));
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -103,7 +116,8 @@ int Run(const KvpooldOptions& opts) {
   // gRPC sets SO_REUSEPORT by default: a second daemon on a busy port would then start, and the
   // kernel would split clients between two pools. Binding must fail instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(opts.listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(opts.listen, (*ops)->server_credentials(), &port);
+  (*ops)->Instrument(builder);
   builder.SetMaxReceiveMessageSize(static_cast<int>(opts.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(opts.max_message_bytes));
   builder.RegisterService(&service);
@@ -117,8 +131,13 @@ int Run(const KvpooldOptions& opts) {
   KVPOOL_LOG(INFO) << "kvpoold serving node_id=" << opts.pool.node_id
                    << " address=" << WithPort(opts.listen, port)
                    << " capacity=" << FormatBytes(stats.capacity_bytes)
-                   << " pages=" << stats.page_mode;
+                   << " pages=" << stats.page_mode << " security=" << (*ops)->mode();
   std::cout << "kvpoold listening on " << WithPort(opts.listen, port) << std::endl;
+  if ((*ops)->metrics_server() != nullptr) {
+    KVPOOL_LOG(INFO) << "metrics at http://"
+                     << WithPort(opts.ops.metrics_listen, (*ops)->metrics_server()->port())
+                     << "/metrics";
+  }
   if (!opts.port_file.empty()) {
     if (Status st = WritePortFile(opts.port_file, port); !st.ok()) {
       KVPOOL_LOG(ERROR) << st;

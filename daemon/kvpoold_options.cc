@@ -46,6 +46,7 @@ Status KvpooldOptions::Validate() const {
                                   address + "'");
     }
   }
+  KVPOOL_RETURN_IF_ERROR(ops.Validate());
   return pool.Validate();
 }
 
@@ -109,6 +110,7 @@ Result<std::optional<KvpooldOptions>> ParseKvpooldArgs(int argc, const char* con
                  "destination's Insert (ms)")
       ->group("Fault injection");
   app.add_option("--log-level", log_level, "debug, info, warning or error")->capture_default_str();
+  AddOpsFlags(app, &opts.ops);
 
   try {
     app.parse(argc, argv);

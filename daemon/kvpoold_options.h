@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/logging.h"
+#include "daemon/ops_options.h"
 #include "kvpool/status.h"
 #include "node/options.h"
 
@@ -52,6 +53,8 @@ struct KvpooldOptions {
   uint32_t fault_pause_before_insert_ms = 0;
   /// The pool itself.
   node::MemPoolOptions pool;
+  /// /metrics, TLS and tokens (docs/monitoring.md, docs/security.md).
+  OpsOptions ops;
 
   /// OK, or INVALID_ARGUMENT naming the bad field.
   Status Validate() const;

@@ -182,10 +182,18 @@ grpc::Status SchedulerService::PublishEvents(grpc::ServerContext*,
     }
     KVPOOL_ASSIGN_OR_RETURN(scheduler::ApplyResult result, index_.Apply(batch));
     switch (result.outcome) {
-      case scheduler::ApplyOutcome::kApplied: resp->set_outcome(v1::PUBLISH_APPLIED); break;
-      case scheduler::ApplyOutcome::kStale: resp->set_outcome(v1::PUBLISH_STALE); break;
+      case scheduler::ApplyOutcome::kApplied:
+        resp->set_outcome(v1::PUBLISH_APPLIED);
+        counters_.events_applied += batch.events.size();
+        counters_.event_blocks_applied += result.applied_blocks;
+        break;
+      case scheduler::ApplyOutcome::kStale:
+        resp->set_outcome(v1::PUBLISH_STALE);
+        ++counters_.stale_batches;
+        break;
       case scheduler::ApplyOutcome::kResyncNeeded:
         resp->set_outcome(v1::PUBLISH_RESYNC_NEEDED);
+        ++counters_.resyncs_requested;
         break;
     }
     resp->set_applied_blocks(result.applied_blocks);
@@ -231,6 +239,7 @@ grpc::Status SchedulerService::SyncSnapshot(grpc::ServerContext*,
       return NotFoundError("node " + Quote(snapshot.node_id) + " is not registered; register it");
     }
     KVPOOL_RETURN_IF_ERROR(index_.ReplaceNode(snapshot));
+    ++counters_.snapshots_applied;
     resp->set_blocks(index_.NodeBlocks(snapshot.node_id).total());
     return Status::Ok();
   });
@@ -333,7 +342,9 @@ grpc::Status SchedulerService::Route(grpc::ServerContext*, const v1::RouteReques
       const scheduler::RouteCandidate& best = result.ranked.front();
       KVPOOL_RETURN_IF_ERROR(registry_.NoteRouted(best.instance_id, best.new_tokens));
     }
-    resp->set_policy(std::string(scheduler::RoutePolicyName(result.policy)));
+    const std::string_view policy_name = scheduler::RoutePolicyName(result.policy);
+    ++counters_.routes_by_policy[std::string(policy_name)];
+    resp->set_policy(std::string(policy_name));
     resp->set_prompt_blocks(result.prompt_blocks);
     resp->set_pooled_prefix_blocks(result.pooled_prefix_blocks);
     for (const scheduler::RouteCandidate& c : result.ranked) {
@@ -512,6 +523,25 @@ scheduler::ExpiredMembers SchedulerService::ExpireDead() {
   scheduler::ExpiredMembers expired = registry_.ExpireDead();
   for (const std::string& node : expired.nodes) index_.DropNode(node);
   return expired;
+}
+
+SchedulerServiceStats SchedulerService::Stats() {
+  absl::MutexLock lock(&mu_);
+  SchedulerServiceStats stats = counters_;
+  stats.index_blocks = index_.blocks();
+  stats.index_copies = index_.copies();
+  stats.index_memory_bytes = index_.MemoryBytes();
+  for (const std::string& ns : index_.Namespaces()) {
+    stats.index_blocks_by_namespace[ns] = index_.FindNamespace(ns)->size();
+  }
+  const int64_t now = registry_.NowMs();
+  for (const auto& [id, node] : registry_.nodes()) {
+    ++(registry_.IsAlive(node, now) ? stats.nodes_alive : stats.nodes_dead);
+  }
+  for (const auto& [id, inst] : registry_.instances()) {
+    ++(registry_.IsAlive(inst, now) ? stats.instances_alive : stats.instances_dead);
+  }
+  return stats;
 }
 
 }  // namespace kvpool::daemon

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,33 @@ struct SchedulerServiceOptions {
   scheduler::NamespaceModel default_model;
   /// Models of named namespaces (block layout and compute cost), from --namespace-model.
   std::vector<std::pair<std::string, scheduler::NamespaceModel>> namespace_models;
+};
+
+/// Counters and sizes of a SchedulerService, for /metrics (read at scrape time). Counters are
+/// totals since start. Value type.
+struct SchedulerServiceStats {
+  /// KV events (stored, removed, tier-changed) in batches the index applied.
+  uint64_t events_applied = 0;
+  /// Block changes those events made.
+  uint64_t event_blocks_applied = 0;
+  /// Batches answered PUBLISH_STALE (already applied) and PUBLISH_RESYNC_NEEDED.
+  uint64_t stale_batches = 0;
+  uint64_t resyncs_requested = 0;
+  /// Full snapshots applied (SyncSnapshot): every resync ends in one.
+  uint64_t snapshots_applied = 0;
+  /// Route calls answered, by the policy that ranked them ("cost", "prefix", ...).
+  std::map<std::string, uint64_t> routes_by_policy;
+  /// Global index now: distinct blocks, (block, node) copies, bytes of memory.
+  uint64_t index_blocks = 0;
+  uint64_t index_copies = 0;
+  uint64_t index_memory_bytes = 0;
+  /// Distinct blocks per namespace.
+  std::map<std::string, uint64_t> index_blocks_by_namespace;
+  /// Registered members now, alive (heartbeat within the timeout) or not.
+  uint64_t nodes_alive = 0;
+  uint64_t nodes_dead = 0;
+  uint64_t instances_alive = 0;
+  uint64_t instances_dead = 0;
 };
 
 /// Implements kvpool.v1.Scheduler. Every field is validated here (INVALID_ARGUMENT naming the
@@ -76,8 +104,12 @@ class SchedulerService final : public v1::Scheduler::Service {
   /// Returns the expired members (for logging).
   scheduler::ExpiredMembers ExpireDead();
 
+  /// Counters and sizes for /metrics. Takes the service mutex briefly.
+  SchedulerServiceStats Stats();
+
  private:
   absl::Mutex mu_;
+  SchedulerServiceStats counters_ ABSL_GUARDED_BY(mu_);
   scheduler::Registry registry_ ABSL_GUARDED_BY(mu_);
   scheduler::GlobalIndex index_ ABSL_GUARDED_BY(mu_);
   scheduler::NamespaceModels models_ ABSL_GUARDED_BY(mu_);

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "client/kvpoolctl/commands.h"
+#include "client/kvpoolctl/metrics_command.h"
 #include "client/kvpoolctl/scheduler_commands.h"
 #include "kvpool/client.h"
 #include "kvpool/scheduler_client.h"
@@ -21,6 +22,23 @@ int main(int argc, char** argv) {
   app.add_option("--scheduler", scheduler_address,
                  "kvpool-scheduler address host:port (nodes, lookup, route)")
       ->capture_default_str();
+
+  ClientOptions options;
+  std::string token_file;
+  app.add_flag("--tls", options.tls, "Connect with TLS (system CA roots unless --tls-ca)");
+  app.add_option("--tls-ca", options.tls_ca_file, "PEM CA of the server's certificate (turns TLS on)");
+  app.add_option("--tls-cert", options.tls_cert_file,
+                 "PEM client certificate, for servers that require mutual TLS");
+  app.add_option("--tls-key", options.tls_key_file, "PEM private key of --tls-cert");
+  app.add_option("--token-file", token_file,
+                 "File holding the bearer token to send (the admin token for evict and "
+                 "delete-namespace)");
+
+  std::string metrics_target;
+  auto* metrics_cmd = app.add_subcommand(
+      "metrics", "Scrape a daemon's Prometheus /metrics and summarise it (no gRPC)");
+  metrics_cmd->add_option("--target", metrics_target, "The daemon's --metrics-listen host:port")
+      ->required();
 
   auto* status = app.add_subcommand("status", "Health and a summary of the node");
   auto* namespaces = app.add_subcommand("namespaces", "List namespaces");
@@ -88,7 +106,12 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
 
-  ClientOptions options;
+  if (metrics_cmd->parsed()) return ctl::RunMetrics(flags, metrics_target);
+  if (!token_file.empty()) {
+    Result<std::string> token = ctl::ReadBearerToken(token_file);
+    if (!token.ok()) return ctl::ReportError(flags, token.status());
+    options.auth_token = *token;
+  }
   options.timeout_ms = flags.timeout_ms;
   options.connect_timeout_ms = flags.timeout_ms;
   if (nodes_cmd->parsed() || instances_cmd->parsed() || tree_cmd->parsed() || lookup_cmd->parsed() ||

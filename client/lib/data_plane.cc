@@ -374,7 +374,7 @@ Result<std::unique_ptr<DataPlane>> DataPlane::Connect(Client& client,
                                                       const DataPlaneOptions& options) {
   // The node's data-plane description travels over the control plane, on a channel of our own
   // (Client keeps its gRPC stub private).
-  const ClientOptions channel_options;
+  const ClientOptions channel_options = client.impl_->options;
   KVPOOL_ASSIGN_OR_RETURN(auto channel,
                           rpc::OpenChannel(client.address(), channel_options, "kvpoold"));
   auto impl = std::make_unique<Impl>();

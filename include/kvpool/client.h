@@ -34,6 +34,19 @@ struct ClientOptions {
   uint32_t connect_timeout_ms = 5'000;
   /// Largest message sent or received, in bytes. Default: 64 MiB.
   uint32_t max_message_bytes = 64u << 20;
+  /// Connect with TLS, trusting the system's CA roots unless tls_ca_file is set. Setting
+  /// tls_ca_file or tls_cert_file also turns TLS on. Default: false (plaintext, unless the
+  /// process's default says otherwise: see docs/security.md).
+  bool tls = false;
+  /// PEM file of the CA the server's certificate must chain to. Default: "" (system roots).
+  std::string tls_ca_file;
+  /// PEM certificate and private key this client presents, for servers that require mutual
+  /// TLS. Both or neither. Default: "" (none).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  /// Bearer token sent as `authorization: Bearer <token>` on every call; needs TLS.
+  /// Default: "" (none).
+  std::string auth_token;
 };
 
 /// A connection to one kvpoold node.

@@ -2,10 +2,19 @@
 
 #include <string>
 
+#include "rpc/security.h"
+
 namespace kvpool::rpc {
 
 std::shared_ptr<grpc::Channel> CreateChannel(std::string_view address, uint64_t max_message_bytes,
                                              bool fast_reconnect) {
+  return CreateChannel(address, max_message_bytes, fast_reconnect,
+                       MakeChannelCredentials(DefaultChannelSecurity()));
+}
+
+std::shared_ptr<grpc::Channel> CreateChannel(std::string_view address, uint64_t max_message_bytes,
+                                             bool fast_reconnect,
+                                             std::shared_ptr<grpc::ChannelCredentials> creds) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(static_cast<int>(max_message_bytes));
   args.SetMaxSendMessageSize(static_cast<int>(max_message_bytes));
@@ -14,7 +23,7 @@ std::shared_ptr<grpc::Channel> CreateChannel(std::string_view address, uint64_t 
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   }
-  return grpc::CreateCustomChannel(std::string(address), grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(std::string(address), std::move(creds), args);
 }
 
 Status WaitConnected(grpc::Channel& channel, uint32_t timeout_ms, bool fail_on_refused,
@@ -41,7 +50,12 @@ Result<std::shared_ptr<grpc::Channel>> OpenChannel(std::string_view address,
                                                    std::string_view server_name,
                                                    bool fast_reconnect) {
   if (address.empty()) return InvalidArgumentError("address must not be empty");
-  auto channel = CreateChannel(address, options.max_message_bytes, fast_reconnect);
+  ChannelSecurity security = DefaultChannelSecurity();
+  if (HasChannelSecurity(options)) {
+    KVPOOL_ASSIGN_OR_RETURN(security, LoadChannelSecurity(options));
+  }
+  auto channel = CreateChannel(address, options.max_message_bytes, fast_reconnect,
+                               MakeChannelCredentials(security));
   KVPOOL_RETURN_IF_ERROR(WaitConnected(*channel, options.connect_timeout_ms,
                                        /*fail_on_refused=*/false, server_name, address));
   return channel;

@@ -13,11 +13,18 @@
 
 namespace kvpool::rpc {
 
-/// An insecure channel to `address` that connects on first use (not waited for), with messages
-/// up to `max_message_bytes` both ways. `fast_reconnect` caps gRPC's reconnect backoff at 1 s
-/// (its default grows to two minutes), for a server that restarts, like the scheduler.
+/// A channel to `address` that connects on first use (not waited for), with messages up to
+/// `max_message_bytes` both ways, secured as the process default says (DefaultChannelSecurity in
+/// rpc/security.h: plaintext unless a daemon configured TLS and a token). `fast_reconnect` caps
+/// gRPC's reconnect backoff at 1 s (its default grows to two minutes), for a server that
+/// restarts, like the scheduler.
 std::shared_ptr<grpc::Channel> CreateChannel(std::string_view address, uint64_t max_message_bytes,
                                              bool fast_reconnect);
+
+/// CreateChannel with explicit credentials.
+std::shared_ptr<grpc::Channel> CreateChannel(std::string_view address, uint64_t max_message_bytes,
+                                             bool fast_reconnect,
+                                             std::shared_ptr<grpc::ChannelCredentials> creds);
 
 /// Waits up to `timeout_ms` for `channel` to connect. With `fail_on_refused` the first failed
 /// connection attempt ends the wait (for a server that should be up now: the caller hears at
@@ -25,8 +32,10 @@ std::shared_ptr<grpc::Channel> CreateChannel(std::string_view address, uint64_t 
 Status WaitConnected(grpc::Channel& channel, uint32_t timeout_ms, bool fail_on_refused,
                      std::string_view server_name, std::string_view address);
 
-/// CreateChannel with `options`' message limit, then WaitConnected for
-/// `options.connect_timeout_ms`, retrying refused connections until then.
+/// CreateChannel with `options`' message limit and TLS/token (the process default when
+/// `options` sets none), then WaitConnected for `options.connect_timeout_ms`, retrying refused
+/// connections until then. NOT_FOUND / INVALID_ARGUMENT for unreadable or inconsistent TLS
+/// files (LoadChannelSecurity).
 Result<std::shared_ptr<grpc::Channel>> OpenChannel(std::string_view address,
                                                    const ClientOptions& options,
                                                    std::string_view server_name,

@@ -1,0 +1,111 @@
+#include "daemon/metrics_node.h"
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/metrics.h"
+
+namespace kvpool::daemon {
+namespace {
+
+using metrics::FamilyBuilder;
+
+class PoolCollector final : public prometheus::Collectable {
+ public:
+  explicit PoolCollector(std::function<PoolStats()> stats) : stats_(std::move(stats)) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    const PoolStats s = stats_();
+    std::vector<prometheus::MetricFamily> out;
+    // PoolStats describes the host tier only today; other tiers add samples with their label.
+    const metrics::Labels host{{"tier", "host"}};
+    out.push_back(FamilyBuilder::Gauge("kvpool_pool_capacity_bytes", "Pool memory, by tier")
+                      .Add(host, static_cast<double>(s.capacity_bytes))
+                      .Build());
+    out.push_back(FamilyBuilder::Gauge("kvpool_pool_used_bytes", "Bytes of live blocks, by tier")
+                      .Add(host, static_cast<double>(s.used_bytes))
+                      .Build());
+    out.push_back(FamilyBuilder::Gauge("kvpool_pool_reserved_bytes",
+                                       "Bytes claimed by namespaces' slabs, by tier")
+                      .Add(host, static_cast<double>(s.reserved_bytes))
+                      .Build());
+    out.push_back(FamilyBuilder::Gauge("kvpool_pool_free_bytes",
+                                       "Pool bytes not claimed by any slab, by tier")
+                      .Add(host, static_cast<double>(s.free_bytes))
+                      .Build());
+    out.push_back(FamilyBuilder::Gauge("kvpool_leases_active", "Leases not yet ended")
+                      .Add({}, static_cast<double>(s.active_leases))
+                      .Build());
+    out.push_back(FamilyBuilder::Counter("kvpool_leases_expired_total",
+                                         "Leases that reached their deadline")
+                      .Add({}, static_cast<double>(s.expired_leases))
+                      .Build());
+    out.push_back(FamilyBuilder::Gauge("kvpool_uptime_seconds", "Seconds since the pool started")
+                      .Add({}, static_cast<double>(s.uptime_ms) / 1000.0)
+                      .Build());
+    out.push_back(FamilyBuilder::Gauge("kvpool_namespaces", "Namespaces on this node")
+                      .Add({}, static_cast<double>(s.namespaces.size()))
+                      .Build());
+
+    struct Field {
+      const char* name;
+      const char* help;
+      bool counter;
+      uint64_t (*get)(const NamespaceInfo&);
+    };
+    static const Field kFields[] = {
+        {"kvpool_namespace_cached_blocks", "Blocks in the namespace's prompt tree", false,
+         [](const NamespaceInfo& n) { return n.stats.cached_blocks; }},
+        {"kvpool_namespace_allocated_blocks", "Blocks allocated and not yet inserted", false,
+         [](const NamespaceInfo& n) { return n.stats.allocated_blocks; }},
+        {"kvpool_namespace_pinned_blocks", "Cached blocks held by at least one read lease", false,
+         [](const NamespaceInfo& n) { return n.stats.pinned_blocks; }},
+        {"kvpool_namespace_used_bytes", "Bytes of the namespace's live blocks", false,
+         [](const NamespaceInfo& n) { return n.stats.used_bytes; }},
+        {"kvpool_namespace_reserved_bytes", "Bytes of the namespace's slabs", false,
+         [](const NamespaceInfo& n) { return n.stats.reserved_bytes; }},
+        {"kvpool_namespace_index_bytes", "Memory of the namespace's prompt tree", false,
+         [](const NamespaceInfo& n) { return n.stats.index_bytes; }},
+        {"kvpool_namespace_hit_blocks_total", "Blocks Match found", true,
+         [](const NamespaceInfo& n) { return n.stats.hit_blocks; }},
+        {"kvpool_namespace_miss_blocks_total", "Blocks Match asked for and did not find", true,
+         [](const NamespaceInfo& n) { return n.stats.miss_blocks; }},
+        {"kvpool_namespace_hit_tokens_total", "Tokens in the blocks Match found", true,
+         [](const NamespaceInfo& n) { return n.stats.hit_blocks * n.spec.block_tokens; }},
+        {"kvpool_namespace_miss_tokens_total", "Tokens in the full blocks Match did not find",
+         true, [](const NamespaceInfo& n) { return n.stats.miss_blocks * n.spec.block_tokens; }},
+        {"kvpool_namespace_match_requests_total", "Match calls", true,
+         [](const NamespaceInfo& n) { return n.stats.match_requests; }},
+        {"kvpool_namespace_inserted_blocks_total", "Blocks published by Insert", true,
+         [](const NamespaceInfo& n) { return n.stats.inserted_blocks; }},
+        {"kvpool_namespace_deduplicated_blocks_total",
+         "Inserted blocks already cached (the new copy was freed)", true,
+         [](const NamespaceInfo& n) { return n.stats.deduplicated_blocks; }},
+        {"kvpool_namespace_evicted_blocks_total", "Cached blocks evicted to make room", true,
+         [](const NamespaceInfo& n) { return n.stats.evicted_blocks; }},
+        {"kvpool_namespace_deleted_blocks_total", "Cached blocks removed by Delete", true,
+         [](const NamespaceInfo& n) { return n.stats.deleted_blocks; }},
+    };
+    for (const Field& f : kFields) {
+      FamilyBuilder b = f.counter ? FamilyBuilder::Counter(f.name, f.help)
+                                  : FamilyBuilder::Gauge(f.name, f.help);
+      for (const NamespaceInfo& ns : s.namespaces) {
+        b.Add({{"namespace", ns.spec.name}}, static_cast<double>(f.get(ns)));
+      }
+      out.push_back(b.Build());
+    }
+    return out;
+  }
+
+ private:
+  std::function<PoolStats()> stats_;
+};
+
+}  // namespace
+
+std::shared_ptr<prometheus::Collectable> MakePoolCollector(std::function<PoolStats()> stats) {
+  return std::make_shared<PoolCollector>(std::move(stats));
+}
+
+}  // namespace kvpool::daemon
