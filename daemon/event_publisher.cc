@@ -89,6 +89,7 @@ bool EventPublisher::Register() {
   req.set_node_id(options_.node_id);
   req.set_address(options_.node_address);
   req.mutable_capacity_bytes()->set_host(options_.capacity_bytes);
+  req.mutable_capacity_bytes()->set_disk(options_.disk_capacity_bytes);
   req.set_ucx_worker_address(options_.ucx_worker_address);
   v1::RegisterNodeResponse resp;
   auto ctx = Context();
@@ -150,7 +151,9 @@ bool EventPublisher::Resync() {
 bool EventPublisher::Heartbeat() {
   v1::NodeHeartbeatRequest req;
   req.set_node_id(options_.node_id);
-  req.mutable_used_bytes()->set_host(pool_->GetStats().used_bytes);
+  const PoolStats stats = pool_->GetStats();
+  req.mutable_used_bytes()->set_host(stats.used_bytes);
+  req.mutable_used_bytes()->set_disk(stats.disk_used_bytes);
   v1::NodeHeartbeatResponse resp;
   auto ctx = Context();
   const grpc::Status st = stub_->NodeHeartbeat(ctx.get(), req, &resp);
@@ -174,13 +177,16 @@ bool EventPublisher::Publish() {
     while (!queue_.empty() && req.events_size() < static_cast<int>(options_.max_batch_events)) {
       const node::PoolEvent& e = queue_.front();
       v1::KvEvent* out = req.add_events();
-      out->set_kind(e.kind == node::PoolEvent::Kind::kStored ? v1::KV_EVENT_STORED
-                                                             : v1::KV_EVENT_REMOVED);
-      out->set_namespace_(e.ns);
-      if (e.kind == node::PoolEvent::Kind::kStored) {
-        if (e.parent) rpc::HashesToBytes(std::span(&*e.parent, 1), out->mutable_parent_hash());
-        out->set_tier(rpc::ToProto(e.tier));
+      switch (e.kind) {
+        case node::PoolEvent::Kind::kStored: out->set_kind(v1::KV_EVENT_STORED); break;
+        case node::PoolEvent::Kind::kRemoved: out->set_kind(v1::KV_EVENT_REMOVED); break;
+        case node::PoolEvent::Kind::kTierChanged: out->set_kind(v1::KV_EVENT_TIER_CHANGED); break;
       }
+      out->set_namespace_(e.ns);
+      if (e.kind == node::PoolEvent::Kind::kStored && e.parent) {
+        rpc::HashesToBytes(std::span(&*e.parent, 1), out->mutable_parent_hash());
+      }
+      if (e.kind != node::PoolEvent::Kind::kRemoved) out->set_tier(rpc::ToProto(e.tier));
       rpc::HashesToBytes(e.hashes, out->mutable_block_hashes());
       queue_.pop_front();
     }

@@ -26,6 +26,8 @@ struct EventPublisherOptions {
   std::string ucx_worker_address;
   /// Host-tier capacity reported at registration, in bytes. Default: 0.
   uint64_t capacity_bytes = 0;
+  /// SSD-tier capacity reported at registration, in bytes (0: none). Default: 0.
+  uint64_t disk_capacity_bytes = 0;
   /// Interval between heartbeats, in ms (keep it well under the scheduler's
   /// --heartbeat-timeout-ms). Default: 1000.
   uint32_t heartbeat_interval_ms = 1000;

@@ -92,7 +92,7 @@ grpc::Status MemPoolService::Insert(grpc::ServerContext*, const v1::InsertReques
     KVPOOL_ASSIGN_OR_RETURN(
         InsertResult result,
         pool_->Insert(req->namespace_(), prompt, req->start_block(), rpc::HandlesOf(req->handles()),
-                      req->lease_id(), req->keep_pinned()));
+                      req->lease_id(), req->keep_pinned(), req->durable()));
     resp->set_inserted_blocks(result.inserted_blocks);
     resp->set_duplicate_blocks(result.duplicate_blocks);
     resp->mutable_handles()->Add(result.handles.begin(), result.handles.end());
@@ -171,6 +171,29 @@ grpc::Status MemPoolService::Evict(grpc::ServerContext*, const v1::EvictRequest*
   return Serve([&]() -> Status {
     KVPOOL_ASSIGN_OR_RETURN(uint64_t evicted, pool_->Evict(req->namespace_(), req->n_blocks()));
     resp->set_evicted_blocks(evicted);
+    return Status::Ok();
+  });
+}
+
+grpc::Status MemPoolService::SwapOut(grpc::ServerContext*, const v1::SwapOutRequest* req,
+                                     v1::SwapOutResponse* resp) {
+  return Serve([&]() -> Status {
+    KVPOOL_ASSIGN_OR_RETURN(node::SwapOutResult result,
+                            pool_->SwapOut(req->namespace_(), req->n_blocks()));
+    resp->set_demoted_blocks(result.demoted_blocks);
+    resp->set_dropped_blocks(result.dropped_blocks);
+    return Status::Ok();
+  });
+}
+
+grpc::Status MemPoolService::SwapIn(grpc::ServerContext*, const v1::SwapInRequest* req,
+                                    v1::SwapInResponse* resp) {
+  return Serve([&]() -> Status {
+    std::vector<BlockHash> hashes;
+    KVPOOL_ASSIGN_OR_RETURN(PromptView prompt, rpc::FromProto(req->prompt(), &hashes));
+    KVPOOL_ASSIGN_OR_RETURN(uint32_t promoted,
+                            pool_->SwapIn(req->namespace_(), prompt, req->start_block()));
+    resp->set_promoted_blocks(promoted);
     return Status::Ok();
   });
 }

@@ -64,6 +64,10 @@ class MemPoolService final : public v1::MemPool::Service {
                         v1::GetStatsResponse*) override;
   grpc::Status Evict(grpc::ServerContext*, const v1::EvictRequest*,
                      v1::EvictResponse*) override;
+  grpc::Status SwapOut(grpc::ServerContext*, const v1::SwapOutRequest*,
+                       v1::SwapOutResponse*) override;
+  grpc::Status SwapIn(grpc::ServerContext*, const v1::SwapInRequest*,
+                      v1::SwapInResponse*) override;
   grpc::Status GetDataPlane(grpc::ServerContext*, const v1::GetDataPlaneRequest*,
                             v1::GetDataPlaneResponse*) override;
   grpc::Status ResolveBlocks(grpc::ServerContext*, const v1::ResolveBlocksRequest*,

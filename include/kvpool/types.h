@@ -17,7 +17,7 @@ enum class Tier : uint8_t {
   kNone = 0,  ///< absent (Exists), or "the default tier" in requests
   kGpu = 1,   ///< device memory (CUDA); not yet served
   kHost = 2,  ///< host DRAM
-  kDisk = 3,  ///< SSD tier; not yet served
+  kDisk = 3,  ///< SSD tier (RocksDB); never RDMA-readable: promoted to kHost before a read
 };
 /// "none", "gpu", "host" or "disk".
 std::string_view TierName(Tier tier);
@@ -55,6 +55,9 @@ struct NamespaceStats {
   uint64_t evicted_blocks = 0;
   uint64_t deleted_blocks = 0;
   uint64_t index_bytes = 0;       ///< memory of the prompt tree
+  uint64_t disk_blocks = 0;       ///< blocks the SSD tier stores (some may be on HOST too)
+  uint64_t demoted_blocks = 0;    ///< HOST blocks moved to the SSD tier (pressure or SwapOut)
+  uint64_t promoted_blocks = 0;   ///< DISK blocks read back into pool memory
 };
 
 /// A namespace as a node knows it.
@@ -180,6 +183,9 @@ struct PoolStats {
   uint64_t active_leases = 0;
   uint64_t expired_leases = 0;  ///< total since start
   uint64_t uptime_ms = 0;
+  /// SSD tier: capacity and bytes of block data stored (0 and 0 without one).
+  uint64_t disk_capacity_bytes = 0;
+  uint64_t disk_used_bytes = 0;
   std::vector<NamespaceInfo> namespaces;
 };
 

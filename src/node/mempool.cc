@@ -1,14 +1,17 @@
 #include "node/mempool.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <optional>
 #include <string>
 
 #include "absl/container/flat_hash_set.h"
+#include "common/logging.h"
 #include "common/quote.h"
 #include "common/units.h"
 #include "node/block_handle.h"
 #include "node/validation.h"
+#include "storage/block_store.h"
 
 namespace kvpool::node {
 
@@ -210,6 +213,10 @@ Result<std::pair<NamespaceInfo, bool>> MemPool::CreateNamespace(const NamespaceS
   const uint32_t id = next_namespace_id_;
   KVPOOL_ASSIGN_OR_RETURN(auto state, NamespaceState::Create(id, spec, arena_.get(), slab_bytes));
   ++next_namespace_id_;
+  if (store_ != nullptr) {
+    // Persisted first: a namespace the SSD tier does not know would lose its blocks' meaning.
+    KVPOOL_RETURN_IF_ERROR(store_->PutNamespace(spec, /*sync=*/true));
+  }
   NamespaceState* raw = state.get();
   namespaces_.emplace(spec.name, std::move(state));
   namespaces_by_id_.emplace(id, raw);
@@ -243,12 +250,19 @@ Result<uint64_t> MemPool::DeleteNamespace(std::string_view name) {
                                    std::to_string(ns->active_leases) +
                                    " active leases; release them or wait for them to expire");
   }
-  const uint64_t live = ns->allocator().used_blocks();
-  if (event_sink_ != nullptr && ns->tree().size() > 0) {
+  const uint64_t live = ns->allocator().used_blocks() + ns->disk_tree().size();
+  if (store_ != nullptr) {
+    KVPOOL_RETURN_IF_ERROR(store_->DeleteNamespace(name).status());
+  }
+  if (event_sink_ != nullptr && (ns->tree().size() > 0 || ns->disk_tree().size() > 0)) {
     std::vector<BlockHash> cached;
     cached.reserve(ns->tree().size());
     ns->tree().ForEach([&](const BlockHash& hash, const std::optional<BlockHash>&,
                            index::BlockRef) { cached.push_back(hash); });
+    ns->disk_tree().ForEach([&](const BlockHash& hash, const std::optional<BlockHash>&,
+                                index::BlockRef) {
+      if (!ns->tree().Contains(hash)) cached.push_back(hash);
+    });
     EmitLocked(PoolEvent::Kind::kRemoved, *ns, std::nullopt, std::move(cached));
   }
   namespaces_by_id_.erase(ns->id());
@@ -261,14 +275,28 @@ Result<uint64_t> MemPool::DeleteNamespace(std::string_view name) {
 uint64_t MemPool::EvictFromLocked(NamespaceState& ns, uint64_t n_blocks) {
   std::vector<index::RemovedBlock> removed;
   const size_t evicted = ns.tree().Evict(n_blocks, &removed);
-  for (const auto& block : removed) ns.OnRemovedFromTree(DecodeHandle(block.ref).slot);
-  ns.counters().evicted_blocks += evicted;
-  if (event_sink_ != nullptr && !removed.empty()) {
-    std::vector<BlockHash> hashes;
-    hashes.reserve(removed.size());
-    for (const auto& block : removed) hashes.push_back(block.hash);
-    EmitLocked(PoolEvent::Kind::kRemoved, ns, std::nullopt, std::move(hashes));
+  std::vector<BlockHash> demoted;
+  std::vector<BlockHash> dropped;
+  for (const auto& block : removed) {
+    const memory::Slot slot = DecodeHandle(block.ref).slot;
+    // With an SSD tier the block goes down a tier instead of away (it may be there already).
+    bool kept = false;
+    if (store_ != nullptr) {
+      const Status st = WriteToDiskLocked(ns, slot, /*sync=*/false);
+      if (st.ok()) {
+        kept = true;
+      } else {
+        KVPOOL_LOG(WARNING) << "dropping block " << block.hash.ToHex() << " of namespace "
+                            << Quote(ns.spec().name) << " instead of demoting it: " << st;
+      }
+    }
+    (kept ? demoted : dropped).push_back(block.hash);
+    ns.OnRemovedFromTree(slot);
   }
+  ns.counters().evicted_blocks += dropped.size();
+  ns.counters().demoted_blocks += demoted.size();
+  EmitLocked(PoolEvent::Kind::kTierChanged, ns, std::nullopt, std::move(demoted), Tier::kDisk);
+  EmitLocked(PoolEvent::Kind::kRemoved, ns, std::nullopt, std::move(dropped));
   return evicted;
 }
 
@@ -356,7 +384,7 @@ Result<uint32_t> MemPool::FreeMem(std::string_view ns_name, uint64_t lease_id,
 
 Result<InsertResult> MemPool::Insert(std::string_view ns_name, PromptView prompt,
                                      uint32_t start_block, std::span<const BlockHandle> handles,
-                                     uint64_t lease_id, bool keep_pinned) {
+                                     uint64_t lease_id, bool keep_pinned, bool durable) {
   KVPOOL_RETURN_IF_ERROR(ValidateBlockCount("handles", handles.size(), options_));
   KVPOOL_ASSIGN_OR_RETURN(HashedPrompt hashed, HashPromptFor(ns_name, prompt, true));
   const size_t n = handles.size();
@@ -381,6 +409,24 @@ Result<InsertResult> MemPool::Insert(std::string_view ns_name, PromptView prompt
   const std::span<const BlockHash> hashes(hashed.hashes.data() + start_block, n);
   const std::optional<BlockHash> parent =
       start_block > 0 ? std::optional<BlockHash>(hashed.hashes[start_block - 1]) : std::nullopt;
+  for (size_t i = 0; i < n; ++i) {
+    BlockMeta& m = ns->meta(slots[i]);
+    const std::optional<BlockHash> p = i > 0 ? std::optional<BlockHash>(hashes[i - 1]) : parent;
+    m.has_parent = p.has_value();
+    m.parent = p.value_or(BlockHash{});
+    m.hash = hashes[i];
+  }
+  if (durable) {
+    if (store_ == nullptr) {
+      return FailedPreconditionError(
+          "durable Insert needs the SSD tier; this node has none (kvpoold --disk-capacity)");
+    }
+    // Written and synced before anything becomes matchable: on failure nothing is inserted.
+    for (size_t i = 0; i < n; ++i) {
+      KVPOOL_RETURN_IF_ERROR(WriteToDiskLocked(*ns, slots[i], /*sync=*/false));
+    }
+    KVPOOL_RETURN_IF_ERROR(store_->Sync());
+  }
   std::vector<index::InsertOutcome> outcomes;
   ns->tree().Insert(parent, hashes, handles, &outcomes);
 
@@ -443,27 +489,75 @@ Result<MatchResult> MemPool::Match(std::string_view ns_name, PromptView prompt,
   }
   std::vector<index::BlockRef> refs;
   const std::span<const BlockHash> wanted(hashed.hashes.data() + start_block, total - start_block);
-  const size_t matched = ns->tree().Match(wanted, &refs);
+  // HOST blocks first (the common case, one tree walk), then a mixed HOST/DISK run.
+  size_t matched = ns->tree().Match(wanted, &refs);
+  std::vector<Tier> tiers(matched, Tier::kHost);
+  if (matched < wanted.size() && ns->disk_tree().size() > 0) {
+    std::vector<index::BlockRef> one;
+    for (size_t i = matched; i < wanted.size(); ++i) {
+      const std::span<const BlockHash> block(&wanted[i], 1);
+      if (ns->tree().Match(block, &one) == 1) {
+        tiers.push_back(Tier::kHost);
+        refs.push_back(one[0]);
+      } else if (ns->disk_tree().Match(block, &one) == 1) {
+        tiers.push_back(Tier::kDisk);
+        refs.push_back(0);
+      } else {
+        break;
+      }
+    }
+    matched = tiers.size();
+  }
 
   MatchResult out;
-  out.matched_blocks = static_cast<uint32_t>(matched);
   out.prompt_blocks = static_cast<uint32_t>(total);
+  LeaseRecord* record = nullptr;
+  if (lease && matched > 0) {
+    record = &leases_.Create(ns->id(), clock_->NowMs() + ttl);
+    ++ns->active_leases;
+    // HOST blocks are pinned before any promotion, which may evict to make room.
+    for (size_t i = 0; i < matched; ++i) {
+      if (tiers[i] == Tier::kHost) ns->Pin(DecodeHandle(refs[i]).slot);
+    }
+    for (size_t i = 0; i < matched; ++i) {
+      if (tiers[i] != Tier::kDisk) continue;
+      Result<memory::Slot> slot = PromoteLocked(*ns, wanted[i]);
+      if (!slot.ok()) {
+        KVPOOL_LOG(DEBUG) << "match of " << Quote(ns_name) << " stops at block "
+                          << (start_block + i) << ": " << slot.status();
+        // Blocks past the one that failed are not part of the answer: unpin them.
+        for (size_t j = i + 1; j < matched; ++j) {
+          if (tiers[j] == Tier::kHost) ns->Unpin(DecodeHandle(refs[j]).slot);
+        }
+        matched = i;
+        break;
+      }
+      refs[i] = ns->HandleOf(*slot);
+      tiers[i] = Tier::kHost;
+      ns->Pin(*slot);
+    }
+    // Exactly the blocks of the answer, each pinned once.
+    record->pinned.assign(refs.begin(), refs.begin() + static_cast<ptrdiff_t>(matched));
+  }
+  out.matched_blocks = static_cast<uint32_t>(matched);
   out.blocks.reserve(matched);
-  for (index::BlockRef ref : refs) out.blocks.push_back(ns->LocationOf(DecodeHandle(ref).slot));
+  for (size_t i = 0; i < matched; ++i) {
+    if (tiers[i] == Tier::kDisk) {
+      out.blocks.push_back(BlockLocation{0, Tier::kDisk, 0, ns->spec().block_bytes});
+    } else {
+      out.blocks.push_back(ns->LocationOf(DecodeHandle(refs[i]).slot));
+    }
+  }
   NamespaceStats& c = ns->counters();
   ++c.match_requests;
   c.hit_blocks += matched;
   c.miss_blocks += wanted.size() - matched;
-
-  if (lease && matched > 0) {
-    LeaseRecord& record = leases_.Create(ns->id(), clock_->NowMs() + ttl);
-    ++ns->active_leases;
-    record.pinned.reserve(matched);
-    for (index::BlockRef ref : refs) {
-      ns->Pin(DecodeHandle(ref).slot);
-      record.pinned.push_back(ref);
+  if (record != nullptr) {
+    if (matched == 0) {
+      EndLeaseLocked(leases_.Remove(record->id));
+    } else {
+      out.lease = LeaseFor(*record);
     }
-    out.lease = LeaseFor(record);
   }
   return out;
 }
@@ -475,9 +569,9 @@ Result<ExistsResult> MemPool::Exists(std::string_view ns_name, PromptView prompt
   ExistsResult out;
   out.tiers.reserve(hashed.hashes.size());
   for (const BlockHash& h : hashed.hashes) {
-    const bool present = ns->tree().Contains(h);
-    out.tiers.push_back(present ? Tier::kHost : Tier::kNone);
-    out.present_blocks += present ? 1 : 0;
+    const Tier tier = ns->TierOf(h);
+    out.tiers.push_back(tier);
+    out.present_blocks += tier != Tier::kNone ? 1 : 0;
   }
   return out;
 }
@@ -493,14 +587,27 @@ Result<uint32_t> MemPool::Delete(std::string_view ns_name, PromptView prompt) {
   std::vector<index::RemovedBlock> removed;
   const size_t n = ns->tree().Delete(hashed.hashes.back(), &removed);
   for (const auto& block : removed) ns->OnRemovedFromTree(DecodeHandle(block.ref).slot);
-  ns->counters().deleted_blocks += n;
-  if (event_sink_ != nullptr && !removed.empty()) {
-    std::vector<BlockHash> hashes;
-    hashes.reserve(removed.size());
-    for (const auto& block : removed) hashes.push_back(block.hash);
-    EmitLocked(PoolEvent::Kind::kRemoved, *ns, std::nullopt, std::move(hashes));
+  std::vector<BlockHash> hashes;
+  hashes.reserve(removed.size());
+  absl::flat_hash_set<BlockHash, BlockHashHasher> seen;
+  for (const auto& block : removed) {
+    hashes.push_back(block.hash);
+    seen.insert(block.hash);
   }
-  return static_cast<uint32_t>(n);
+  // The SSD tier's copies go too; blocks only there count as deleted.
+  std::vector<index::RemovedBlock> on_disk;
+  ns->disk_tree().Delete(hashed.hashes.back(), &on_disk);
+  size_t disk_only = 0;
+  for (const auto& block : on_disk) {
+    if (store_ != nullptr) store_->Delete(ns->spec().name, block.hash).IgnoreError();
+    if (!ns->tree().Contains(block.hash) && !seen.contains(block.hash)) {
+      hashes.push_back(block.hash);
+      ++disk_only;
+    }
+  }
+  ns->counters().deleted_blocks += n + disk_only;
+  EmitLocked(PoolEvent::Kind::kRemoved, *ns, std::nullopt, std::move(hashes));
+  return static_cast<uint32_t>(n + disk_only);
 }
 
 // ---- Leases ------------------------------------------------------------------------------------
@@ -639,6 +746,10 @@ PoolStats MemPool::GetStats() {
   s.active_leases = leases_.size();
   s.expired_leases = expired_leases_;
   s.uptime_ms = static_cast<uint64_t>(clock_->NowMs() - start_ms_);
+  if (store_ != nullptr) {
+    s.disk_capacity_bytes = store_->capacity_bytes();
+    s.disk_used_bytes = store_->used_bytes();
+  }
   for (const auto& [name, ns] : namespaces_) {
     s.namespaces.push_back(InfoOf(*ns));
     s.used_bytes += s.namespaces.back().stats.used_bytes;
@@ -657,7 +768,8 @@ void MemPool::SetEventSink(EventSink* sink) {
 }
 
 void MemPool::EmitLocked(PoolEvent::Kind kind, const NamespaceState& ns,
-                         std::optional<BlockHash> parent, std::vector<BlockHash> hashes) {
+                         std::optional<BlockHash> parent, std::vector<BlockHash> hashes,
+                         Tier tier) {
   if (event_sink_ == nullptr || hashes.empty()) return;
   PoolEvent event;
   event.kind = kind;
@@ -665,7 +777,7 @@ void MemPool::EmitLocked(PoolEvent::Kind kind, const NamespaceState& ns,
   event.ns = ns.spec().name;
   event.parent = parent;
   event.hashes = std::move(hashes);
-  event.tier = Tier::kHost;
+  event.tier = tier;
   event_sink_->OnEvent(std::move(event));
 }
 
@@ -680,6 +792,12 @@ PoolSnapshot MemPool::Snapshot() {
     ns->tree().ForEach([&](const BlockHash& hash, const std::optional<BlockHash>&,
                            index::BlockRef) { entry.hashes.push_back(hash); });
     entry.tiers.assign(entry.hashes.size(), Tier::kHost);
+    ns->disk_tree().ForEach([&](const BlockHash& hash, const std::optional<BlockHash>&,
+                                index::BlockRef) {
+      if (ns->tree().Contains(hash)) return;
+      entry.hashes.push_back(hash);
+      entry.tiers.push_back(Tier::kDisk);
+    });
     out.namespaces.push_back(std::move(entry));
   }
   std::sort(out.namespaces.begin(), out.namespaces.end(),
@@ -687,6 +805,35 @@ PoolSnapshot MemPool::Snapshot() {
               return a.ns < b.ns;
             });
   return out;
+}
+
+// ---- Tiers (the rest is in mempool_tiers.cc) ---------------------------------------------
+
+Result<uint32_t> MemPool::SwapIn(std::string_view ns_name, PromptView prompt,
+                                 uint32_t start_block) {
+  KVPOOL_ASSIGN_OR_RETURN(HashedPrompt hashed, HashPromptFor(ns_name, prompt, false));
+  if (start_block > hashed.hashes.size()) {
+    return InvalidArgumentError("start_block " + std::to_string(start_block) +
+                                " is past the prompt's " + std::to_string(hashed.hashes.size()) +
+                                " full blocks");
+  }
+  absl::MutexLock lock(&mu_);
+  ExpireLeasesLocked();
+  KVPOOL_ASSIGN_OR_RETURN(NamespaceState * ns, FindNamespaceLocked(ns_name));
+  if (ns->id() != hashed.namespace_id) {
+    return AbortedError("namespace " + Quote(ns_name) + " was re-created during the request");
+  }
+  if (store_ == nullptr) {
+    return FailedPreconditionError(
+        "this node has no SSD tier (start kvpoold with --data-dir and --disk-capacity)");
+  }
+  uint32_t promoted = 0;
+  for (size_t i = start_block; i < hashed.hashes.size(); ++i) {
+    if (ns->TierOf(hashed.hashes[i]) != Tier::kDisk) continue;
+    if (!PromoteLocked(*ns, hashed.hashes[i]).ok()) break;
+    ++promoted;
+  }
+  return promoted;
 }
 
 }  // namespace kvpool::node

@@ -21,6 +21,10 @@
 #include "node/namespace_state.h"
 #include "node/options.h"
 
+namespace kvpool::storage {
+class BlockStore;
+}  // namespace kvpool::storage
+
 namespace kvpool::node {
 
 /// A change to the cached blocks of one namespace (the node side of the scheduler's KV events;
@@ -29,6 +33,7 @@ struct PoolEvent {
   enum class Kind : uint8_t {
     kStored = 0,   ///< `hashes` became matchable (newly inserted blocks only, no duplicates)
     kRemoved = 1,  ///< `hashes` are no longer matchable (evicted, deleted, namespace deleted)
+    kTierChanged = 2,  ///< `hashes` moved to `tier` (demoted to DISK, promoted to HOST)
   };
   Kind kind = Kind::kStored;
   /// 1, 2, 3, ... in the order the pool changed; PoolSnapshot::last_event refers to it.
@@ -37,7 +42,7 @@ struct PoolEvent {
   /// kStored: the hash before hashes[0] in the prompt, nullopt for the prompt's first block.
   std::optional<BlockHash> parent;
   std::vector<BlockHash> hashes;
-  /// kStored: where the blocks live (kHost today).
+  /// kStored and kTierChanged: where the blocks live now.
   Tier tier = Tier::kHost;
 };
 
@@ -78,8 +83,38 @@ struct LeasedBlocks {
   std::vector<uint64_t> checksums;
 };
 
+/// What AttachStore found in the SSD tier.
+struct RecoveryStats {
+  uint64_t namespaces = 0;
+  /// DISK blocks now in the index.
+  uint64_t blocks = 0;
+  /// Stored blocks dropped: of no stored namespace, or of another size than their namespace's.
+  uint64_t dropped_blocks = 0;
+};
+
+/// What SwapOut did.
+struct SwapOutResult {
+  uint64_t demoted_blocks = 0;
+  /// Blocks that left HOST but could not be written to the SSD tier (now absent).
+  uint64_t dropped_blocks = 0;
+};
+
 /// The pool of one node: host memory as fixed-size KV blocks per namespace, a prompt tree per
-/// namespace, and leases.
+/// namespace, and leases; with an SSD tier attached (AttachStore), a DISK tier below HOST
+/// (docs/storage.md).
+///
+/// Tiers: a block is HOST when it is in pool memory and DISK when only the SSD tier has it.
+/// The SSD tier keeps its copy of a promoted block until its own LRU drops it, so moving a
+/// block down again writes nothing. Host memory under pressure demotes its coldest unleased
+/// HOST leaves (no HOST child: deepest first) instead of dropping them; it drops them only when
+/// there is no SSD tier or it cannot take them. The SSD tier drops its own least recently used
+/// leaves when full. Match with a lease promotes the DISK blocks of the matched run to HOST
+/// before answering (a DISK block is never handed out as readable); without a lease it reports
+/// them as DISK with handle 0. Prefix property: each tier alone has no holes below a prompt's
+/// first block it holds; demotion goes deepest first, so along a prompt HOST blocks come before
+/// DISK ones, except after a promotion that starts mid-prompt (Match with start_block > 0,
+/// SwapIn) or an Insert under a DISK parent; Exists and the KV events always name each block's
+/// exact tier.
 ///
 /// Every method validates its arguments completely before changing anything, so a bad request
 /// loses nothing; errors are canonical codes whose message names the bad value:
@@ -143,12 +178,20 @@ class MemPool {
   /// under `lease_id`. Blocks whose hash is already cached are deduplicated: the caller's copy is
   /// freed and the cached block's handle returned. With keep_pinned the resulting blocks stay
   /// pinned by the lease. Token prompts must be a whole number of blocks.
+  ///
+  /// With `durable`, the blocks are first written to the SSD tier and synced (a crash afterwards
+  /// loses none; they come back as DISK blocks on restart); if that fails nothing is inserted
+  /// and the blocks stay allocated. FAILED_PRECONDITION with `durable` and no SSD tier;
+  /// RESOURCE_EXHAUSTED when the SSD tier cannot make room.
   Result<InsertResult> Insert(std::string_view ns, PromptView prompt, uint32_t start_block,
                               std::span<const BlockHandle> handles, uint64_t lease_id,
-                              bool keep_pinned);
-  /// The longest cached run of the prompt's blocks from `start_block`. With `lease`, the result
-  /// is pinned under a new read lease (only when something matched). Partial trailing blocks
-  /// are ignored.
+                              bool keep_pinned, bool durable = false);
+  /// The longest cached run (HOST or DISK) of the prompt's blocks from `start_block`. With
+  /// `lease`, DISK blocks of the run are promoted to HOST first and the result is pinned under a
+  /// new read lease (only when something matched); a block that cannot be promoted (host memory
+  /// full of leased blocks, or its stored bytes are corrupt: it is then dropped) ends the run
+  /// there. Without a lease, DISK blocks are reported with tier DISK and handle 0. Partial
+  /// trailing blocks are ignored.
   Result<MatchResult> Match(std::string_view ns, PromptView prompt, uint32_t start_block,
                             bool lease, uint32_t lease_ttl_ms);
   /// Per block of the prompt: its tier here, or kNone. No lease, no LRU update.
@@ -180,9 +223,31 @@ class MemPool {
   // ---- Admin ---------------------------------------------------------------------------------
 
   /// Evicts up to `n_blocks` cold unleased leaves from `ns` (empty: every namespace) and returns
-  /// empty slabs to the arena. Returns how many blocks were evicted.
+  /// empty slabs to the arena. Returns how many blocks left host memory (with an SSD tier they
+  /// are demoted, not dropped).
   Result<uint64_t> Evict(std::string_view ns, uint64_t n_blocks);
   PoolStats GetStats();
+
+  // ---- Tiers (docs/storage.md) ---------------------------------------------------------------
+
+  /// Attaches the SSD tier and rebuilds from it: its namespaces are created (FAILED_PRECONDITION
+  /// if one conflicts with an existing namespace) and its blocks become DISK blocks. Call once,
+  /// before serving; FAILED_PRECONDITION if a store is attached already.
+  Result<RecoveryStats> AttachStore(std::unique_ptr<storage::BlockStore> store);
+  /// True when an SSD tier is attached.
+  bool has_store();
+  /// Demotes up to `n_blocks` of the namespace's coldest unleased HOST blocks to DISK (deepest
+  /// first). INVALID_ARGUMENT for n_blocks 0; NOT_FOUND for an unknown namespace;
+  /// FAILED_PRECONDITION without an SSD tier.
+  Result<SwapOutResult> SwapOut(std::string_view ns, uint64_t n_blocks);
+  /// Promotes the prompt's DISK blocks from `start_block` on to HOST (unleased); blocks on HOST
+  /// or absent are skipped, and a block that cannot be promoted stops the walk. Returns how many
+  /// were promoted. FAILED_PRECONDITION without an SSD tier.
+  Result<uint32_t> SwapIn(std::string_view ns, PromptView prompt, uint32_t start_block);
+  /// Clean shutdown: writes every HOST block the SSD tier lacks to it (dropping the tier's own
+  /// coldest blocks when full), then syncs. Returns how many blocks were written. The pool keeps
+  /// serving. FAILED_PRECONDITION without an SSD tier.
+  Result<uint64_t> DemoteAll();
 
   // ---- Events --------------------------------------------------------------------------------
 
@@ -195,7 +260,26 @@ class MemPool {
  private:
   // Numbers and hands an event to the sink, if one is set.
   void EmitLocked(PoolEvent::Kind kind, const NamespaceState& ns,
-                  std::optional<BlockHash> parent, std::vector<BlockHash> hashes)
+                  std::optional<BlockHash> parent, std::vector<BlockHash> hashes,
+                  Tier tier = Tier::kHost) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // ---- Tiers (mempool_tiers.cc) ----
+  // Writes a HOST block to the SSD tier (unless it has it) and adds it to the DISK tree,
+  // dropping the tier's coldest leaves to make room.
+  Status WriteToDiskLocked(NamespaceState& ns, memory::Slot slot, bool sync)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops the SSD tier's coldest leaves (`prefer` first) until `bytes` more fit.
+  Status MakeDiskRoomLocked(NamespaceState& prefer, uint64_t bytes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes DISK-tree blocks (already gone from the store or to delete there) and emits
+  // kRemoved for those not on HOST.
+  void DropFromDiskLocked(NamespaceState& ns, std::vector<index::RemovedBlock>& removed,
+                          bool delete_from_store) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reads a DISK block into a fresh HOST slot and inserts it into the HOST tree (parent:
+  // `parent` if given, else the stored one). The slot is returned unpinned. RESOURCE_EXHAUSTED
+  // when no host memory can be freed; DATA_LOSS when the stored bytes are corrupt (the block
+  // and its DISK subtree are dropped).
+  Result<memory::Slot> PromoteLocked(NamespaceState& ns, const BlockHash& hash)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   struct HashedPrompt;
@@ -230,6 +314,7 @@ class MemPool {
   absl::flat_hash_map<uint32_t, NamespaceState*> namespaces_by_id_ ABSL_GUARDED_BY(mu_);
   uint32_t next_namespace_id_ ABSL_GUARDED_BY(mu_) = 1;
   LeaseTable leases_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<storage::BlockStore> store_ ABSL_GUARDED_BY(mu_);
   uint64_t expired_leases_ ABSL_GUARDED_BY(mu_) = 0;
   EventSink* event_sink_ ABSL_GUARDED_BY(mu_) = nullptr;
   uint64_t last_event_ ABSL_GUARDED_BY(mu_) = 0;

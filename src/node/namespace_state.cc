@@ -140,7 +140,8 @@ NamespaceStats NamespaceState::Snapshot() const {
   s.pinned_blocks = pinned_blocks;
   s.reserved_bytes = allocator_->reserved_blocks() * spec_.block_bytes;
   s.used_bytes = allocator_->used_blocks() * spec_.block_bytes;
-  s.index_bytes = tree_.MemoryBytes();
+  s.index_bytes = tree_.MemoryBytes() + disk_tree_.MemoryBytes();
+  s.disk_blocks = disk_tree_.size();
   return s;
 }
 

@@ -24,10 +24,12 @@ enum class BlockState : uint8_t { kFree, kAllocated, kCached, kDetached };
 
 struct BlockMeta {
   BlockHash hash;              ///< valid in kCached and kDetached
+  BlockHash parent;            ///< the hash before `hash` in its prompt, when has_parent
   uint64_t owner_lease = 0;    ///< the AllocMem lease, in kAllocated
   uint32_t pins = 0;           ///< read pins held by leases (keeps the bytes alive)
   uint16_t generation = 0;     ///< bumped on every free; part of the handle
   BlockState state = BlockState::kFree;
+  bool has_parent = false;     ///< kCached: `parent` is known (false for a prompt's first block)
   uint32_t seen_epoch = 0;     ///< ResolveAll's duplicate detector (see request_epoch_)
 };
 
@@ -42,8 +44,18 @@ class NamespaceState {
   uint32_t id() const { return id_; }
   const NamespaceSpec& spec() const { return spec_; }
   const BlockHasher& hasher() const { return hasher_; }
+  /// The HOST tier: blocks in pool memory (refs are block handles).
   index::PromptTree& tree() { return tree_; }
   const index::PromptTree& tree() const { return tree_; }
+  /// The DISK tier: exactly the blocks the SSD tier stores (refs unused, 0). A block may be in
+  /// both trees (promoted, or written durably); its tier is then HOST.
+  index::PromptTree& disk_tree() { return disk_tree_; }
+  const index::PromptTree& disk_tree() const { return disk_tree_; }
+  /// HOST if the block is in pool memory, else DISK if the SSD tier has it, else kNone.
+  Tier TierOf(const BlockHash& hash) const {
+    if (tree_.Contains(hash)) return Tier::kHost;
+    return disk_tree_.Contains(hash) ? Tier::kDisk : Tier::kNone;
+  }
   memory::BlockAllocator& allocator() { return *allocator_; }
   const memory::BlockAllocator& allocator() const { return *allocator_; }
   NamespaceStats& counters() { return counters_; }
@@ -92,6 +104,7 @@ class NamespaceState {
   BlockHasher hasher_;
   std::unique_ptr<memory::BlockAllocator> allocator_;
   index::PromptTree tree_;
+  index::PromptTree disk_tree_;
   std::vector<BlockMeta> meta_;
   // Bumped by every ResolveAll; a slot whose seen_epoch equals it was already named in the call.
   uint32_t request_epoch_ = 0;

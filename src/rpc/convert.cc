@@ -41,7 +41,8 @@ NamespaceSpec FromProto(const v1::NamespaceSpec& spec) {
 #define KVPOOL_NAMESPACE_STATS_FIELDS_(X)                                                   \
   X(allocated_blocks) X(cached_blocks) X(pinned_blocks) X(reserved_bytes) X(used_bytes)     \
   X(hit_blocks) X(miss_blocks) X(match_requests) X(inserted_blocks) X(deduplicated_blocks)  \
-  X(evicted_blocks) X(deleted_blocks) X(index_bytes)
+  X(evicted_blocks) X(deleted_blocks) X(index_bytes) X(disk_blocks) X(demoted_blocks)        \
+  X(promoted_blocks)
 
 void ToProto(const NamespaceStats& stats, v1::NamespaceStats* out) {
 #define KVPOOL_SET_(f) out->set_##f(stats.f);
@@ -122,6 +123,8 @@ void ToProto(const PoolStats& stats, v1::GetStatsResponse* out) {
   out->set_active_leases(stats.active_leases);
   out->set_expired_leases(stats.expired_leases);
   out->set_uptime_ms(stats.uptime_ms);
+  out->set_disk_capacity_bytes(stats.disk_capacity_bytes);
+  out->set_disk_used_bytes(stats.disk_used_bytes);
   for (const NamespaceInfo& ns : stats.namespaces) ToProto(ns, out->add_namespaces());
 }
 
@@ -136,6 +139,8 @@ PoolStats FromProto(const v1::GetStatsResponse& stats) {
   out.active_leases = stats.active_leases();
   out.expired_leases = stats.expired_leases();
   out.uptime_ms = stats.uptime_ms();
+  out.disk_capacity_bytes = stats.disk_capacity_bytes();
+  out.disk_used_bytes = stats.disk_used_bytes();
   for (const auto& ns : stats.namespaces()) out.namespaces.push_back(FromProto(ns));
   return out;
 }

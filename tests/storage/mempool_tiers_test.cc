@@ -1,1 +1,381 @@
+// The MemPool's DISK tier on a real BlockStore: demotion and promotion byte-exact, the prefix
+// property under mixed-tier eviction (randomised), concurrent reads while blocks are demoted,
+// recovery from the store, durable inserts and corrupt stored blocks.
 #include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <map>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "memory/host_arena.h"
+#include "node/mempool.h"
+#include "storage/block_store.h"
+#include "temp_dir.h"
+
+namespace kvpool::node {
+namespace {
+
+using storage::testing::ScratchDir;
+
+constexpr uint32_t kBlockTokens = 4;
+constexpr uint64_t kBlockBytes = 4096;
+
+struct FreeDeleter {
+  void operator()(uint8_t* p) const { std::free(p); }
+};
+
+std::vector<uint8_t> ContentOf(const BlockHash& hash) {
+  std::mt19937_64 rng(hash.lo ^ hash.hi);
+  std::vector<uint8_t> out(kBlockBytes);
+  for (size_t i = 0; i < out.size(); i += 8) {
+    const uint64_t v = rng();
+    for (size_t j = 0; j < 8; ++j) out[i + j] = static_cast<uint8_t>(v >> (8 * j));
+  }
+  return out;
+}
+
+class RecordingSink final : public EventSink {
+ public:
+  void OnEvent(PoolEvent event) override { events.push_back(std::move(event)); }
+  std::vector<PoolEvent> events;
+};
+
+// A pool of `host_blocks` 4 KiB blocks on memory the test can read, with an SSD tier of
+// `disk_blocks` blocks in `dir`, and a namespace "ns".
+struct TierPool {
+  TierPool(const std::string& dir, uint64_t host_blocks, uint64_t disk_blocks) {
+    const uint64_t bytes = host_blocks * kBlockBytes;
+    memory.reset(static_cast<uint8_t*>(std::aligned_alloc(4096, bytes)));
+    MemPoolOptions o;
+    o.huge_pages = false;
+    o.slab_bytes = 2 * kBlockBytes;
+    o.max_request_blocks = 1024;
+    auto arena = memory::HostArena::Adopt(memory.get(), bytes);
+    REQUIRE(arena.ok());
+    auto created = MemPool::Create(o, &clock, std::move(*arena));
+    REQUIRE(created.ok());
+    pool = std::move(*created);
+    storage::BlockStoreOptions so;
+    so.path = dir;
+    so.capacity_bytes = disk_blocks * kBlockBytes;
+    auto opened = storage::BlockStore::Open(so);
+    REQUIRE(opened.ok());
+    store = opened->get();
+    auto recovered = pool->AttachStore(std::move(*opened));
+    REQUIRE(recovered.ok());
+    recovery = *recovered;
+    REQUIRE(pool->CreateNamespace(NamespaceSpec{"ns", kBlockTokens, kBlockBytes, ""}).ok());
+  }
+
+  // Allocates, fills with ContentOf(hash) and inserts a whole prompt.
+  void Publish(const std::vector<uint32_t>& tokens, bool durable = false) {
+    const auto hashes = BlockHasher("ns", "", kBlockTokens).HashPrompt(tokens);
+    auto alloc = pool->AllocMem("ns", static_cast<uint32_t>(hashes.size()), Tier::kHost, 0);
+    REQUIRE(alloc.ok());
+    std::vector<BlockHandle> handles;
+    for (size_t i = 0; i < hashes.size(); ++i) {
+      const auto content = ContentOf(hashes[i]);
+      std::copy(content.begin(), content.end(), memory.get() + alloc->blocks[i].offset);
+      handles.push_back(alloc->blocks[i].handle);
+    }
+    auto ins = pool->Insert("ns", PromptView::Tokens(tokens), 0, handles, alloc->lease.id, false,
+                            durable);
+    REQUIRE(ins.ok());
+    REQUIRE(pool->Release(alloc->lease.id).ok());
+  }
+
+  std::vector<Tier> Tiers(const std::vector<uint32_t>& tokens) {
+    auto e = pool->Exists("ns", PromptView::Tokens(tokens));
+    REQUIRE(e.ok());
+    return e->tiers;
+  }
+
+  // Match with a lease and compare every returned block's bytes with its content. Returns the
+  // matched count.
+  uint32_t MatchAndVerify(const std::vector<uint32_t>& tokens) {
+    const auto hashes = BlockHasher("ns", "", kBlockTokens).HashPrompt(tokens);
+    auto m = pool->Match("ns", PromptView::Tokens(tokens), 0, true, 0);
+    REQUIRE(m.ok());
+    for (uint32_t i = 0; i < m->matched_blocks; ++i) {
+      const BlockLocation& b = m->blocks[i];
+      REQUIRE(b.tier == Tier::kHost);
+      const auto content = ContentOf(hashes[i]);
+      REQUIRE(std::equal(content.begin(), content.end(), memory.get() + b.offset));
+    }
+    if (m->lease.id != 0) REQUIRE(pool->Release(m->lease.id).ok());
+    return m->matched_blocks;
+  }
+
+  ManualClock clock;
+  std::unique_ptr<uint8_t, FreeDeleter> memory;
+  std::unique_ptr<MemPool> pool;
+  storage::BlockStore* store = nullptr;  // owned by the pool
+  RecoveryStats recovery;
+};
+
+std::vector<uint32_t> Prompt(uint32_t seed, size_t blocks) {
+  std::vector<uint32_t> t(blocks * kBlockTokens);
+  for (size_t i = 0; i < t.size(); ++i) t[i] = seed * 100'000 + static_cast<uint32_t>(i);
+  return t;
+}
+
+TEST_CASE("Tiers: SwapOut demotes and Match with a lease promotes, byte-exact", "[storage]") {
+  ScratchDir dir;
+  TierPool p(dir.File("ssd"), 16, 64);
+  const auto prompt = Prompt(1, 6);
+  p.Publish(prompt);
+  CHECK(p.Tiers(prompt) == std::vector<Tier>(6, Tier::kHost));
+
+  auto out = p.pool->SwapOut("ns", 4);
+  REQUIRE(out.ok());
+  CHECK(out->demoted_blocks == 4);
+  CHECK(out->dropped_blocks == 0);
+  // Deepest first: the prompt reads HOST then DISK.
+  CHECK(p.Tiers(prompt) == std::vector<Tier>{Tier::kHost, Tier::kHost, Tier::kDisk, Tier::kDisk,
+                                             Tier::kDisk, Tier::kDisk});
+  // The freed slots are reused by another prompt: promotion must read the SSD tier.
+  p.Publish(Prompt(99, 4));
+  CHECK(p.MatchAndVerify(prompt) == 6);
+  CHECK(p.Tiers(prompt) == std::vector<Tier>(6, Tier::kHost));
+  CHECK(p.MatchAndVerify(Prompt(99, 4)) == 4);
+}
+
+TEST_CASE("Tiers: a DISK block is reported without a lease and promoted with one", "[storage]") {
+  ScratchDir dir;
+  TierPool p(dir.File("ssd"), 16, 64);
+  const auto prompt = Prompt(2, 5);
+  p.Publish(prompt);
+  REQUIRE(p.pool->SwapOut("ns", 5)->demoted_blocks == 5);
+  CHECK(p.Tiers(prompt) == std::vector<Tier>(5, Tier::kDisk));
+  std::fill(p.memory.get(), p.memory.get() + 16 * kBlockBytes, uint8_t{0xee});
+
+  auto peek = p.pool->Match("ns", PromptView::Tokens(prompt), 0, false, 0);
+  REQUIRE(peek.ok());
+  CHECK(peek->matched_blocks == 5);
+  for (const auto& b : peek->blocks) {
+    CHECK(b.tier == Tier::kDisk);
+    CHECK(b.handle == 0);
+  }
+  CHECK(p.MatchAndVerify(prompt) == 5);
+  CHECK(p.Tiers(prompt) == std::vector<Tier>(5, Tier::kHost));
+  const auto stats = p.pool->GetNamespace("ns")->stats;
+  CHECK(stats.promoted_blocks == 5);
+  CHECK(stats.demoted_blocks == 5);
+  CHECK(stats.disk_blocks == 5);  // the SSD tier keeps its copies
+  // Demoting again writes nothing new.
+  const uint64_t used = p.store->used_bytes();
+  REQUIRE(p.pool->SwapOut("ns", 5)->demoted_blocks == 5);
+  CHECK(p.store->used_bytes() == used);
+  CHECK(p.MatchAndVerify(prompt) == 5);
+}
+
+TEST_CASE("Tiers: host pressure demotes instead of dropping, until the SSD tier is full",
+          "[storage]") {
+  ScratchDir dir;
+  TierPool p(dir.File("ssd"), 8, 8);
+  std::vector<std::vector<uint32_t>> prompts;
+  for (uint32_t i = 0; i < 4; ++i) {
+    prompts.push_back(Prompt(10 + i, 4));
+    p.Publish(prompts.back());
+  }
+  // 16 blocks published, 8 fit in memory, 8 on the SSD tier: nothing lost yet.
+  for (const auto& prompt : prompts) {
+    for (Tier t : p.Tiers(prompt)) CHECK(t != Tier::kNone);
+  }
+  CHECK(p.pool->GetStats().disk_used_bytes == 8 * kBlockBytes);
+  // One more prompt: the SSD tier drops its coldest blocks (the first prompt's).
+  p.Publish(Prompt(20, 4));
+  CHECK(p.Tiers(prompts[0]) == std::vector<Tier>(4, Tier::kNone));
+  for (size_t i = 0; i < prompts.size(); ++i) CHECK(p.MatchAndVerify(prompts[i]) <= 4);
+  CHECK(p.MatchAndVerify(Prompt(20, 4)) == 4);
+}
+
+TEST_CASE("Tiers: the prefix property holds under randomised mixed-tier eviction", "[storage]") {
+  ScratchDir dir;
+  TierPool p(dir.File("ssd"), 16, 24);
+  std::mt19937 rng(20260611);
+  std::vector<std::vector<uint32_t>> prompts;
+  for (uint32_t i = 0; i < 16; ++i) {
+    std::vector<uint32_t> t;
+    if (!prompts.empty() && rng() % 2 == 0) {
+      const auto& base = prompts[rng() % prompts.size()];
+      const size_t keep = (1 + rng() % (base.size() / kBlockTokens)) * kBlockTokens;
+      t.assign(base.begin(), base.begin() + static_cast<ptrdiff_t>(keep));
+    }
+    const size_t extra = 1 + rng() % 5;
+    for (size_t j = 0; j < extra * kBlockTokens; ++j) t.push_back(i * 1'000'000 + rng() % 1000);
+    prompts.push_back(std::move(t));
+  }
+  for (int step = 0; step < 400; ++step) {
+    const auto& prompt = prompts[rng() % prompts.size()];
+    switch (rng() % 5) {
+      case 0:
+      case 1:
+        p.Publish(prompt);
+        for (Tier t : p.Tiers(prompt)) REQUIRE(t == Tier::kHost);
+        break;
+      case 2:
+        p.MatchAndVerify(prompt);
+        break;
+      case 3:
+        REQUIRE(p.pool->SwapOut("ns", 1 + rng() % 4).ok());
+        break;
+      default:
+        REQUIRE(p.pool->Evict("", 1 + rng() % 3).ok());
+        break;
+    }
+    // Along every prompt: no hole, and HOST blocks before DISK ones.
+    for (const auto& q : prompts) {
+      const auto tiers = p.Tiers(q);
+      for (size_t i = 1; i < tiers.size(); ++i) {
+        INFO("step " << step << " block " << i);
+        if (tiers[i - 1] == Tier::kNone) REQUIRE(tiers[i] == Tier::kNone);
+        if (tiers[i - 1] == Tier::kDisk) REQUIRE(tiers[i] != Tier::kHost);
+      }
+    }
+    REQUIRE(p.pool->GetStats().disk_used_bytes <= 24 * kBlockBytes);
+  }
+  for (const auto& q : prompts) p.MatchAndVerify(q);
+}
+
+TEST_CASE("Tiers: reads stay byte-exact while the same blocks are demoted concurrently",
+          "[storage]") {
+  ScratchDir dir;
+  TierPool p(dir.File("ssd"), 16, 64);
+  const auto prompt = Prompt(3, 8);
+  p.Publish(prompt);
+  std::atomic<bool> stop{false};
+  std::thread demoter([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      p.pool->SwapOut("ns", 8).status().IgnoreError();
+      std::this_thread::yield();
+    }
+  });
+  const auto hashes = BlockHasher("ns", "", kBlockTokens).HashPrompt(prompt);
+  int full_matches = 0;
+  for (int i = 0; i < 300; ++i) {
+    auto m = p.pool->Match("ns", PromptView::Tokens(prompt), 0, true, 0);
+    REQUIRE(m.ok());
+    if (m->lease.id == 0) continue;
+    // Pinned: the demoter cannot take these blocks until the lease is released.
+    std::vector<BlockHandle> handles;
+    for (const auto& b : m->blocks) handles.push_back(b.handle);
+    auto resolved = p.pool->ResolveLeased(m->lease.id, handles, BlockAccess::kRead, true);
+    REQUIRE(resolved.ok());
+    for (size_t j = 0; j < handles.size(); ++j) {
+      const auto content = ContentOf(hashes[j]);
+      REQUIRE(resolved->checksums[j] == BlockChecksum(content.data(), content.size()));
+    }
+    full_matches += m->matched_blocks == 8 ? 1 : 0;
+    REQUIRE(p.pool->Release(m->lease.id).ok());
+  }
+  stop = true;
+  demoter.join();
+  CHECK(full_matches == 300);
+}
+
+TEST_CASE("Tiers: tier changes are events and snapshots name each block's tier", "[storage]") {
+  ScratchDir dir;
+  TierPool p(dir.File("ssd"), 16, 64);
+  RecordingSink sink;
+  p.pool->SetEventSink(&sink);
+  const auto prompt = Prompt(4, 3);
+  p.Publish(prompt);
+  REQUIRE(p.pool->SwapOut("ns", 2)->demoted_blocks == 2);
+  auto snapshot = p.pool->Snapshot();
+  REQUIRE(snapshot.namespaces.size() == 1);
+  std::map<Tier, int> count;
+  for (Tier t : snapshot.namespaces[0].tiers) ++count[t];
+  CHECK(count[Tier::kHost] == 1);
+  CHECK(count[Tier::kDisk] == 2);
+  CHECK(p.MatchAndVerify(prompt) == 3);
+  p.pool->SetEventSink(nullptr);
+  REQUIRE(sink.events.size() >= 3);
+  CHECK(sink.events[0].kind == PoolEvent::Kind::kStored);
+  CHECK(sink.events[1].kind == PoolEvent::Kind::kTierChanged);
+  CHECK(sink.events[1].tier == Tier::kDisk);
+  CHECK(sink.events[1].hashes.size() == 2);
+  CHECK(sink.events.back().kind == PoolEvent::Kind::kTierChanged);
+  CHECK(sink.events.back().tier == Tier::kHost);
+  CHECK(snapshot.last_event == 2);
+}
+
+TEST_CASE("Tiers: the index comes back from the SSD tier after a restart", "[storage]") {
+  ScratchDir dir;
+  const auto a = Prompt(5, 4);
+  const auto b = Prompt(6, 3);
+  std::vector<Tier> before;
+  {
+    TierPool p(dir.File("ssd"), 16, 64);
+    p.Publish(b, /*durable=*/true);  // synced, without a shutdown demotion
+    p.Publish(a);
+    REQUIRE(p.pool->SwapOut("ns", 2)->demoted_blocks == 2);  // b's last two: the coldest
+    before = p.Tiers(a);
+    CHECK(before == std::vector<Tier>(4, Tier::kHost));
+  }
+  {
+    TierPool p(dir.File("ssd"), 16, 64);
+    CHECK(p.recovery.namespaces == 1);
+    CHECK(p.recovery.blocks == 3);  // b only: a was never written
+    CHECK(p.Tiers(a) == std::vector<Tier>(4, Tier::kNone));
+    CHECK(p.Tiers(b) == std::vector<Tier>(3, Tier::kDisk));
+    CHECK(p.MatchAndVerify(b) == 3);
+    p.Publish(a);
+    auto demoted = p.pool->DemoteAll();
+    REQUIRE(demoted.ok());
+    CHECK(*demoted == 4);  // b's blocks are there already
+  }
+  TierPool p(dir.File("ssd"), 16, 64);
+  CHECK(p.recovery.blocks == 7);
+  CHECK(p.Tiers(a) == std::vector<Tier>(4, Tier::kDisk));
+  CHECK(p.MatchAndVerify(a) == 4);
+  CHECK(p.MatchAndVerify(b) == 3);
+  // The namespace came back with its spec: another spec is a conflict.
+  CHECK(p.pool->CreateNamespace(NamespaceSpec{"ns", 8, kBlockBytes, ""}).status().code() ==
+        StatusCode::kAlreadyExists);
+}
+
+TEST_CASE("Tiers: a corrupt stored block is dropped with its DISK descendants, never served",
+          "[storage]") {
+  ScratchDir dir;
+  TierPool p(dir.File("ssd"), 16, 64);
+  const auto prompt = Prompt(7, 5);
+  p.Publish(prompt);
+  REQUIRE(p.pool->SwapOut("ns", 5)->demoted_blocks == 5);
+  const auto hashes = BlockHasher("ns", "", kBlockTokens).HashPrompt(prompt);
+  std::vector<uint8_t> garbage(kBlockBytes, 0x42);
+  REQUIRE(p.store->OverwriteBytesForTesting("ns", hashes[2], garbage).ok());
+  CHECK(p.MatchAndVerify(prompt) == 2);
+  CHECK(p.Tiers(prompt) == std::vector<Tier>{Tier::kHost, Tier::kHost, Tier::kNone,
+                                             Tier::kNone, Tier::kNone});
+  CHECK(!p.store->Contains("ns", hashes[3]));
+}
+
+TEST_CASE("Tiers: durable inserts and swaps need an SSD tier", "[storage]") {
+  MemPoolOptions o;
+  o.capacity_bytes = 16 * kBlockBytes;
+  o.huge_pages = false;
+  ManualClock clock;
+  auto pool = MemPool::Create(o, &clock);
+  REQUIRE(pool.ok());
+  REQUIRE((*pool)->CreateNamespace(NamespaceSpec{"ns", kBlockTokens, kBlockBytes, ""}).ok());
+  auto alloc = (*pool)->AllocMem("ns", 1, Tier::kHost, 0);
+  REQUIRE(alloc.ok());
+  const auto prompt = Prompt(8, 1);
+  const BlockHandle h = alloc->blocks[0].handle;
+  auto ins = (*pool)->Insert("ns", PromptView::Tokens(prompt), 0, std::span(&h, 1),
+                             alloc->lease.id, false, /*durable=*/true);
+  CHECK(ins.status().code() == StatusCode::kFailedPrecondition);
+  CHECK((*pool)->Exists("ns", PromptView::Tokens(prompt))->present_blocks == 0);
+  CHECK((*pool)->SwapOut("ns", 1).status().code() == StatusCode::kFailedPrecondition);
+  CHECK((*pool)->SwapIn("ns", PromptView::Tokens(prompt), 0).status().code() ==
+        StatusCode::kFailedPrecondition);
+  CHECK((*pool)->SwapOut("ns", 0).status().code() == StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace kvpool::node

@@ -1,0 +1,209 @@
+// MemPool's DISK tier: demotion, promotion, SwapOut/SwapIn, recovery and the shutdown demotion
+// (docs/storage.md). Every helper runs under the pool's lock; SSD I/O happens under it too,
+// which keeps the index and the store in step at the cost of serialising tier moves.
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "common/logging.h"
+#include "common/quote.h"
+#include "node/block_handle.h"
+#include "node/mempool.h"
+#include "storage/block_store.h"
+
+namespace kvpool::node {
+namespace {
+
+Status NoStore() {
+  return FailedPreconditionError(
+      "this node has no SSD tier (start kvpoold with --data-dir and --disk-capacity)");
+}
+
+std::optional<BlockHash> ParentOf(const BlockMeta& m) {
+  return m.has_parent ? std::optional<BlockHash>(m.parent) : std::nullopt;
+}
+
+}  // namespace
+
+void MemPool::DropFromDiskLocked(NamespaceState& ns, std::vector<index::RemovedBlock>& removed,
+                                 bool delete_from_store) {
+  std::vector<BlockHash> gone;
+  for (const auto& block : removed) {
+    if (delete_from_store) store_->Delete(ns.spec().name, block.hash).IgnoreError();
+    if (!ns.tree().Contains(block.hash)) gone.push_back(block.hash);
+  }
+  ns.counters().evicted_blocks += gone.size();
+  EmitLocked(PoolEvent::Kind::kRemoved, ns, std::nullopt, std::move(gone));
+}
+
+Status MemPool::MakeDiskRoomLocked(NamespaceState& prefer, uint64_t bytes) {
+  while (store_->used_bytes() + bytes > store_->capacity_bytes()) {
+    const uint64_t over = store_->used_bytes() + bytes - store_->capacity_bytes();
+    std::vector<index::RemovedBlock> removed;
+    NamespaceState* victim = nullptr;
+    // The SSD tier's own LRU: this namespace's coldest DISK leaves first, then others'.
+    const uint64_t want = std::max<uint64_t>(1, over / prefer.spec().block_bytes);
+    if (prefer.disk_tree().Evict(want, &removed) > 0) {
+      victim = &prefer;
+    } else {
+      for (auto& [name, other] : namespaces_) {
+        const uint64_t n = std::max<uint64_t>(1, over / other->spec().block_bytes);
+        if (other->disk_tree().Evict(n, &removed) > 0) {
+          victim = other.get();
+          break;
+        }
+      }
+    }
+    if (victim == nullptr) {
+      return ResourceExhaustedError("the SSD tier is full (" +
+                                    std::to_string(store_->used_bytes()) + " of " +
+                                    std::to_string(store_->capacity_bytes()) +
+                                    " bytes) and holds no block it may drop for " +
+                                    std::to_string(bytes) + " more bytes");
+    }
+    DropFromDiskLocked(*victim, removed, /*delete_from_store=*/true);
+  }
+  return Status::Ok();
+}
+
+Status MemPool::WriteToDiskLocked(NamespaceState& ns, memory::Slot slot, bool sync) {
+  const BlockMeta& m = ns.meta(slot);
+  if (ns.disk_tree().Contains(m.hash)) return sync ? store_->Sync() : Status::Ok();
+  const uint64_t bytes = ns.spec().block_bytes;
+  KVPOOL_RETURN_IF_ERROR(MakeDiskRoomLocked(ns, bytes));
+  const uint8_t* data = arena_->base() + ns.allocator().ArenaOffset(slot);
+  KVPOOL_RETURN_IF_ERROR(
+      store_->Put(ns.spec().name, m.hash, ParentOf(m), std::span(data, bytes), sync));
+  std::vector<index::InsertOutcome> outcome;
+  const index::BlockRef none = 0;
+  ns.disk_tree().Insert(ParentOf(m), std::span(&m.hash, 1), std::span(&none, 1), &outcome);
+  return Status::Ok();
+}
+
+Result<memory::Slot> MemPool::PromoteLocked(NamespaceState& ns, const BlockHash& hash) {
+  // Pinned in the DISK tree while host memory is made room for: that may demote other blocks,
+  // and the SSD tier must not drop this one to take them.
+  ns.disk_tree().Pin(hash);
+  std::vector<memory::Slot> slots;
+  const Status allocated = AllocateWithEvictionLocked(ns, 1, /*lease_id=*/0, &slots);
+  ns.disk_tree().Unpin(hash);
+  KVPOOL_RETURN_IF_ERROR(allocated);
+  const memory::Slot slot = slots[0];
+  uint8_t* data = arena_->base() + ns.allocator().ArenaOffset(slot);
+  Result<std::optional<BlockHash>> parent =
+      store_->Get(ns.spec().name, hash, std::span(data, ns.spec().block_bytes));
+  if (!parent.ok()) {
+    ns.FreeBlock(slot);
+    if (parent.status().code() != StatusCode::kDataLoss) return parent.status();
+    KVPOOL_LOG(ERROR) << "dropping block " << hash.ToHex() << " of namespace "
+                      << Quote(ns.spec().name) << " and its DISK descendants: "
+                      << parent.status();
+    std::vector<index::RemovedBlock> removed;
+    ns.disk_tree().Delete(hash, &removed);
+    DropFromDiskLocked(ns, removed, /*delete_from_store=*/true);
+    return parent.status();
+  }
+  BlockMeta& m = ns.meta(slot);
+  m.state = BlockState::kCached;
+  m.owner_lease = 0;
+  m.hash = hash;
+  m.has_parent = parent->has_value();
+  m.parent = parent->value_or(BlockHash{});
+  --ns.allocated_blocks;
+  const index::BlockRef ref = ns.HandleOf(slot);
+  std::vector<index::InsertOutcome> outcome;
+  ns.tree().Insert(*parent, std::span(&hash, 1), std::span(&ref, 1), &outcome);
+  ++ns.counters().promoted_blocks;
+  EmitLocked(PoolEvent::Kind::kTierChanged, ns, std::nullopt, {hash}, Tier::kHost);
+  return slot;
+}
+
+Result<RecoveryStats> MemPool::AttachStore(std::unique_ptr<storage::BlockStore> store) {
+  if (store == nullptr) return InvalidArgumentError("AttachStore: store must not be null");
+  {
+    absl::MutexLock lock(&mu_);
+    if (store_ != nullptr) return FailedPreconditionError("an SSD tier is attached already");
+  }
+  RecoveryStats stats;
+  KVPOOL_ASSIGN_OR_RETURN(std::vector<NamespaceSpec> specs, store->ListNamespaces());
+  for (const NamespaceSpec& spec : specs) {
+    Result<std::pair<NamespaceInfo, bool>> created = CreateNamespace(spec);
+    if (!created.ok()) {
+      return FailedPreconditionError("the SSD tier at " + Quote(store->path()) +
+                                     " holds namespace " + Quote(spec.name) +
+                                     " that this node cannot take: " +
+                                     created.status().message());
+    }
+    ++stats.namespaces;
+  }
+  absl::MutexLock lock(&mu_);
+  store_ = std::move(store);
+  std::vector<std::pair<std::string, BlockHash>> orphans;
+  const index::BlockRef none = 0;
+  std::vector<index::InsertOutcome> outcome;
+  KVPOOL_RETURN_IF_ERROR(store_->Scan([&](const storage::StoredBlockInfo& b) {
+    auto it = namespaces_.find(b.ns);
+    if (it == namespaces_.end() || it->second->spec().block_bytes != b.size_bytes) {
+      orphans.emplace_back(b.ns, b.hash);
+      return;
+    }
+    it->second->disk_tree().Insert(b.parent, std::span(&b.hash, 1), std::span(&none, 1),
+                                   &outcome);
+    ++stats.blocks;
+  }));
+  for (const auto& [ns, hash] : orphans) store_->Delete(ns, hash).IgnoreError();
+  stats.dropped_blocks = orphans.size();
+  return stats;
+}
+
+bool MemPool::has_store() {
+  absl::MutexLock lock(&mu_);
+  return store_ != nullptr;
+}
+
+Result<SwapOutResult> MemPool::SwapOut(std::string_view ns_name, uint64_t n_blocks) {
+  if (n_blocks == 0) return InvalidArgumentError("n_blocks must be > 0");
+  absl::MutexLock lock(&mu_);
+  ExpireLeasesLocked();
+  KVPOOL_ASSIGN_OR_RETURN(NamespaceState * ns, FindNamespaceLocked(ns_name));
+  if (store_ == nullptr) return NoStore();
+  const uint64_t dropped_before = ns->counters().evicted_blocks;
+  const uint64_t moved = EvictFromLocked(*ns, n_blocks);
+  ns->allocator().ReleaseEmptySlabs();
+  SwapOutResult out;
+  out.dropped_blocks = ns->counters().evicted_blocks - dropped_before;
+  out.demoted_blocks = moved - std::min(moved, out.dropped_blocks);
+  return out;
+}
+
+Result<uint64_t> MemPool::DemoteAll() {
+  absl::MutexLock lock(&mu_);
+  if (store_ == nullptr) return NoStore();
+  uint64_t written = 0;
+  Status first_error;
+  for (auto& [name, ns] : namespaces_) {
+    std::vector<memory::Slot> slots;
+    slots.reserve(ns->tree().size());
+    // Parents before children, so the SSD tier's LRU drops children first if it must.
+    ns->tree().ForEach([&](const BlockHash&, const std::optional<BlockHash>&,
+                           index::BlockRef ref) { slots.push_back(DecodeHandle(ref).slot); });
+    for (memory::Slot slot : slots) {
+      if (ns->disk_tree().Contains(ns->meta(slot).hash)) continue;
+      const Status st = WriteToDiskLocked(*ns, slot, /*sync=*/false);
+      if (!st.ok()) {
+        if (first_error.ok()) first_error = st;
+        continue;
+      }
+      ++written;
+    }
+  }
+  KVPOOL_RETURN_IF_ERROR(store_->Sync());
+  if (!first_error.ok() && written == 0) return first_error;
+  if (!first_error.ok()) {
+    KVPOOL_LOG(WARNING) << "shutdown demotion wrote " << written
+                        << " blocks; some could not be written: " << first_error;
+  }
+  return written;
+}
+
+}  // namespace kvpool::node
