@@ -19,3 +19,14 @@ write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/kvpoolConfigVersion
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/kvpoolConfig.cmake
               ${CMAKE_CURRENT_BINARY_DIR}/kvpoolConfigVersion.cmake
         DESTINATION ${KVPOOL_CMAKE_DIR})
+
+# Operator files: the binaries install themselves (daemon/, client/kvpoolctl/, bench/); the
+# systemd units, the kvpool system user and the sample configs are written at install time, so
+# the units name the prefix actually used (deploy/cmake/install_operator_files.cmake).
+install(CODE "
+  set(KVPOOL_SOURCE_DIR \"${PROJECT_SOURCE_DIR}\")
+  set(KVPOOL_BINARY_DIR \"${PROJECT_BINARY_DIR}\")
+  set(KVPOOL_INSTALL_BINDIR \"${CMAKE_INSTALL_BINDIR}\")")
+install(SCRIPT ${PROJECT_SOURCE_DIR}/deploy/cmake/install_operator_files.cmake)
+install(FILES ${PROJECT_SOURCE_DIR}/docs/operations.md ${PROJECT_SOURCE_DIR}/docs/configuration.md
+        DESTINATION ${CMAKE_INSTALL_DOCDIR})
