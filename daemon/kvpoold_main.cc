@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <chrono>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -21,6 +22,7 @@
 #include "daemon/shutdown_signal.h"
 #include "memory/host_arena.h"
 #include "node/mempool.h"
+#include "storage/block_store.h"
 #include "rpc/security.h"
 #include "transport/transfer_engine.h"
 
@@ -35,6 +37,26 @@ Status PrepareDataDir(const std::string& dir) {
   return Status::Ok();
 }
 
+
+// Opens the SSD tier in data_dir/ssd and rebuilds the pool's DISK index and namespaces from it.
+Status AttachSsdTier(const KvpooldOptions& opts, node::MemPool* pool) {
+  storage::BlockStoreOptions sopts;
+  sopts.path = (std::filesystem::path(opts.data_dir) / "ssd").string();
+  sopts.capacity_bytes = opts.disk_capacity_bytes;
+  const auto start = std::chrono::steady_clock::now();
+  KVPOOL_ASSIGN_OR_RETURN(std::unique_ptr<storage::BlockStore> store,
+                          storage::BlockStore::Open(sopts));
+  const uint64_t used = store->used_bytes();
+  KVPOOL_ASSIGN_OR_RETURN(node::RecoveryStats recovered, pool->AttachStore(std::move(store)));
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - start).count();
+  KVPOOL_LOG(INFO) << "SSD tier at " << sopts.path << ": capacity="
+                   << FormatBytes(opts.disk_capacity_bytes) << " used=" << FormatBytes(used)
+                   << " recovered namespaces=" << recovered.namespaces
+                   << " blocks=" << recovered.blocks << " dropped=" << recovered.dropped_blocks
+                   << " in " << ms << " ms";
+  return Status::Ok();
+}
 
 // Creates the UCX engine, allocates the pool arena through it (UCX may place it in shared memory
 // that same-host peers map directly) and builds the pool on that memory.
@@ -88,6 +110,12 @@ int Run(const KvpooldOptions& opts) {
   if (!pool.ok()) {
     KVPOOL_LOG(ERROR) << "cannot create the pool: " << pool.status();
     return 1;
+  }
+  if (opts.disk_capacity_bytes > 0) {
+    if (Status st = AttachSsdTier(opts, pool->get()); !st.ok()) {
+      KVPOOL_LOG(ERROR) << "cannot open the SSD tier: " << st;
+      return 1;
+    }
   }
   // Node-to-node transfers: peers from --peer, else from the scheduler.
   std::unique_ptr<PeerDirectory> peers;
@@ -158,6 +186,7 @@ int Run(const KvpooldOptions& opts) {
       popts.node_id = opts.pool.node_id;
       popts.node_address = WithPort(opts.listen, port);
       popts.capacity_bytes = opts.pool.capacity_bytes;
+      popts.disk_capacity_bytes = opts.disk_capacity_bytes;
       if (endpoint.has_value()) popts.ucx_worker_address = endpoint->worker_address;
       popts.heartbeat_interval_ms = opts.scheduler_heartbeat_ms;
       publisher = std::make_unique<EventPublisher>(std::move(popts), pool->get());
@@ -169,6 +198,16 @@ int Run(const KvpooldOptions& opts) {
     server->Shutdown(std::chrono::system_clock::now() +
                      std::chrono::milliseconds(opts.shutdown_grace_ms));
     server->Wait();
+    // No call can insert any more: HOST blocks go to the SSD tier, and the scheduler (still
+    // connected) hears of the tier change.
+    if (opts.demote_on_shutdown && (*pool)->has_store()) {
+      Result<uint64_t> demoted = (*pool)->DemoteAll();
+      if (demoted.ok()) {
+        KVPOOL_LOG(INFO) << "shutdown demotion: " << *demoted << " blocks written to the SSD tier";
+      } else {
+        KVPOOL_LOG(ERROR) << "shutdown demotion failed: " << demoted.status();
+      }
+    }
   }
   KVPOOL_LOG(INFO) << "kvpoold stopped";
   return 0;

@@ -22,6 +22,10 @@ std::string Hostname() {
 }  // namespace
 
 Status KvpooldOptions::Validate() const {
+  if (disk_capacity_bytes > 0 && data_dir.empty()) {
+    return InvalidArgumentError("disk-capacity " + std::to_string(disk_capacity_bytes) +
+                                " needs a data-dir for the SSD tier");
+  }
   KVPOOL_RETURN_IF_ERROR(ValidateListenAddress(listen));
   KVPOOL_RETURN_IF_ERROR(ValidateMaxMessageBytes(max_message_bytes));
   if (lease_sweep_interval_ms == 0) return InvalidArgumentError("lease-sweep-ms must be > 0");
@@ -63,6 +67,12 @@ Result<std::optional<KvpooldOptions>> ParseKvpooldArgs(int argc, const char* con
       ->capture_default_str();
   app.add_option("--port-file", opts.port_file, "Write the chosen port to this file once serving");
   app.add_option("--data-dir", opts.data_dir, "Directory for persistent state (created if missing)");
+  std::string disk_capacity = "0";
+  app.add_option("--disk-capacity", disk_capacity,
+                 "Bytes of block data the SSD tier in --data-dir may hold (0: no SSD tier)")
+      ->capture_default_str();
+  app.add_flag("--demote-on-shutdown,!--no-demote-on-shutdown", opts.demote_on_shutdown,
+               "On SIGTERM/SIGINT, write host-memory blocks to the SSD tier first (default on)");
   // The last --node-id wins, so a launcher's default can be overridden by extra flags.
   app.add_option("--node-id", node_id, "Name of this node in stats (default: the hostname)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
@@ -124,6 +134,7 @@ Result<std::optional<KvpooldOptions>> ParseKvpooldArgs(int argc, const char* con
 
   KVPOOL_ASSIGN_OR_RETURN(opts.pool.capacity_bytes, ParseBytes(capacity));
   KVPOOL_ASSIGN_OR_RETURN(opts.pool.slab_bytes, ParseBytes(slab));
+  KVPOOL_ASSIGN_OR_RETURN(opts.disk_capacity_bytes, ParseBytes(disk_capacity));
   KVPOOL_ASSIGN_OR_RETURN(opts.max_message_bytes, ParseBytes(max_message));
   if (!ParseLogLevel(log_level, &opts.log_level)) {
     return InvalidArgumentError("log-level must be debug, info, warning or error, got '" +

@@ -20,8 +20,14 @@ struct KvpooldOptions {
   std::string listen = "127.0.0.1:7700";
   /// If set, the chosen port is written to this file (atomically) once serving. Default: unset.
   std::string port_file;
-  /// Directory for the node's persistent state (created if missing). Default: unset (none).
+  /// Directory for the node's persistent state (created if missing); the SSD tier lives in
+  /// data_dir/ssd. Default: unset (none).
   std::string data_dir;
+  /// Bytes of block data the SSD tier may hold (docs/storage.md); 0: no SSD tier. Needs
+  /// data_dir. Default: 0.
+  uint64_t disk_capacity_bytes = 0;
+  /// On SIGTERM/SIGINT, write the HOST blocks to the SSD tier before exiting. Default: true.
+  bool demote_on_shutdown = true;
   /// Largest gRPC message accepted, in bytes. Default: 64 MiB.
   uint64_t max_message_bytes = 64ull << 20;
   /// How often expired leases are swept when the pool is idle, in ms. Default: 1000.
