@@ -785,7 +785,10 @@ PoolSnapshot MemPool::Snapshot() {
   absl::MutexLock lock(&mu_);
   PoolSnapshot out;
   out.last_event = last_event_;
-  for (const auto& [name, ns] : namespaces_) {
+  // Named references, not structured bindings: clang 14 cannot capture bindings in lambdas.
+  for (const auto& named : namespaces_) {
+    const std::string& name = named.first;
+    const auto& ns = named.second;
     PoolSnapshot::Namespace entry;
     entry.ns = name;
     entry.hashes.reserve(ns->tree().size());

@@ -142,6 +142,7 @@ Result<RecoveryStats> MemPool::AttachStore(std::unique_ptr<storage::BlockStore> 
   const index::BlockRef none = 0;
   std::vector<index::InsertOutcome> outcome;
   KVPOOL_RETURN_IF_ERROR(store_->Scan([&](const storage::StoredBlockInfo& b) {
+    mu_.AssertHeld();  // Scan calls back on this thread, under the lock taken above.
     auto it = namespaces_.find(b.ns);
     if (it == namespaces_.end() || it->second->spec().block_bytes != b.size_bytes) {
       orphans.emplace_back(b.ns, b.hash);
