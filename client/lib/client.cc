@@ -104,7 +104,7 @@ Result<uint32_t> Client::FreeMem(std::string_view ns, uint64_t lease_id,
 
 Result<InsertResult> Client::Insert(std::string_view ns, PromptView prompt, uint32_t start_block,
                                     std::span<const BlockHandle> handles, uint64_t lease_id,
-                                    bool keep_pinned) {
+                                    bool keep_pinned, bool durable) {
   v1::InsertRequest req;
   req.set_namespace_(std::string(ns));
   rpc::ToProto(prompt, req.mutable_prompt());
@@ -112,6 +112,7 @@ Result<InsertResult> Client::Insert(std::string_view ns, PromptView prompt, uint
   req.mutable_handles()->Add(handles.begin(), handles.end());
   req.set_lease_id(lease_id);
   req.set_keep_pinned(keep_pinned);
+  req.set_durable(durable);
   v1::InsertResponse resp;
   KVPOOL_RETURN_IF_ERROR(impl_->Call(&v1::MemPool::Stub::Insert, req, &resp));
   InsertResult out;
@@ -209,6 +210,25 @@ Result<uint64_t> Client::Evict(std::string_view ns, uint64_t n_blocks) {
   v1::EvictResponse resp;
   KVPOOL_RETURN_IF_ERROR(impl_->Call(&v1::MemPool::Stub::Evict, req, &resp));
   return resp.evicted_blocks();
+}
+
+Result<uint64_t> Client::SwapOut(std::string_view ns, uint64_t n_blocks) {
+  v1::SwapOutRequest req;
+  req.set_namespace_(std::string(ns));
+  req.set_n_blocks(n_blocks);
+  v1::SwapOutResponse resp;
+  KVPOOL_RETURN_IF_ERROR(impl_->Call(&v1::MemPool::Stub::SwapOut, req, &resp));
+  return resp.demoted_blocks();
+}
+
+Result<uint32_t> Client::SwapIn(std::string_view ns, PromptView prompt, uint32_t start_block) {
+  v1::SwapInRequest req;
+  req.set_namespace_(std::string(ns));
+  rpc::ToProto(prompt, req.mutable_prompt());
+  req.set_start_block(start_block);
+  v1::SwapInResponse resp;
+  KVPOOL_RETURN_IF_ERROR(impl_->Call(&v1::MemPool::Stub::SwapIn, req, &resp));
+  return resp.promoted_blocks();
 }
 
 Result<ResolvedBlocks> Client::ResolveBlocks(uint64_t lease_id,

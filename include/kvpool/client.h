@@ -99,12 +99,17 @@ class Client {
 
   /// Publishes `handles[i]` as block `start_block + i` of `prompt`; they must be allocated under
   /// `lease_id`. Already-cached blocks are deduplicated (the caller's copy is freed; the result
-  /// says which). Token prompts must be a whole number of blocks.
+  /// says which). Token prompts must be a whole number of blocks. With `durable` the node
+  /// answers only once the blocks are synced to its SSD tier, so a crash of the node afterwards
+  /// loses none of them (docs/storage.md); FAILED_PRECONDITION if the node has no SSD tier,
+  /// RESOURCE_EXHAUSTED if the tier cannot take them (nothing is inserted then).
   Result<InsertResult> Insert(std::string_view ns, PromptView prompt, uint32_t start_block,
                               std::span<const BlockHandle> handles, uint64_t lease_id,
-                              bool keep_pinned = false);
+                              bool keep_pinned = false, bool durable = false);
   /// The longest cached run of the prompt from `start_block`; with `lease`, pins it under a new
-  /// read lease that the caller must Release (or let expire).
+  /// read lease that the caller must Release (or let expire). With a lease, blocks on the
+  /// node's SSD tier are promoted to host memory first, so every returned block is readable;
+  /// without one they come back with tier kDisk and handle 0.
   Result<MatchResult> Match(std::string_view ns, PromptView prompt, uint32_t start_block = 0,
                             bool lease = false, uint32_t lease_ttl_ms = 0);
   /// Per block of the prompt: cached here, and in which tier.
@@ -177,6 +182,14 @@ class Client {
   Result<PoolStats> GetStats();
   /// Evicts up to `n_blocks` cold unleased blocks (`ns` empty: any namespace).
   Result<uint64_t> Evict(std::string_view ns, uint64_t n_blocks);
+  /// Moves up to `n_blocks` of the namespace's coldest unleased host blocks to the node's SSD
+  /// tier (MemServe's SwapOut); returns how many were demoted. FAILED_PRECONDITION if the node
+  /// has no SSD tier; INVALID_ARGUMENT for 0.
+  Result<uint64_t> SwapOut(std::string_view ns, uint64_t n_blocks);
+  /// Reads the prompt's blocks from `start_block` on that are on the SSD tier back into host
+  /// memory (MemServe's SwapIn), unleased; returns how many. FAILED_PRECONDITION if the node
+  /// has no SSD tier.
+  Result<uint32_t> SwapIn(std::string_view ns, PromptView prompt, uint32_t start_block = 0);
 
  private:
   friend class DataPlane;  // shares the Client's lease book (client/lib/lease_book.h)
