@@ -6,6 +6,8 @@
 //   kvpool-bench gen-trace        write a generated Mooncake-format trace and summarise it
 //   kvpool-bench cluster up|down|status   a scheduler and N kvpoold on loopback, detached
 //   kvpool-bench replay           a trace through a real local cluster, per caching mode and policy
+//   kvpool-bench soak             every operation from many clients against a local cluster, with
+//                                 RSS/fd slopes and an end-of-run accounting check
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -18,6 +20,7 @@
 #include "bench/index_bench.h"
 #include "bench/replay/replay_command.h"
 #include "bench/scheduler_bench.h"
+#include "bench/soak/soak_command.h"
 #include "bench/transfer_bench.h"
 #include "common/units.h"
 
@@ -125,9 +128,18 @@ int main(int argc, char** argv) {
       "replay", "Replay a trace through a real local cluster, per caching mode and policy");
   AddReplayOptions(replay, &replay_opt);
 
+  SoakOptions soak_opt;
+  soak_opt.kvpoold_binary = SiblingBinary("kvpoold");
+  soak_opt.scheduler_binary = SiblingBinary("kvpool-scheduler");
+  soak_opt.work_dir = DefaultClusterDir() + "-soak";
+  auto* soak = app.add_subcommand(
+      "soak", "Many clients mixing every operation against a local cluster; RSS/fd slopes");
+  AddSoakOptions(soak, &soak_opt);
+
   CLI11_PARSE(app, argc, argv);
 
   if (gen->parsed()) return RunGenTrace(gen_opt, gen_out, json);
+  if (soak->parsed()) return RunSoakCommand(soak_opt, json);
   if (cluster->parsed()) {
     kvpool::Result<nlohmann::json> result = kvpool::InvalidArgumentError("no cluster command");
     if (cluster->got_subcommand("up")) result = ClusterUp(cluster_opt, json);
