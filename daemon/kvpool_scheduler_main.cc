@@ -12,7 +12,7 @@
 #include "daemon/kvpool_scheduler_options.h"
 #include "daemon/metrics_scheduler.h"
 #include "daemon/ops_setup.h"
-#include "rpc/security.h"
+#include "rpc/server_security.h"
 #include "daemon/scheduler_service.h"
 #include "daemon/server_support.h"
 #include "daemon/shutdown_signal.h"

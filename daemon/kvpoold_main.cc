@@ -23,7 +23,7 @@
 #include "memory/host_arena.h"
 #include "node/mempool.h"
 #include "storage/block_store.h"
-#include "rpc/security.h"
+#include "rpc/server_security.h"
 #include "transport/transfer_engine.h"
 
 namespace kvpool::daemon {

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "rpc/security.h"
+#include "rpc/server_security.h"
 #include "rpc/server_metrics.h"
 
 namespace kvpool::daemon {

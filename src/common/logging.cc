@@ -59,8 +59,14 @@ LogMessage::LogMessage(LogLevel level, const char* file, int line) {
 }
 
 LogMessage::~LogMessage() {
-  stream_ << '\n';
-  const std::string line = stream_.str();
+  // One event, one line: a message that carries line breaks (a third-party error text, a
+  // multi-line status) is escaped so that log shippers never split it.
+  std::string line = stream_.str();
+  for (size_t i = line.find_first_of("\r\n"); i != std::string::npos;
+       i = line.find_first_of("\r\n", i + 2)) {
+    line.replace(i, 1, line[i] == '\n' ? "\\n" : "\\r");
+  }
+  line += '\n';
   // One fwrite per line: stdio locks the stream, so concurrent lines never interleave.
   std::fwrite(line.data(), 1, line.size(), stderr);
 }

@@ -1,28 +1,16 @@
 #include "rpc/security.h"
 
-#include <grpcpp/security/auth_metadata_processor.h>
-#include <grpcpp/security/server_credentials.h>
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
-
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <sstream>
 #include <utility>
 
+#include "common/logging.h"
 #include "common/quote.h"
-#include "rpc/server_metrics.h"
 
 namespace kvpool::rpc {
 namespace {
-
-// Compares without an early exit, so the time taken does not tell how much of a guess matched.
-bool ConstantTimeEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) {
@@ -42,79 +30,40 @@ Result<std::string> ReadFile(const std::string& path, std::string_view what) {
   return out.str();
 }
 
-// Checks `authorization: Bearer <token>` on every call but health checks. Runs inline in gRPC's
-// auth filter (IsBlocking false): it only compares strings.
-class TokenAuthProcessor final : public grpc::AuthMetadataProcessor {
- public:
-  TokenAuthProcessor(const ServerSecurity& security,
-                     std::shared_ptr<prometheus::Registry> registry)
-      : token_(security.token),
-        admin_token_(security.admin_token),
-        admin_methods_(security.admin_methods),
-        server_(security.server_name),
-        registry_(std::move(registry)) {
-    if (registry_ != nullptr) {
-      failures_ = &prometheus::BuildCounter()
-                       .Name("kvpool_rpc_auth_failures_total")
-                       .Help("gRPC calls refused by the bearer-token check, by status code")
-                       .Register(*registry_);
+// What a process that did not call SetDefaultChannelSecurity uses: the KVPOOL_TLS_* and
+// KVPOOL_TOKEN_FILE environment, so that any libkvpool program (kvpool-bench, an inference
+// server) reaches secured daemons without code of its own.
+ChannelSecurity FromEnvironment() {
+  ClientOptions o;
+  auto env = [](const char* name) -> std::string {
+    const char* v = std::getenv(name);
+    return v == nullptr ? "" : v;
+  };
+  o.tls = !env("KVPOOL_TLS").empty() && env("KVPOOL_TLS") != "0";
+  o.tls_ca_file = env("KVPOOL_TLS_CA");
+  o.tls_cert_file = env("KVPOOL_TLS_CERT");
+  o.tls_key_file = env("KVPOOL_TLS_KEY");
+  const std::string token_file = env("KVPOOL_TOKEN_FILE");
+  if (!token_file.empty()) {
+    Result<std::string> token = ReadTokenFile(token_file);
+    if (!token.ok()) {
+      KVPOOL_LOG(ERROR) << "ignoring KVPOOL_TOKEN_FILE: " << token.status();
+    } else {
+      o.auth_token = *token;
     }
   }
-
-  bool IsBlocking() const override { return false; }
-
-  grpc::Status Process(const InputMetadata& metadata, grpc::AuthContext*,
-                       OutputMetadata* consumed, OutputMetadata*) override {
-    std::string path;
-    if (auto it = metadata.find(":path"); it != metadata.end()) {
-      path.assign(it->second.data(), it->second.size());
-    }
-    if (path.rfind("/grpc.health.v1.Health/", 0) == 0) return grpc::Status::OK;
-    const auto it = metadata.find("authorization");
-    if (it == metadata.end()) {
-      return Refuse(grpc::StatusCode::UNAUTHENTICATED,
-                    "missing bearer token for " + MethodLabel(path) +
-                        " (send 'authorization: Bearer <token>')");
-    }
-    const std::string_view value(it->second.data(), it->second.size());
-    constexpr std::string_view kBearer = "Bearer ";
-    if (value.substr(0, kBearer.size()) != kBearer) {
-      return Refuse(grpc::StatusCode::UNAUTHENTICATED,
-                    "the authorization header is not 'Bearer <token>'");
-    }
-    const std::string_view token = value.substr(kBearer.size());
-    const bool admin = !admin_token_.empty() && ConstantTimeEquals(token, admin_token_);
-    const bool user = admin || (!token_.empty() && ConstantTimeEquals(token, token_));
-    if (!user) return Refuse(grpc::StatusCode::UNAUTHENTICATED, "wrong bearer token");
-    if (!admin && !admin_token_.empty() && admin_methods_.count(path) > 0) {
-      return Refuse(grpc::StatusCode::PERMISSION_DENIED,
-                    MethodLabel(path) + " needs the admin token");
-    }
-    consumed->insert(std::make_pair(std::string(it->first.data(), it->first.size()),
-                                    std::string(value)));
-    return grpc::Status::OK;
+  if (!HasChannelSecurity(o)) return {};
+  Result<ChannelSecurity> loaded = LoadChannelSecurity(o);
+  if (!loaded.ok()) {
+    KVPOOL_LOG(ERROR) << "ignoring the KVPOOL_TLS_* environment: " << loaded.status();
+    return {};
   }
-
- private:
-  grpc::Status Refuse(grpc::StatusCode code, std::string message) {
-    if (failures_ != nullptr) {
-      failures_->Add({{"server", server_}, {"code", std::string(StatusCodeName(code))}})
-          .Increment();
-    }
-    return grpc::Status(code, std::move(message));
-  }
-
-  const std::string token_;
-  const std::string admin_token_;
-  const std::set<std::string> admin_methods_;
-  const std::string server_;
-  std::shared_ptr<prometheus::Registry> registry_;
-  prometheus::Family<prometheus::Counter>* failures_ = nullptr;
-};
+  return *std::move(loaded);
+}
 
 std::mutex g_default_mu;
 ChannelSecurity& DefaultSecurityLocked() {
-  static auto* security = new ChannelSecurity();
+  static auto* security = new ChannelSecurity(FromEnvironment());
   return *security;
 }
 
@@ -184,50 +133,6 @@ void SetDefaultChannelSecurity(ChannelSecurity security) {
 ChannelSecurity DefaultChannelSecurity() {
   std::lock_guard<std::mutex> lock(g_default_mu);
   return DefaultSecurityLocked();
-}
-
-Result<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
-    const ServerSecurity& security, std::shared_ptr<prometheus::Registry> registry) {
-  const bool tls = !security.cert_pem.empty() || !security.key_pem.empty();
-  const bool tokens = !security.token.empty() || !security.admin_token.empty();
-  if (!tls) {
-    if (security.require_client_cert) {
-      return InvalidArgumentError("tls-require-client-cert needs tls-cert and tls-key");
-    }
-    if (tokens) {
-      return InvalidArgumentError(
-          "auth tokens need TLS (tls-cert and tls-key): a token sent in plaintext can be read "
-          "on the wire");
-    }
-    return grpc::InsecureServerCredentials();
-  }
-  if (security.cert_pem.empty() || security.key_pem.empty()) {
-    return InvalidArgumentError("tls-cert and tls-key go together");
-  }
-  if (security.require_client_cert && security.client_ca_pem.empty()) {
-    return InvalidArgumentError("tls-require-client-cert needs tls-ca (the CA of client certs)");
-  }
-  grpc::SslServerCredentialsOptions ssl(
-      security.require_client_cert ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
-                                   : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
-  ssl.pem_root_certs = security.client_ca_pem;
-  ssl.pem_key_cert_pairs.push_back({security.key_pem, security.cert_pem});
-  std::shared_ptr<grpc::ServerCredentials> creds = grpc::SslServerCredentials(ssl);
-  if (tokens) {
-    creds->SetAuthMetadataProcessor(
-        std::make_shared<TokenAuthProcessor>(security, std::move(registry)));
-  }
-  return creds;
-}
-
-std::set<std::string> MemPoolAdminMethods() {
-  return {"/kvpool.v1.MemPool/DeleteNamespace", "/kvpool.v1.MemPool/Evict",
-          "/kvpool.v1.MemPool/Drain"};
-}
-
-std::set<std::string> SchedulerAdminMethods() {
-  // DeregisterInstance stays open: instances deregister themselves through libkvpool.
-  return {"/kvpool.v1.Scheduler/DeregisterNode"};
 }
 
 }  // namespace kvpool::rpc
