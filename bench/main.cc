@@ -20,6 +20,7 @@
 #include "bench/index_bench.h"
 #include "bench/replay/replay_command.h"
 #include "bench/scheduler_bench.h"
+#include "bench/tiers_bench.h"
 #include "bench/soak/soak_command.h"
 #include "bench/transfer_bench.h"
 #include "common/units.h"
@@ -52,6 +53,17 @@ int main(int argc, char** argv) {
   index->add_option("--block-tokens", index_opt.block_tokens, "Tokens per block")->capture_default_str();
   index->add_option("--prompts", index_opt.prompts, "Prompts per length")->capture_default_str();
   index->add_option("--rounds", index_opt.match_rounds, "Match rounds")->capture_default_str();
+
+  TiersBenchOptions tiers_opt;
+  std::string tiers_block = "1MiB", tiers_total = "256MiB";
+  auto* tiers = app.add_subcommand(
+      "tiers", "SSD tier in-process: demote/promote GB/s vs pwrite/pread, DISK vs HOST Match");
+  tiers->add_option("--dir", tiers_opt.dir, "Directory on the disk to measure")->capture_default_str();
+  tiers->add_option("--block-bytes", tiers_block, "Bytes per block")->capture_default_str();
+  tiers->add_option("--total-bytes", tiers_total, "Bytes moved per direction")->capture_default_str();
+  tiers->add_option("--rounds", tiers_opt.match_rounds, "Match rounds per tier")->capture_default_str();
+  tiers->add_option("--recovery-blocks", tiers_opt.recovery_blocks, "Blocks for the recovery run")
+      ->capture_default_str();
 
   ControlBenchOptions control_opt;
   control_opt.kvpoold_binary = SiblingBinary("kvpoold");
@@ -182,6 +194,24 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  if (tiers->parsed()) {
+    auto block = kvpool::ParseBytes(tiers_block);
+    auto total = kvpool::ParseBytes(tiers_total);
+    if (!block.ok() || !total.ok()) {
+      std::cerr << "kvpool-bench tiers: " << (block.ok() ? total.status() : block.status())
+                << std::endl;
+      return 2;
+    }
+    tiers_opt.block_bytes = *block;
+    tiers_opt.total_bytes = *total;
+    auto result = RunTiersBench(tiers_opt, json);
+    if (!result.ok()) {
+      std::cerr << "kvpool-bench tiers: " << result.status() << std::endl;
+      return 1;
+    }
+    if (json) std::cout << result->dump(2) << std::endl;
+    return 0;
+  }
   if (index->parsed()) {
     const auto result = RunIndexBench(index_opt, json);
     if (json) std::cout << result.dump(2) << std::endl;

@@ -1,0 +1,336 @@
+#include "bench/tiers_bench.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <random>
+#include <vector>
+
+#include "bench/bench_stats.h"
+#include "common/clock.h"
+#include "common/table.h"
+#include "common/units.h"
+#include "memory/host_arena.h"
+#include "node/mempool.h"
+#include "storage/block_store.h"
+
+namespace kvpool::bench {
+namespace {
+
+constexpr uint32_t kBlockTokens = 16;
+
+// A scratch directory removed with its contents.
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& parent) {
+    std::string tmpl = (std::filesystem::path(parent) / "kvpool-bench-tiers-XXXXXX").string();
+    if (mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// An open file descriptor, closed on destruction.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// Drops the page cache of every file under `dir` (only those files), so reads hit the disk.
+void DropCache(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir, ec)) {
+    if (!entry.is_regular_file()) continue;
+    Fd fd(::open(entry.path().c_str(), O_RDONLY));
+    if (fd.get() < 0) continue;
+    ::fdatasync(fd.get());
+    ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED);
+  }
+}
+
+std::vector<uint32_t> PromptTokens(uint32_t seed, uint64_t blocks) {
+  std::vector<uint32_t> t(blocks * kBlockTokens);
+  for (size_t i = 0; i < t.size(); ++i) t[i] = seed * 7919 + static_cast<uint32_t>(i);
+  return t;
+}
+
+struct FreeDeleter {
+  void operator()(uint8_t* p) const { std::free(p); }
+};
+
+// A pool on memory filled with random bytes (so the tier moves incompressible data), with an
+// SSD tier. Members are pointers so the whole can be moved.
+struct PoolOnDisk {
+  std::unique_ptr<ManualClock> clock = std::make_unique<ManualClock>();
+  std::unique_ptr<uint8_t, FreeDeleter> memory;
+  std::unique_ptr<node::MemPool> pool;  // declared last: destroyed first
+};
+
+Result<PoolOnDisk> MakePool(const std::string& ssd_dir, uint64_t block_bytes, uint64_t blocks,
+                            uint64_t disk_bytes) {
+  PoolOnDisk p;
+  node::MemPoolOptions o;
+  const uint64_t bytes = ((blocks + 8) * block_bytes + 4095) / 4096 * 4096;
+  o.huge_pages = false;
+  o.max_request_blocks = 1 << 20;
+  o.slab_bytes = 64 * block_bytes;
+  p.memory.reset(static_cast<uint8_t*>(std::aligned_alloc(4096, bytes)));
+  if (p.memory == nullptr) return ResourceExhaustedError("cannot allocate " + FormatBytes(bytes));
+  std::mt19937_64 rng(bytes);
+  for (uint64_t i = 0; i + 8 <= bytes; i += 8) {
+    const uint64_t v = rng();
+    std::memcpy(p.memory.get() + i, &v, 8);
+  }
+  KVPOOL_ASSIGN_OR_RETURN(auto arena, memory::HostArena::Adopt(p.memory.get(), bytes));
+  KVPOOL_ASSIGN_OR_RETURN(p.pool, node::MemPool::Create(o, p.clock.get(), std::move(arena)));
+  storage::BlockStoreOptions so;
+  so.path = ssd_dir;
+  so.capacity_bytes = disk_bytes;
+  KVPOOL_ASSIGN_OR_RETURN(auto store, storage::BlockStore::Open(so));
+  KVPOOL_RETURN_IF_ERROR(p.pool->AttachStore(std::move(store)).status());
+  KVPOOL_RETURN_IF_ERROR(
+      p.pool->CreateNamespace(NamespaceSpec{"bench", kBlockTokens, block_bytes, ""}).status());
+  return p;
+}
+
+// Allocates and inserts `blocks` blocks of one prompt (their bytes: the arena's random fill).
+// Returns the tokens.
+Result<std::vector<uint32_t>> Publish(node::MemPool& pool, uint32_t seed, uint64_t blocks) {
+  auto tokens = PromptTokens(seed, blocks);
+  KVPOOL_ASSIGN_OR_RETURN(Allocation alloc,
+                          pool.AllocMem("bench", static_cast<uint32_t>(blocks), Tier::kHost, 0));
+  std::vector<BlockHandle> handles;
+  for (const auto& b : alloc.blocks) handles.push_back(b.handle);
+  KVPOOL_RETURN_IF_ERROR(
+      pool.Insert("bench", PromptView::Tokens(tokens), 0, handles, alloc.lease.id, false)
+          .status());
+  KVPOOL_RETURN_IF_ERROR(pool.Release(alloc.lease.id).status());
+  return tokens;
+}
+
+double GBps(uint64_t bytes, double seconds) { return seconds > 0 ? bytes / seconds / 1e9 : 0; }
+
+struct Throughput {
+  double demote_s = 0, promote_s = 0, write_s = 0, read_s = 0;
+  uint64_t bytes = 0;
+};
+
+Result<Throughput> MeasureThroughput(const TiersBenchOptions& opt, const std::string& dir) {
+  const uint64_t blocks = std::max<uint64_t>(1, opt.total_bytes / opt.block_bytes);
+  Throughput t;
+  t.bytes = blocks * opt.block_bytes;
+  {
+    KVPOOL_ASSIGN_OR_RETURN(PoolOnDisk p, MakePool(dir + "/ssd", opt.block_bytes, blocks,
+                                                   2 * t.bytes));
+    KVPOOL_ASSIGN_OR_RETURN(auto tokens, Publish(*p.pool, 1, blocks));
+    auto t0 = BenchClock::now();
+    KVPOOL_ASSIGN_OR_RETURN(node::SwapOutResult out, p.pool->SwapOut("bench", blocks));
+    // DemoteAll on an empty HOST tier only syncs the WAL: the demotion is on the disk after it.
+    KVPOOL_RETURN_IF_ERROR(p.pool->DemoteAll().status());
+    t.demote_s = NanosSince(t0) / 1e9;
+    if (out.demoted_blocks != blocks) {
+      return InternalError("demoted " + std::to_string(out.demoted_blocks) + " of " +
+                           std::to_string(blocks) + " blocks");
+    }
+    DropCache(dir + "/ssd");
+    t0 = BenchClock::now();
+    KVPOOL_ASSIGN_OR_RETURN(MatchResult m,
+                            p.pool->Match("bench", PromptView::Tokens(tokens), 0, true, 0));
+    t.promote_s = NanosSince(t0) / 1e9;
+    if (m.matched_blocks != blocks) {
+      return InternalError("promoted " + std::to_string(m.matched_blocks) + " of " +
+                           std::to_string(blocks) + " blocks");
+    }
+    KVPOOL_RETURN_IF_ERROR(p.pool->Release(m.lease.id).status());
+  }
+  // The same bytes with plain sequential I/O in the same directory.
+  std::vector<uint8_t> buf(opt.block_bytes);
+  std::mt19937_64 rng(7);
+  for (size_t i = 0; i < buf.size(); i += 8) {
+    const uint64_t v = rng();
+    std::memcpy(buf.data() + i, &v, std::min<size_t>(8, buf.size() - i));
+  }
+  const std::string path = dir + "/plain.bin";
+  {
+    Fd fd(::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0644));
+    if (fd.get() < 0) return InternalError("cannot create " + path + ": " + std::strerror(errno));
+    auto t0 = BenchClock::now();
+    for (uint64_t i = 0; i < blocks; ++i) {
+      if (::pwrite(fd.get(), buf.data(), buf.size(), static_cast<off_t>(i * buf.size())) !=
+          static_cast<ssize_t>(buf.size())) {
+        return InternalError("pwrite to " + path + " failed: " + std::strerror(errno));
+      }
+    }
+    ::fsync(fd.get());
+    t.write_s = NanosSince(t0) / 1e9;
+  }
+  DropCache(dir);
+  {
+    Fd fd(::open(path.c_str(), O_RDONLY));
+    if (fd.get() < 0) return InternalError("cannot open " + path + ": " + std::strerror(errno));
+    auto t0 = BenchClock::now();
+    for (uint64_t i = 0; i < blocks; ++i) {
+      if (::pread(fd.get(), buf.data(), buf.size(), static_cast<off_t>(i * buf.size())) !=
+          static_cast<ssize_t>(buf.size())) {
+        return InternalError("pread of " + path + " failed: " + std::strerror(errno));
+      }
+    }
+    t.read_s = NanosSince(t0) / 1e9;
+  }
+  std::filesystem::remove(path);
+  return t;
+}
+
+struct Latency {
+  Summary host_us, disk_us;
+};
+
+Result<Latency> MeasureMatchLatency(const TiersBenchOptions& opt, const std::string& dir) {
+  KVPOOL_ASSIGN_OR_RETURN(PoolOnDisk p, MakePool(dir + "/ssd-latency", opt.block_bytes, 16,
+                                                 64 * opt.block_bytes));
+  KVPOOL_ASSIGN_OR_RETURN(auto tokens, Publish(*p.pool, 2, 1));
+  std::vector<double> host_us, disk_us;
+  for (uint32_t i = 0; i < opt.match_rounds; ++i) {
+    auto t0 = BenchClock::now();
+    KVPOOL_ASSIGN_OR_RETURN(MatchResult m,
+                            p.pool->Match("bench", PromptView::Tokens(tokens), 0, true, 0));
+    host_us.push_back(MicrosSince(t0));
+    KVPOOL_RETURN_IF_ERROR(p.pool->Release(m.lease.id).status());
+  }
+  for (uint32_t i = 0; i < opt.match_rounds; ++i) {
+    // The SSD tier keeps its copy: this only frees the HOST copy, so the Match reads the store.
+    KVPOOL_RETURN_IF_ERROR(p.pool->SwapOut("bench", 1).status());
+    auto t0 = BenchClock::now();
+    KVPOOL_ASSIGN_OR_RETURN(MatchResult m,
+                            p.pool->Match("bench", PromptView::Tokens(tokens), 0, true, 0));
+    disk_us.push_back(MicrosSince(t0));
+    if (m.matched_blocks != 1 || m.blocks[0].tier != Tier::kHost) {
+      return InternalError("a DISK hit was not promoted");
+    }
+    KVPOOL_RETURN_IF_ERROR(p.pool->Release(m.lease.id).status());
+  }
+  return Latency{Summarize(host_us), Summarize(disk_us)};
+}
+
+struct Recovery {
+  uint64_t blocks = 0;
+  double seconds = 0;
+  /// Of which: opening RocksDB (WAL replay) and counting the stored bytes (a metadata scan).
+  double open_seconds = 0;
+};
+
+Result<Recovery> MeasureRecovery(const TiersBenchOptions& opt, const std::string& dir) {
+  constexpr uint64_t kSmallBlock = 64;
+  const std::string ssd = dir + "/ssd-recovery";
+  const uint64_t blocks = opt.recovery_blocks;
+  {
+    KVPOOL_ASSIGN_OR_RETURN(PoolOnDisk p, MakePool(ssd, kSmallBlock, 4096, blocks * kSmallBlock));
+    for (uint64_t done = 0; done < blocks; done += 4096) {
+      const uint64_t n = std::min<uint64_t>(4096, blocks - done);
+      KVPOOL_RETURN_IF_ERROR(Publish(*p.pool, 1000 + static_cast<uint32_t>(done), n).status());
+      KVPOOL_RETURN_IF_ERROR(p.pool->SwapOut("bench", n).status());
+    }
+  }
+  DropCache(ssd);
+  ManualClock clock;
+  node::MemPoolOptions o;
+  o.capacity_bytes = 1 << 20;
+  o.huge_pages = false;
+  auto t0 = BenchClock::now();
+  KVPOOL_ASSIGN_OR_RETURN(auto pool, node::MemPool::Create(o, &clock));
+  storage::BlockStoreOptions so;
+  so.path = ssd;
+  so.capacity_bytes = blocks * kSmallBlock;
+  KVPOOL_ASSIGN_OR_RETURN(auto store, storage::BlockStore::Open(so));
+  const double open_s = NanosSince(t0) / 1e9;
+  KVPOOL_ASSIGN_OR_RETURN(node::RecoveryStats stats, pool->AttachStore(std::move(store)));
+  return Recovery{stats.blocks, NanosSince(t0) / 1e9, open_s};
+}
+
+}  // namespace
+
+Result<nlohmann::json> RunTiersBench(const TiersBenchOptions& opt, bool quiet) {
+  if (opt.block_bytes == 0 || opt.block_bytes % 64 != 0) {
+    return InvalidArgumentError("block-bytes must be a positive multiple of 64, got " +
+                                std::to_string(opt.block_bytes));
+  }
+  ScratchDir dir(opt.dir);
+  if (dir.path().empty()) return InvalidArgumentError("cannot create a directory in " + opt.dir);
+  KVPOOL_ASSIGN_OR_RETURN(Throughput t, MeasureThroughput(opt, dir.path()));
+  KVPOOL_ASSIGN_OR_RETURN(Latency l, MeasureMatchLatency(opt, dir.path()));
+  KVPOOL_ASSIGN_OR_RETURN(Recovery r, MeasureRecovery(opt, dir.path()));
+  const double per_million_s = r.blocks > 0 ? r.seconds * 1e6 / r.blocks : 0;
+
+  nlohmann::json out = {
+      {"dir", opt.dir},
+      {"block_bytes", opt.block_bytes},
+      {"bytes", t.bytes},
+      {"demote_gbps", GBps(t.bytes, t.demote_s)},
+      {"promote_gbps", GBps(t.bytes, t.promote_s)},
+      {"plain_write_fsync_gbps", GBps(t.bytes, t.write_s)},
+      {"plain_read_gbps", GBps(t.bytes, t.read_s)},
+      {"match_host_us", ToJson(l.host_us)},
+      {"match_disk_us", ToJson(l.disk_us)},
+      {"recovery_blocks", r.blocks},
+      {"recovery_s", r.seconds},
+      {"recovery_open_s", r.open_seconds},
+      {"recovery_s_per_million_blocks", per_million_s},
+  };
+  if (!quiet) {
+    std::cout << "SSD tier in " << opt.dir << ": " << FormatBytes(t.bytes) << " in "
+              << FormatBytes(opt.block_bytes) << " blocks\n\n";
+    TextTable table({"WHAT", "KVPOOL", "PLAIN FILE", "RATIO"});
+    auto row = [&](const std::string& what, double ours, double plain) {
+      char a[32], b[32], c[32];
+      std::snprintf(a, sizeof(a), "%.2f GB/s", ours);
+      std::snprintf(b, sizeof(b), "%.2f GB/s", plain);
+      std::snprintf(c, sizeof(c), "%.0f%%", plain > 0 ? 100 * ours / plain : 0);
+      table.AddRow({what, a, b, c});
+    };
+    row("write (demote+sync / pwrite+fsync)", GBps(t.bytes, t.demote_s), GBps(t.bytes, t.write_s));
+    row("read (promote / pread), cache dropped", GBps(t.bytes, t.promote_s),
+        GBps(t.bytes, t.read_s));
+    table.Print(std::cout);
+    std::cout << "\n";
+    TextTable lat({"MATCH WITH LEASE (1 block)", "p50 us", "p90 us", "p99 us"});
+    auto lrow = [&](const std::string& what, const Summary& s) {
+      char a[32], b[32], c[32];
+      std::snprintf(a, sizeof(a), "%.1f", s.p50);
+      std::snprintf(b, sizeof(b), "%.1f", s.p90);
+      std::snprintf(c, sizeof(c), "%.1f", s.p99);
+      lat.AddRow({what, a, b, c});
+    };
+    lrow("HOST hit", l.host_us);
+    lrow("DISK hit (promoted)", l.disk_us);
+    lat.Print(std::cout);
+    std::printf("\nrecovery: %llu DISK blocks indexed in %.3f s (%.2f s per million; opening "
+                "the store and counting its bytes: %.3f s)\n",
+                static_cast<unsigned long long>(r.blocks), r.seconds, per_million_s,
+                r.open_seconds);
+  }
+  return out;
+}
+
+}  // namespace kvpool::bench
