@@ -23,6 +23,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/logging.h"
+#include "transport/direct_windows.h"
 #include "transport/ucx_handles.h"
 #include "transport/worker_address.h"
 
@@ -181,6 +182,8 @@ class TransferEngine::Impl {
     uint64_t peer_id = 0;
     Peer* peer = nullptr;
     std::string rkey;
+    uint64_t remote_address = 0;  // the RemoteRegion the batch was given
+    uint64_t remote_size_bytes = 0;
     std::vector<PreparedOp> ops;
     std::vector<uint64_t> region_starts;  // regions whose inflight count this batch holds
     std::shared_ptr<internal::TransferState> state;
@@ -212,6 +215,8 @@ class TransferEngine::Impl {
   Status DisconnectOnThread(uint64_t id);
   Status PeerStatusOnThread(uint64_t id);
   void StartBatch(Batch* batch);
+  // Records the batch's remote region as a direct window when UCX mapped it into this process.
+  void MapWindow(const Peer* peer, const RemoteKey& rkey, const Batch& batch);
   void Finish(Batch* batch);
   void BeginClose(Peer* peer, bool force);
   void MarkFailed(Peer* peer, Status why);
@@ -258,6 +263,9 @@ class TransferEngine::Impl {
   std::map<uint64_t, RegionEntry> regions_ ABSL_GUARDED_BY(regions_mu_);
   std::unordered_map<uint64_t, uint64_t> region_start_by_id_ ABSL_GUARDED_BY(regions_mu_);
   uint64_t next_region_id_ ABSL_GUARDED_BY(regions_mu_) = 1;
+
+  // ---- Peers' memory mapped into this process: the inline copy path of small batches.
+  internal::DirectWindows windows_;
 
   // ---- CompleteWireup's landing buffer, allocated on first use (0: not yet).
   absl::Mutex scratch_mu_;
@@ -332,6 +340,7 @@ TransferEngine::Impl::~Impl() {
   // final_teardown_ set), batches after the worker, regions after the endpoints, the context
   // last.
   final_teardown_ = true;
+  windows_.RevokeAll();
   for (auto& [id, peer] : peers_) {
     peer->rkeys.clear();
     if (peer->endpoint.is_open()) peer->close_request = peer->endpoint.StartClose(/*force=*/true);
@@ -625,6 +634,7 @@ Status TransferEngine::Impl::DisconnectOnThread(uint64_t id) {
   }
   const bool already_closing = peer->closing || !peer->endpoint.is_open();
   peer->state = PeerState::kDisconnected;
+  windows_.Revoke(id);
   StopWatching(peer);
   if (!already_closing) {
     // Forced: Disconnect is how a caller gives up on a slow or hung peer, so operations still
@@ -663,6 +673,7 @@ void TransferEngine::Impl::MarkFailed(Peer* peer, Status why) {
   if (peer->state != PeerState::kConnected) return;
   peer->state = PeerState::kFailed;
   peer->failure = std::move(why);
+  windows_.Revoke(peer->id);
   StopWatching(peer);
   // The endpoint must be closed, but not from inside a UCX callback: ProcessPeerEvents does it.
   newly_failed_.push_back(peer);
@@ -724,6 +735,7 @@ void TransferEngine::Impl::ProcessPeerEvents() {
       ++i;
       continue;
     }
+    windows_.Revoke(peer->id);
     peer->rkeys.clear();
     if (peer->state == PeerState::kDisconnected) peers_.erase(it);
     // A failed peer stays as a tombstone (PeerStatus reports why) until Disconnect.
@@ -754,6 +766,8 @@ Result<TransferHandle> TransferEngine::Impl::Submit(bool is_put, PeerId peer,
   batch->is_put = is_put;
   batch->peer_id = static_cast<uint64_t>(peer);
   batch->rkey = remote.rkey;
+  batch->remote_address = remote.address;
+  batch->remote_size_bytes = remote.size_bytes;
   batch->ops.reserve(ops.size());
   batch->state = std::make_shared<internal::TransferState>();
   batch->state->wait_spin_us = options_.wait_spin_us;
@@ -815,6 +829,13 @@ Result<TransferHandle> TransferEngine::Impl::Submit(bool is_put, PeerId peer,
   }
 
   TransferHandle handle(batch->state);
+  if (total_bytes <= options_.inline_copy_max_bytes &&
+      windows_.TryCopy(is_put, batch->peer_id, batch->rkey, ops)) {
+    absl::MutexLock lock(&regions_mu_);
+    for (uint64_t start : batch->region_starts) --regions_.at(start).inflight;
+    batch->state->Complete(Status::Ok());
+    return handle;
+  }
   Batch* raw = batch.release();
   if (!Enqueue([this, raw] { StartBatch(raw); })) {
     absl::MutexLock lock(&regions_mu_);
@@ -831,6 +852,17 @@ void TransferEngine::Impl::OnOpDone(void* request, ucs_status_t status, void* us
   if (batch->engine->final_teardown_) return;
   if (status != UCS_OK && batch->first_error == UCS_OK) batch->first_error = status;
   if (--batch->pending == 0) batch->engine->Finish(batch);
+}
+
+void TransferEngine::Impl::MapWindow(const Peer* peer, const RemoteKey& rkey,
+                                     const Batch& batch) {
+  if (options_.inline_copy_max_bytes == 0 || peer->state != PeerState::kConnected) return;
+  auto* first = static_cast<uint8_t*>(rkey.LocalPointer(batch.remote_address));
+  if (first == nullptr) return;
+  // One mapping must cover the whole region, contiguously, for offsets to carry over.
+  const uint64_t last = batch.remote_address + batch.remote_size_bytes - 1;
+  if (rkey.LocalPointer(last) != first + (batch.remote_size_bytes - 1)) return;
+  windows_.Add(peer->id, batch.rkey, batch.remote_address, batch.remote_size_bytes, first);
 }
 
 void TransferEngine::Impl::StartBatch(Batch* batch) {
@@ -853,6 +885,7 @@ void TransferEngine::Impl::StartBatch(Batch* batch) {
   auto rkey_it = peer->rkeys.find(batch->rkey);
   if (rkey_it == peer->rkeys.end()) {
     if (peer->rkeys.size() >= kMaxCachedRemoteKeysPerPeer && peer->outstanding_batches == 1) {
+      windows_.Revoke(peer->id);
       peer->rkeys.clear();
     }
     Result<RemoteKey> unpacked = RemoteKey::Unpack(peer->endpoint, batch->rkey);
@@ -862,6 +895,7 @@ void TransferEngine::Impl::StartBatch(Batch* batch) {
       return;
     }
     rkey_it = peer->rkeys.emplace(batch->rkey, std::move(unpacked).value()).first;
+    MapWindow(peer, rkey_it->second, *batch);
   }
   ucp_rkey_h rkey = rkey_it->second.get();
   ucp_ep_h ep = peer->endpoint.get();
@@ -996,9 +1030,19 @@ Result<std::string> TransferEngine::DescribePeer(PeerId peer) {
     std::string text = "kvpool peer " + std::to_string(p.id) + ": pid " + std::to_string(p.pid) +
                        (p.same_host ? " on this host" : " on another host") +
                        ", UCX error handling " + (p.ucx_error_handling ? "PEER" : "NONE") +
-                       (p.pidfd.valid() ? ", process watched" : "") + "\n";
+                       (p.pidfd.valid() ? ", process watched" : "") + ", " +
+                       std::to_string(impl_->windows_.CountFor(p.id)) +
+                       " region(s) mapped for inline copies\n";
     return text + p.endpoint.Describe();
   });
+}
+
+Result<bool> TransferEngine::UsesOnlyTcp(PeerId peer) {
+  KVPOOL_ASSIGN_OR_RETURN(const std::string lanes, DescribePeer(peer));
+  // UCX names each lane's transport as "<tl>/<device>" in ucp_ep_print_info's output.
+  return lanes.find("tcp/") != std::string::npos && lanes.find("posix/") == std::string::npos &&
+         lanes.find("sysv/") == std::string::npos && lanes.find("cma/") == std::string::npos &&
+         lanes.find("self/") == std::string::npos;
 }
 
 Status TransferEngine::CompleteWireup(PeerId peer, const RemoteRegion& remote,

@@ -149,6 +149,14 @@ struct TransferEngineOptions {
   /// add about 10-20 us, as much as a 1 MiB copy over shared memory takes. 0 sleeps at once
   /// (less CPU where waits are long). Unit: microseconds. Default: 100.
   int64_t wait_spin_us = 100;
+  /// A batch of at most this many bytes to a peer whose memory UCX mapped into this process
+  /// (same host, posix or sysv shared memory) is copied with memcpy on the calling thread:
+  /// Put/Get then return a handle that is already done, saving the hand-off to the progress
+  /// thread (microseconds, most of a small block's latency). Larger batches stay asynchronous
+  /// on the progress thread, so callers can overlap them with compute. 0 turns this off. The
+  /// first batch to a remote region always goes through UCX (it maps the region). Unit: bytes.
+  /// Default: 256 KiB.
+  uint64_t inline_copy_max_bytes = 256 * 1024;
   /// While idle, the progress thread still wakes this often, so UCX keepalive and peer-failure
   /// detection run. Unit: milliseconds; > 0. Default: 100.
   int64_t idle_wakeup_ms = 100;
@@ -225,6 +233,13 @@ class TransferEngine {
   /// transports show only after the first transfer completed the wire-up). NOT_FOUND for an
   /// unknown id.
   Result<std::string> DescribePeer(PeerId peer);
+
+  /// True when every lane of the endpoint to `peer` is TCP. UCX then emulates one-sided
+  /// operations with messages the peer's progress thread answers, and UCX 1.13 aborts the
+  /// target of a Put whose writer dies mid-transfer (docs/transport.md): callers that can
+  /// should let the target pull (Get) instead. Meaningful after CompleteWireup. NOT_FOUND for
+  /// an unknown id.
+  Result<bool> UsesOnlyTcp(PeerId peer);
 
   /// Finishes the connection handshake with `peer` by reading a few bytes of `remote` (into a
   /// scratch buffer of the engine; nothing of the caller's is written) and waiting up to

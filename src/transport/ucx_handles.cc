@@ -379,6 +379,13 @@ Result<RemoteKey> RemoteKey::Unpack(const UcpEndpoint& endpoint, std::string_vie
   return RemoteKey(rkey);
 }
 
+void* RemoteKey::LocalPointer(uint64_t remote_address) const {
+  if (rkey_ == nullptr) return nullptr;
+  void* local = nullptr;
+  if (ucp_rkey_ptr(rkey_, remote_address, &local) != UCS_OK) return nullptr;
+  return local;
+}
+
 RemoteKey::~RemoteKey() {
   if (rkey_ != nullptr) ucp_rkey_destroy(rkey_);
 }

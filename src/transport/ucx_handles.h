@@ -232,6 +232,10 @@ class RemoteKey {
 
   /// The raw handle, owned by this wrapper; null when empty.
   ucp_rkey_h get() const { return rkey_; }
+  /// Where the peer's `remote_address` is mapped into this process, when a shared-memory
+  /// transport maps the peer's memory (ucp_rkey_ptr: posix, sysv); nullptr otherwise (tcp, cma,
+  /// or an address outside the key's memory). Valid while this key lives.
+  void* LocalPointer(uint64_t remote_address) const;
 
  private:
   explicit RemoteKey(ucp_rkey_h rkey) : rkey_(rkey) {}

@@ -22,6 +22,7 @@ using testing::FillPattern;
 using testing::HasPattern;
 using testing::kKiB;
 using testing::kMiB;
+using testing::LoopbackOptions;
 using testing::MakeEnginePair;
 
 constexpr int64_t kWaitMs = 10'000;
@@ -166,6 +167,82 @@ TEST_CASE("TransferEngine: the configured transport is the one the endpoint uses
       CHECK(described->find("error handling NONE") != std::string::npos);
     }
   }
+}
+
+TEST_CASE("TransferEngine: small batches to memory UCX mapped into this process are copied "
+          "inline, large ones stay asynchronous",
+          "[ucx]") {
+  for (const std::string& tls : testing::TestTransports()) {
+    CAPTURE(tls);
+    EnginePair pair = MakeEnginePair(tls);
+    const LocalRegion local = Allocate(*pair.a, 1 * kMiB);
+    const LocalRegion remote = Allocate(*pair.b, 1 * kMiB);
+    auto mapped_regions = [&] {
+      auto described = pair.a->DescribePeer(pair.a_to_b);
+      REQUIRE(described.ok());
+      return described->find("1 region(s) mapped") != std::string::npos;
+    };
+    CHECK_FALSE(mapped_regions());
+    // The first batch goes through UCX, which maps the region where it can.
+    FillPattern({local.data, 16 * kKiB}, 7);
+    REQUIRE(PutAndWait(*pair.a, pair.a_to_b, remote.Describe(),
+                       {{Address(local.data), Address(remote.data + 64), 16 * kKiB}})
+                .ok());
+    CHECK(HasPattern({remote.data + 64, 16 * kKiB}, 7));
+    // tcp never maps; posix shared memory (what UCX allocated) does.
+    const bool inline_path = tls == "shm";
+    CHECK(mapped_regions() == inline_path);
+
+    // A 16 KiB Get is then done by the time Get returns, bytes and bounds exact.
+    std::memset(local.data, 0, local.size_bytes);
+    FillPattern({remote.data + 4096, 16 * kKiB}, 8);
+    auto get = pair.a->Get(pair.a_to_b, remote.Describe(),
+                           std::vector<TransferOp>{{Address(local.data + 1), Address(remote.data + 4096), 16 * kKiB}});
+    REQUIRE(get.ok());
+    if (inline_path) CHECK(get->Poll());
+    REQUIRE(get->Wait(kWaitMs).ok());
+    CHECK(HasPattern({local.data + 1, 16 * kKiB}, 8));
+    CHECK(local.data[0] == 0);
+    CHECK(local.data[1 + 16 * kKiB] == 0);
+
+    // A batch above inline_copy_max_bytes still goes through the progress thread, correctly.
+    FillPattern({local.data, 1 * kMiB}, 9);
+    REQUIRE(PutAndWait(*pair.a, pair.a_to_b, remote.Describe(),
+                       {{Address(local.data), Address(remote.data), 1 * kMiB}})
+                .ok());
+    CHECK(HasPattern({remote.data, 1 * kMiB}, 9));
+
+    // After Disconnect nothing is copied inline any more: the dead id is refused.
+    REQUIRE(pair.a->Disconnect(pair.a_to_b).ok());
+    auto after = pair.a->Get(pair.a_to_b, remote.Describe(),
+                             std::vector<TransferOp>{{Address(local.data), Address(remote.data), 4 * kKiB}});
+    if (after.ok()) CHECK(after->Wait(kWaitMs).code() == StatusCode::kNotFound);
+  }
+}
+
+TEST_CASE("TransferEngine: inline_copy_max_bytes 0 keeps every batch on the progress thread",
+          "[ucx]") {
+  TransferEngineOptions b_options = LoopbackOptions("shm", "test-b");
+  auto b = TransferEngine::Create(b_options);
+  REQUIRE(b.ok());
+  TransferEngineOptions a_options = LoopbackOptions("shm", "test-a");
+  a_options.inline_copy_max_bytes = 0;
+  auto a = TransferEngine::Create(a_options);
+  REQUIRE(a.ok());
+  auto peer = (*a)->Connect((*b)->worker_address());
+  REQUIRE(peer.ok());
+  const LocalRegion local = Allocate(**a, 64 * kKiB);
+  const LocalRegion remote = Allocate(**b, 64 * kKiB);
+  for (int i = 0; i < 2; ++i) {
+    FillPattern({local.data, 16 * kKiB}, 10 + i);
+    REQUIRE(PutAndWait(**a, *peer, remote.Describe(),
+                       {{Address(local.data), Address(remote.data), 16 * kKiB}})
+                .ok());
+    CHECK(HasPattern({remote.data, 16 * kKiB}, 10 + i));
+  }
+  auto described = (*a)->DescribePeer(*peer);
+  REQUIRE(described.ok());
+  CHECK(described->find("0 region(s) mapped") != std::string::npos);
 }
 
 TEST_CASE("TransferEngine: PeerErrorMode::kUcxPeer uses UCX error handling for a same-host peer",
