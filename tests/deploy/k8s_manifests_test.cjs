@@ -8,7 +8,8 @@
 //      binaries' --help;
 //   4. the pieces agree: probes on gRPC at the container's port, kvpoold's --listen port, the
 //      hugepages request equal to the pool capacity, config keys the volumes name, Service
-//      selectors that match the Deployment, Prometheus scrape annotations on both workloads.
+//      selectors that match the Deployment, Prometheus scrape annotations on both workloads
+//      at the port each daemon serves metrics on.
 // Usage: node k8s_manifests_test.cjs SOURCE_DIR TOOLS_DIR KVPOOLD KVPOOL_SCHEDULER
 // Exit 77 (ctest SKIP) when the npm tools are missing; 1 on any problem, each one printed.
 'use strict';
@@ -233,6 +234,18 @@ for (const { obj, spec } of podSpecs()) {
     if (!configPath || !configText) problem(`${where} ${c.name}`, `--config names no ConfigMap key`);
     if (!listen || !listen.endsWith(`:${grpcPort.containerPort}`)) {
       problem(`${where} ${c.name}`, `listen '${listen}' is not on port ${grpcPort.containerPort}`);
+    }
+    // Prometheus scrapes the pod at prometheus.io/port: the daemon must serve metrics there.
+    let metrics = flagValue(args, 'metrics-listen');
+    if (!metrics && configText) {
+      const m = configText.match(/^\s*metrics-listen\s*=\s*"([^"]*)"/m);
+      metrics = m && m[1];
+    }
+    const scrapePort = annotations['prometheus.io/port'];
+    if (!metrics || !metrics.endsWith(`:${scrapePort}`)) {
+      problem(`${where} ${c.name}`, `metrics-listen '${metrics}' is not on prometheus.io/port ${scrapePort}`);
+    } else if (!(c.ports || []).some((p) => p.name === 'metrics' && String(p.containerPort) === scrapePort)) {
+      problem(`${where} ${c.name}`, `no container port named metrics on ${scrapePort}`);
     }
     if (daemon === 'kvpoold') {
       if (!spec.hostNetwork) problem(where, 'kvpoold must run on the host network');

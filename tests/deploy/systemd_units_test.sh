@@ -6,7 +6,8 @@
 #   - `systemd-analyze security --offline` must rate each unit at or below its bound;
 #   - the directives the deployment relies on are present (memlock, hardening, restart, user);
 #   - the sysusers.d file parses (systemd-sysusers --dry-run into an empty root);
-#   - every flag in ExecStart and every key of the sample configs exists in the daemon's --help.
+#   - every flag in ExecStart and every key of the sample configs (commented examples too)
+#     exists in the daemon's --help.
 # Usage: systemd_units_test.sh SOURCE_DIR KVPOOLD KVPOOL_SCHEDULER
 set -euo pipefail
 source_dir=$1
@@ -89,7 +90,7 @@ long_flags() { "$1" --help | grep -oE -- '--[a-z0-9][a-z0-9-]*' | sed 's/^--//' 
 check_flags() {  # DAEMON_BINARY WHERE FLAG...
   local binary=$1 where=$2; shift 2
   local known
-  known=$(long_flags "$binary")
+  known=$(long_flags "$binary" || true)
   grep -qx config <<<"$known" || fail "$binary --help lists no --config"
   for flag in "$@"; do
     grep -qxF -- "$flag" <<<"$known" || fail "$where: $(basename "$binary") has no --$flag"
@@ -101,8 +102,9 @@ for pair in "kvpoold:$kvpoold" "kvpool-scheduler:$scheduler"; do
   mapfile -t flags < <(grep '^ExecStart=' "$work/units/$name.service" |
                        grep -oE -- ' --[a-z0-9-]+' | sed 's/^ --//')
   check_flags "$binary" "$name.service" "${flags[@]}"
-  # Uncommented `key = value` lines of the sample config.
-  mapfile -t keys < <(sed -nE 's/^[[:space:]]*([A-Za-z0-9_-]+)[[:space:]]*=.*/\1/p' \
+  # `key = value` lines of the sample config, commented-out examples included: an example
+  # an operator uncomments must be a real flag too.
+  mapfile -t keys < <(sed -nE 's/^[[:space:]#]*([A-Za-z0-9_-]+)[[:space:]]*=.*/\1/p' \
                       "$source_dir/deploy/$name.toml")
   [ "${#keys[@]}" -gt 0 ] || fail "deploy/$name.toml has no keys"
   check_flags "$binary" "deploy/$name.toml" "${keys[@]}"
