@@ -18,6 +18,8 @@ PACKAGES=(
   prometheus-cpp-dev
   # tests: Catch2; openssl makes the TLS tests' certificates; systemd-analyze checks the units
   catch2 openssl systemd
+  # tests/deploy: dpkg-shlibdeps computes the .deb's Depends (CPack)
+  dpkg-dev
   # kvpool-bench replay --plot draws its chart with gnuplot
   gnuplot-nox
   # fuzzing, sanitizer and -Wthread-safety builds (clang's libFuzzer and runtimes)
