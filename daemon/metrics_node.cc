@@ -18,14 +18,21 @@ class PoolCollector final : public prometheus::Collectable {
   std::vector<prometheus::MetricFamily> Collect() const override {
     const PoolStats s = stats_();
     std::vector<prometheus::MetricFamily> out;
-    // PoolStats describes the host tier only today; other tiers add samples with their label.
+    // Host memory always; the SSD tier when the node has one. GPU tiers add their label here.
     const metrics::Labels host{{"tier", "host"}};
-    out.push_back(FamilyBuilder::Gauge("kvpool_pool_capacity_bytes", "Pool memory, by tier")
-                      .Add(host, static_cast<double>(s.capacity_bytes))
-                      .Build());
-    out.push_back(FamilyBuilder::Gauge("kvpool_pool_used_bytes", "Bytes of live blocks, by tier")
-                      .Add(host, static_cast<double>(s.used_bytes))
-                      .Build());
+    const metrics::Labels disk{{"tier", "disk"}};
+    FamilyBuilder capacity =
+        FamilyBuilder::Gauge("kvpool_pool_capacity_bytes", "Pool capacity, by tier");
+    capacity.Add(host, static_cast<double>(s.capacity_bytes));
+    FamilyBuilder used = FamilyBuilder::Gauge(
+        "kvpool_pool_used_bytes", "Bytes of live blocks (disk: block data stored), by tier");
+    used.Add(host, static_cast<double>(s.used_bytes));
+    if (s.disk_capacity_bytes > 0) {
+      capacity.Add(disk, static_cast<double>(s.disk_capacity_bytes));
+      used.Add(disk, static_cast<double>(s.disk_used_bytes));
+    }
+    out.push_back(capacity.Build());
+    out.push_back(used.Build());
     out.push_back(FamilyBuilder::Gauge("kvpool_pool_reserved_bytes",
                                        "Bytes claimed by namespaces' slabs, by tier")
                       .Add(host, static_cast<double>(s.reserved_bytes))
@@ -86,6 +93,12 @@ class PoolCollector final : public prometheus::Collectable {
          [](const NamespaceInfo& n) { return n.stats.evicted_blocks; }},
         {"kvpool_namespace_deleted_blocks_total", "Cached blocks removed by Delete", true,
          [](const NamespaceInfo& n) { return n.stats.deleted_blocks; }},
+        {"kvpool_namespace_disk_blocks", "Blocks the SSD tier stores (some also in host memory)",
+         false, [](const NamespaceInfo& n) { return n.stats.disk_blocks; }},
+        {"kvpool_namespace_demoted_blocks_total", "Host blocks moved to the SSD tier", true,
+         [](const NamespaceInfo& n) { return n.stats.demoted_blocks; }},
+        {"kvpool_namespace_promoted_blocks_total", "SSD-tier blocks read back into host memory",
+         true, [](const NamespaceInfo& n) { return n.stats.promoted_blocks; }},
     };
     for (const Field& f : kFields) {
       FamilyBuilder b = f.counter ? FamilyBuilder::Counter(f.name, f.help)

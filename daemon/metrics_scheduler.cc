@@ -59,7 +59,7 @@ class SchedulerCollector final : public prometheus::Collectable {
                       .Add({}, D(s.index_memory_bytes))
                       .Build());
     FamilyBuilder per_ns = FamilyBuilder::Gauge("kvpool_scheduler_index_namespace_blocks",
-                                                "Distinct blocks in the global index, by namespace");
+                                                "Distinct blocks in the index, by namespace");
     for (const auto& [ns, n] : s.index_blocks_by_namespace) per_ns.Add({{"namespace", ns}}, D(n));
     out.push_back(per_ns.Build());
     out.push_back(FamilyBuilder::Gauge("kvpool_scheduler_nodes", "Registered kvpoold nodes")

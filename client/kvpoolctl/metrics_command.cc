@@ -107,7 +107,9 @@ Result<std::string> ReadBearerToken(const std::string& path) {
   std::getline(in, line);
   const size_t first = line.find_first_not_of(" \t\r");
   const size_t last = line.find_last_not_of(" \t\r");
-  if (first == std::string::npos) return InvalidArgumentError("token file " + Quote(path) + " is empty");
+  if (first == std::string::npos) {
+    return InvalidArgumentError("token file " + Quote(path) + " is empty");
+  }
   return line.substr(first, last - first + 1);
 }
 

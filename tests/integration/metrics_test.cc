@@ -64,7 +64,7 @@ TEST_CASE("Metrics: kvpoold and the scheduler export counters that follow the op
   const bool sched_up = PollUntil(15'000, [&] { return !ReadFile(port_file).empty(); });
   INFO("scheduler log:\n" << ReadFile(dir.File("scheduler.err")));
   REQUIRE(sched_up);
-  const std::string sched_address = "127.0.0.1:" + ReadFile(port_file).substr(0, ReadFile(port_file).find('\n'));
+  const std::string sched_address = "127.0.0.1:" + std::to_string(std::stoi(ReadFile(port_file)));
   auto sched = KVPOOL_IT_VALUE(SchedulerClient::Connect(sched_address));
 
   const int node_metrics = FreePort();

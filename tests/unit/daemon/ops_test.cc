@@ -59,8 +59,8 @@ TEST_CASE("OpsOptions: the scheduler parses the shared flags", "[daemon][securit
   CHECK((*parsed)->ops.metrics_listen == "127.0.0.1:0");
   CHECK((*parsed)->ops.tls_cert_file == "/c");
   std::vector<const char*> bad{"kvpool-scheduler", "--auth-token-file=/t"};
-  CHECK(daemon::ParseKvpoolSchedulerArgs(static_cast<int>(bad.size()), bad.data()).status().code() ==
-        StatusCode::kInvalidArgument);
+  const auto refused = daemon::ParseKvpoolSchedulerArgs(static_cast<int>(bad.size()), bad.data());
+  CHECK(refused.status().code() == StatusCode::kInvalidArgument);
 }
 
 TEST_CASE("Security: token files give their first line, trimmed", "[security]") {
@@ -123,9 +123,14 @@ TEST_CASE("Metrics: the pool collector reads PoolStats at every scrape", "[metri
   CHECK_THAT(text, Catch::Contains("kvpool_namespace_hit_tokens_total{namespace=\"m\"} 48"));
   CHECK_THAT(text, Catch::Contains("# TYPE kvpool_namespace_hit_blocks_total counter"));
   CHECK_THAT(text, Catch::Contains("# TYPE kvpool_namespace_cached_blocks gauge"));
+  CHECK_THAT(text, !Catch::Contains("tier=\"disk\""));  // no SSD tier, no disk samples
   stats.namespaces[0].stats.hit_blocks = 7;
+  stats.namespaces[0].stats.demoted_blocks = 2;
+  stats.disk_capacity_bytes = 4096;
   text = Serialize(*collector);
   CHECK_THAT(text, Catch::Contains("kvpool_namespace_hit_blocks_total{namespace=\"m\"} 7"));
+  CHECK_THAT(text, Catch::Contains("kvpool_namespace_demoted_blocks_total{namespace=\"m\"} 2"));
+  CHECK_THAT(text, Catch::Contains("kvpool_pool_capacity_bytes{tier=\"disk\"} 4096"));
 }
 
 TEST_CASE("Metrics: the scheduler collector reports route decisions per policy", "[metrics]") {
