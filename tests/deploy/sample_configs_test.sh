@@ -40,6 +40,8 @@ run() {  # NAME BINARY ARGS...
   echo "$name: served on port $(cat "$work/$name.port") with deploy/$name.toml, stopped cleanly"
 }
 
-run kvpoold "$kvpoold" --config "$source_dir/deploy/kvpoold.toml" --capacity 64MiB --slab 4MiB \
-  --data-dir "$work/data" --no-data-plane --node-id sample-config-test
+small=(--capacity 64MiB --slab 4MiB --data-dir "$work/data" --no-data-plane --node-id sample-config-test)
+# The sample's SSD tier is sized for a real node; a test host gets a small one.
+if "$kvpoold" --help | grep -q -- '--disk-capacity'; then small+=(--disk-capacity 64MiB); fi
+run kvpoold "$kvpoold" --config "$source_dir/deploy/kvpoold.toml" "${small[@]}"
 run kvpool-scheduler "$scheduler" --config "$source_dir/deploy/kvpool-scheduler.toml"
