@@ -35,6 +35,13 @@ class CorpusWriter {
     for (const std::string& w : words) {
       text += '"';
       for (char c : w) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (byte < 0x20 || byte >= 0x7f) {
+          char hex[5];
+          std::snprintf(hex, sizeof(hex), "\\x%02X", byte);
+          text += hex;
+          continue;
+        }
         if (c == '"' || c == '\\') text += '\\';
         text += c;
       }
