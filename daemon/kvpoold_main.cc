@@ -198,8 +198,8 @@ int Run(const KvpooldOptions& opts) {
     server->Shutdown(std::chrono::system_clock::now() +
                      std::chrono::milliseconds(opts.shutdown_grace_ms));
     server->Wait();
-    // No call can insert any more: HOST blocks go to the SSD tier, and the scheduler (still
-    // connected) hears of the tier change.
+    // No call can insert any more: every HOST block the SSD tier lacks is written to it (they
+    // stay HOST until the process ends; the publisher then deregisters the node).
     if (opts.demote_on_shutdown && (*pool)->has_store()) {
       Result<uint64_t> demoted = (*pool)->DemoteAll();
       if (demoted.ok()) {

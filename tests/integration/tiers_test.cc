@@ -1,0 +1,239 @@
+// The SSD tier through a real kvpoold: swaps and tiers over gRPC, and restarts (clean and
+// kill -9) that must bring back exactly the index and bytes they promise (docs/storage.md).
+#include <signal.h>
+
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kvpool/data_plane.h"
+#include "launch/local_kvpoold.h"
+#include "tests/integration/daemon_fixture.h"
+
+namespace kvpool::itest {
+namespace {
+
+constexpr uint32_t kBlockTokens = 16;
+constexpr uint64_t kBlockBytes = 64 << 10;
+const NamespaceSpec kSpec{"tiers", kBlockTokens, kBlockBytes, ""};
+
+// A kvpoold with an SSD tier in `dir`/data/ssd, restartable on the same data dir.
+class TierNode {
+ public:
+  TierNode(const TempDir& dir, std::vector<std::string> extra = {}) {
+    launch::LocalKvpooldOptions o;
+    o.binary = kKvpooldPath;
+    o.work_dir = dir.path();
+    o.capacity = "4MiB";  // 64 blocks of 64 KiB
+    o.extra_args = {"--disk-capacity=8MiB", "--no-huge-pages"};
+    o.extra_args.insert(o.extra_args.end(), extra.begin(), extra.end());
+    daemon_ = KVPOOL_IT_VALUE(launch::LocalKvpoold::Start(o));
+    client_ = KVPOOL_IT_VALUE(Client::Connect(daemon_->address()));
+  }
+  ~TierNode() {
+    dp_.reset();
+    client_.reset();
+  }
+  Client& client() { return *client_; }
+  DataPlane& dp() {
+    if (dp_ == nullptr) dp_ = KVPOOL_IT_VALUE(DataPlane::Connect(*client_));
+    return *dp_;
+  }
+  std::string Log() const { return ReadFile(daemon_->log_path()); }
+  // SIGTERM (clean: shutdown demotion runs) or SIGKILL, and wait for the exit.
+  void Stop(int signal_number) {
+    dp_.reset();
+    client_.reset();
+    daemon_->process().Signal(signal_number);
+    REQUIRE(daemon_->process().Wait(20'000).ok());
+  }
+
+ private:
+  std::unique_ptr<launch::LocalKvpoold> daemon_;
+  std::unique_ptr<Client> client_;
+  std::unique_ptr<DataPlane> dp_;
+};
+
+// Allocates, writes `bytes` (one block after the other) and inserts the prompt.
+void Publish(TierNode& node, const std::vector<uint32_t>& tokens, std::vector<uint8_t>& bytes,
+             bool durable) {
+  const uint32_t n = static_cast<uint32_t>(tokens.size() / kBlockTokens);
+  const Allocation alloc =
+      KVPOOL_IT_VALUE(node.client().AllocMem(kSpec.name, n, Tier::kHost, 0));
+  const RegionId region = KVPOOL_IT_VALUE(node.dp().RegisterMemory(bytes.data(), bytes.size()));
+  std::vector<uint64_t> offsets;
+  for (uint32_t i = 0; i < n; ++i) offsets.push_back(i * kBlockBytes);
+  KVPOOL_IT_REQUIRE_OK(KVPOOL_IT_VALUE(node.dp().Put(region, offsets, alloc.blocks)).Wait(10'000));
+  KVPOOL_IT_VALUE(node.client().Insert(kSpec.name, PromptView::Tokens(tokens), 0,
+                                       HandlesOf(alloc), alloc.lease.id, false, durable));
+  KVPOOL_IT_REQUIRE_OK(node.client().Release(alloc.lease.id).status());
+  KVPOOL_IT_REQUIRE_OK(node.dp().Deregister(region));
+}
+
+// Reads the prompt's longest match (promoting DISK blocks) and returns its bytes.
+std::vector<uint8_t> ReadBack(TierNode& node, const std::vector<uint32_t>& tokens) {
+  const size_t n = tokens.size() / kBlockTokens;
+  std::vector<uint8_t> out(n * kBlockBytes, 0);
+  const RegionId region = KVPOOL_IT_VALUE(node.dp().RegisterMemory(out.data(), out.size()));
+  std::vector<uint64_t> offsets;
+  for (size_t i = 0; i < n; ++i) offsets.push_back(i * kBlockBytes);
+  const uint32_t got = KVPOOL_IT_VALUE(
+      node.dp().MatchAndGet(node.client(), kSpec.name, PromptView::Tokens(tokens), region, offsets));
+  KVPOOL_IT_REQUIRE_OK(node.dp().Deregister(region));
+  out.resize(got * kBlockBytes);
+  return out;
+}
+
+std::vector<Tier> TiersOf(TierNode& node, const std::vector<uint32_t>& tokens) {
+  return KVPOOL_IT_VALUE(node.client().Exists(kSpec.name, PromptView::Tokens(tokens))).tiers;
+}
+
+TEST_CASE("Tiers: SwapOut, SwapIn, durable Insert and tiers over gRPC, bad input refused",
+          "[integration][storage]") {
+  TempDir dir;
+  TierNode node(dir);
+  KVPOOL_IT_REQUIRE_OK(node.client().CreateNamespace(kSpec).status());
+  const auto tokens = MakeTokens(6 * kBlockTokens, 1);
+  auto bytes = RandomBytes(6 * kBlockBytes, 1);
+  Publish(node, tokens, bytes, false);
+
+  CHECK(KVPOOL_IT_VALUE(node.client().SwapOut(kSpec.name, 3)) == 3);
+  CHECK(TiersOf(node, tokens) == std::vector<Tier>{Tier::kHost, Tier::kHost, Tier::kHost,
+                                                   Tier::kDisk, Tier::kDisk, Tier::kDisk});
+  // Without a lease DISK blocks are listed, never with a readable location.
+  const MatchResult peek =
+      KVPOOL_IT_VALUE(node.client().Match(kSpec.name, PromptView::Tokens(tokens)));
+  CHECK(peek.matched_blocks == 6);
+  CHECK(peek.blocks[5].tier == Tier::kDisk);
+  CHECK(peek.blocks[5].handle == 0);
+  CHECK(KVPOOL_IT_VALUE(node.client().SwapIn(kSpec.name, PromptView::Tokens(tokens), 4)) == 2);
+  CHECK(TiersOf(node, tokens)[3] == Tier::kDisk);
+  CHECK(TiersOf(node, tokens)[5] == Tier::kHost);
+  CHECK(ReadBack(node, tokens) == bytes);  // promotes block 3 too
+  CHECK(TiersOf(node, tokens) == std::vector<Tier>(6, Tier::kHost));
+  const PoolStats stats = KVPOOL_IT_VALUE(node.client().GetStats());
+  CHECK(stats.disk_capacity_bytes == 8u << 20);
+  CHECK(stats.disk_used_bytes == 3 * kBlockBytes);
+
+  KVPOOL_IT_CHECK_ERROR(node.client().SwapOut(kSpec.name, 0), StatusCode::kInvalidArgument,
+                        "n_blocks");
+  KVPOOL_IT_CHECK_ERROR(node.client().SwapOut("nope", 1), StatusCode::kNotFound, "nope");
+  KVPOOL_IT_CHECK_ERROR(node.client().SwapIn(kSpec.name, PromptView::Tokens(tokens), 7),
+                        StatusCode::kInvalidArgument, "start_block 7");
+  CHECK(KVPOOL_IT_VALUE(node.client().Health()));
+}
+
+TEST_CASE("Tiers: a node without an SSD tier refuses swaps and durable inserts",
+          "[integration][storage]") {
+  TestDaemon d;
+  KVPOOL_IT_REQUIRE_OK(d.client().CreateNamespace(kSpec).status());
+  KVPOOL_IT_CHECK_ERROR(d.client().SwapOut(kSpec.name, 1), StatusCode::kFailedPrecondition,
+                        "SSD tier");
+  const auto tokens = MakeTokens(kBlockTokens, 2);
+  KVPOOL_IT_CHECK_ERROR(d.client().SwapIn(kSpec.name, PromptView::Tokens(tokens), 0),
+                        StatusCode::kFailedPrecondition, "SSD tier");
+  const Allocation alloc = KVPOOL_IT_VALUE(d.client().AllocMem(kSpec.name, 1, Tier::kHost, 0));
+  KVPOOL_IT_CHECK_ERROR(d.client().Insert(kSpec.name, PromptView::Tokens(tokens), 0,
+                                          HandlesOf(alloc), alloc.lease.id, false, true),
+                        StatusCode::kFailedPrecondition, "durable");
+  CHECK(KVPOOL_IT_VALUE(d.client().Exists(kSpec.name, PromptView::Tokens(tokens))).present_blocks ==
+        0);
+}
+
+TEST_CASE("Tiers: a clean restart brings back every block, byte-exact, as DISK",
+          "[integration][storage]") {
+  TempDir dir;
+  const auto a = MakeTokens(8 * kBlockTokens, 3);
+  const auto b = Concat(Head(a, 4 * kBlockTokens), MakeTokens(3 * kBlockTokens, 4));
+  auto a_bytes = RandomBytes(8 * kBlockBytes, 3);
+  auto b_bytes = RandomBytes(7 * kBlockBytes, 4);
+  std::copy(a_bytes.begin(), a_bytes.begin() + 4 * kBlockBytes, b_bytes.begin());
+  std::vector<Tier> a_before, b_before;
+  {
+    TierNode node(dir);
+    KVPOOL_IT_REQUIRE_OK(node.client().CreateNamespace(kSpec).status());
+    Publish(node, a, a_bytes, false);
+    Publish(node, b, b_bytes, false);
+    CHECK(KVPOOL_IT_VALUE(node.client().SwapOut(kSpec.name, 2)) == 2);
+    a_before = TiersOf(node, a);
+    b_before = TiersOf(node, b);
+    node.Stop(SIGTERM);
+    CHECK_THAT(node.Log(), Catch::Contains("shutdown demotion: 9 blocks"));
+  }
+  TierNode node(dir);
+  CHECK_THAT(node.Log(), Catch::Contains("recovered namespaces=1 blocks=11"));
+  const NamespaceInfo info = KVPOOL_IT_VALUE(node.client().GetNamespace(kSpec.name));
+  CHECK(info.spec == kSpec);
+  // Exactly what was there, every block now on DISK.
+  for (size_t i = 0; i < a_before.size(); ++i) CHECK(a_before[i] != Tier::kNone);
+  CHECK(TiersOf(node, a) == std::vector<Tier>(8, Tier::kDisk));
+  CHECK(TiersOf(node, b) == std::vector<Tier>(7, Tier::kDisk));
+  CHECK(ReadBack(node, a) == a_bytes);
+  CHECK(ReadBack(node, b) == b_bytes);
+}
+
+TEST_CASE("Tiers: after kill -9 every durable or demoted block is back and nothing else",
+          "[integration][storage]") {
+  TempDir dir;
+  const auto durable = MakeTokens(4 * kBlockTokens, 5);
+  const auto demoted = MakeTokens(3 * kBlockTokens, 6);
+  const auto volatile_only = MakeTokens(2 * kBlockTokens, 7);
+  auto durable_bytes = RandomBytes(4 * kBlockBytes, 5);
+  auto demoted_bytes = RandomBytes(3 * kBlockBytes, 6);
+  auto volatile_bytes = RandomBytes(2 * kBlockBytes, 7);
+  {
+    TierNode node(dir);
+    KVPOOL_IT_REQUIRE_OK(node.client().CreateNamespace(kSpec).status());
+    Publish(node, demoted, demoted_bytes, false);
+    CHECK(KVPOOL_IT_VALUE(node.client().SwapOut(kSpec.name, 3)) == 3);
+    Publish(node, durable, durable_bytes, true);
+    Publish(node, volatile_only, volatile_bytes, false);
+    CHECK(TiersOf(node, durable) == std::vector<Tier>(4, Tier::kHost));
+    node.Stop(SIGKILL);
+  }
+  TierNode node(dir);
+  CHECK(TiersOf(node, durable) == std::vector<Tier>(4, Tier::kDisk));
+  CHECK(TiersOf(node, demoted) == std::vector<Tier>(3, Tier::kDisk));
+  CHECK(TiersOf(node, volatile_only) == std::vector<Tier>(2, Tier::kNone));
+  CHECK(ReadBack(node, durable) == durable_bytes);
+  CHECK(ReadBack(node, demoted) == demoted_bytes);
+}
+
+TEST_CASE("Tiers: --no-demote-on-shutdown loses host blocks on a clean stop",
+          "[integration][storage]") {
+  TempDir dir;
+  const auto tokens = MakeTokens(2 * kBlockTokens, 8);
+  auto bytes = RandomBytes(2 * kBlockBytes, 8);
+  {
+    TierNode node(dir, {"--no-demote-on-shutdown"});
+    KVPOOL_IT_REQUIRE_OK(node.client().CreateNamespace(kSpec).status());
+    Publish(node, tokens, bytes, false);
+    node.Stop(SIGTERM);
+  }
+  TierNode node(dir);
+  CHECK(KVPOOL_IT_VALUE(node.client().GetNamespace(kSpec.name)).spec == kSpec);
+  CHECK(TiersOf(node, tokens) == std::vector<Tier>(2, Tier::kNone));
+}
+
+TEST_CASE("Tiers: --disk-capacity without --data-dir, and a foreign data dir, stop kvpoold",
+          "[integration][storage]") {
+  const CommandResult r =
+      RunCommand({kKvpooldPath, "--listen=127.0.0.1:0", "--disk-capacity=1MiB"}, 5'000);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("data-dir"));
+
+  TempDir dir;
+  std::filesystem::create_directories(dir.File("data/ssd"));
+  WriteFile(dir.File("data/ssd/CURRENT"), "not a RocksDB manifest name\n");
+  const CommandResult foreign =
+      RunCommand({kKvpooldPath, "--listen=127.0.0.1:0", "--data-dir=" + dir.File("data"),
+                  "--disk-capacity=1MiB", "--no-data-plane"},
+                 10'000);
+  CHECK(foreign.exit_code == 1);
+  CHECK_THAT(foreign.out + foreign.err, Catch::Contains("cannot open the SSD tier"));
+}
+
+}  // namespace
+}  // namespace kvpool::itest
