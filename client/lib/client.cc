@@ -15,8 +15,6 @@
 
 namespace kvpool {
 
-namespace v1 = ::kvpool::v1;
-
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Client::~Client() = default;
 
