@@ -395,11 +395,7 @@ Result<std::unique_ptr<DataPlane>> DataPlane::Connect(Client& client,
       // Over TCP UCX emulates one-sided writes with messages the node must acknowledge, and
       // UCX 1.13 aborts the node when a writer dies mid-Put (docs/transport.md). Let the node
       // pull instead wherever the link to it is TCP alone.
-      Result<std::string> lanes = impl->engine->DescribePeer((*link)->peer);
-      impl->node_pulls_puts = lanes.ok() && lanes->find("tcp") != std::string::npos &&
-                              lanes->find("posix") == std::string::npos &&
-                              lanes->find("sysv") == std::string::npos &&
-                              lanes->find("cma") == std::string::npos;
+      impl->node_pulls_puts = impl->engine->UsesOnlyTcp((*link)->peer).value_or(false);
       break;
     }
   }

@@ -13,6 +13,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <set>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -1037,12 +1038,26 @@ Result<std::string> TransferEngine::DescribePeer(PeerId peer) {
   });
 }
 
+Result<std::string> TransferEngine::Transports(PeerId peer) {
+  KVPOOL_ASSIGN_OR_RETURN(const std::string text, DescribePeer(peer));
+  // ucp_ep_print_info writes one line per lane: "lane[0]:  1:tcp/lo.0 md[0] -> ...".
+  std::set<std::string> names;
+  for (size_t at = text.find("lane["); at != std::string::npos; at = text.find("lane[", at + 1)) {
+    const size_t end = text.find('\n', at);
+    const size_t label_end = text.find(':', at);
+    const size_t resource_end = text.find(':', label_end + 1);
+    const size_t slash = text.find('/', resource_end);
+    if (label_end >= end || resource_end >= end || slash >= end) continue;
+    names.insert(text.substr(resource_end + 1, slash - resource_end - 1));
+  }
+  std::string joined;
+  for (const std::string& name : names) joined += (joined.empty() ? "" : "+") + name;
+  return joined;
+}
+
 Result<bool> TransferEngine::UsesOnlyTcp(PeerId peer) {
-  KVPOOL_ASSIGN_OR_RETURN(const std::string lanes, DescribePeer(peer));
-  // UCX names each lane's transport as "<tl>/<device>" in ucp_ep_print_info's output.
-  return lanes.find("tcp/") != std::string::npos && lanes.find("posix/") == std::string::npos &&
-         lanes.find("sysv/") == std::string::npos && lanes.find("cma/") == std::string::npos &&
-         lanes.find("self/") == std::string::npos;
+  KVPOOL_ASSIGN_OR_RETURN(const std::string transports, Transports(peer));
+  return transports == "tcp";
 }
 
 Status TransferEngine::CompleteWireup(PeerId peer, const RemoteRegion& remote,

@@ -234,6 +234,10 @@ class TransferEngine {
   /// unknown id.
   Result<std::string> DescribePeer(PeerId peer);
 
+  /// The UCX transports of the endpoint's lanes, sorted and joined with '+' ("tcp",
+  /// "posix+sysv", "rc_mlx5"...): for logs and metric labels. Empty before the wire-up
+  /// completed (CompleteWireup). NOT_FOUND for an unknown id.
+  Result<std::string> Transports(PeerId peer);
   /// True when every lane of the endpoint to `peer` is TCP. UCX then emulates one-sided
   /// operations with messages the peer's progress thread answers, and UCX 1.13 aborts the
   /// target of a Put whose writer dies mid-transfer (docs/transport.md): callers that can

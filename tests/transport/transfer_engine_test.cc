@@ -156,11 +156,18 @@ TEST_CASE("TransferEngine: the configured transport is the one the endpoint uses
     const bool has_shm = described->find("posix/") != std::string::npos ||
                          described->find("sysv/") != std::string::npos ||
                          described->find("cma/") != std::string::npos;
+    const Result<std::string> transports = pair.a->Transports(pair.a_to_b);
+    REQUIRE(transports.ok());
+    CAPTURE(*transports);
+    CHECK(*pair.a->UsesOnlyTcp(pair.a_to_b) == (tls == "tcp"));
     if (tls == "tcp") {
+      CHECK(*transports == "tcp");
       CHECK(has_tcp);
       CHECK_FALSE(has_shm);
       CHECK(described->find("error handling PEER") != std::string::npos);
     } else {
+      CHECK(*transports != "");
+      CHECK(transports->find("tcp") == std::string::npos);
       CHECK(has_shm);
       CHECK_FALSE(has_tcp);
       // UCX 1.13's posix and sysv work only without UCX error handling (see PeerErrorMode).
