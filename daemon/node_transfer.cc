@@ -1,5 +1,6 @@
 #include "daemon/node_transfer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "common/logging.h"
+#include "common/metrics.h"
 #include "common/quote.h"
 #include "rpc/client_channel.h"
 #include "rpc/convert.h"
@@ -29,6 +31,27 @@ uint64_t TotalBytes(std::span<const transport::TransferOp> ops) {
   for (const transport::TransferOp& op : ops) total += op.size_bytes;
   return total;
 }
+
+// The end of one Transfer or TransferWithInsert: every step gets at most the time left, so a
+// network cut fails the whole call within its timeout (plus one control call's slack), not one
+// control-call timeout per step.
+class Deadline {
+ public:
+  Deadline(std::chrono::steady_clock::time_point start, uint32_t timeout_ms)
+      : at_(start + std::chrono::milliseconds(timeout_ms)) {}
+  bool passed() const { return std::chrono::steady_clock::now() >= at_; }
+  // Milliseconds left plus `slack_ms`, at least 1, at most `cap_ms`.
+  uint32_t LeftMs(uint32_t cap_ms, uint32_t slack_ms = 0) const {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          at_ - std::chrono::steady_clock::now())
+                          .count() +
+                      slack_ms;
+    return static_cast<uint32_t>(std::clamp<int64_t>(left, 1, cap_ms));
+  }
+
+ private:
+  std::chrono::steady_clock::time_point at_;
+};
 
 // Ends a destination lease on scope exit unless dismissed: a failed TransferWithInsert leaves
 // nothing allocated on the destination (and if this node dies, the lease expires there).
@@ -76,10 +99,16 @@ Status NodeTransfer::RunBatch(bool is_put, transport::PeerId endpoint,
                               const transport::RemoteRegion& remote,
                               std::span<const transport::TransferOp> ops, uint32_t timeout_ms,
                               std::string_view node_id, std::string_view what) {
+  const auto start = std::chrono::steady_clock::now();
   KVPOOL_ASSIGN_OR_RETURN(transport::TransferHandle handle,
                           is_put ? engine_->Put(endpoint, remote, ops)
                                  : engine_->Get(endpoint, remote, ops));
   Status landed = handle.Wait(timeout_ms);
+  metrics::RecordTransfer(engine_->Transports(endpoint).value_or("unknown"),
+                          node_id.empty() ? (is_put ? "put" : "get") : "node", TotalBytes(ops),
+                          std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+                              .count(),
+                          landed.ok());
   if (landed.ok()) return landed;
   // Close the endpoint so the batch writes nothing more (DEADLINE_EXCEEDED leaves it running),
   // and so that the next transfer reconnects (a restarted peer has a new address).
@@ -129,6 +158,7 @@ Status NodeTransfer::Transfer(const v1::TransferRequest& req, v1::TransferRespon
   }
 
   const v1::NodeBlocks& dst = req.node();
+  const Deadline deadline(start, timeout_ms);
   KVPOOL_ASSIGN_OR_RETURN(PeerNode peer, peers_->Get(dst.node_id()));
   v1::ResolveBlocksRequest check;
   check.set_lease_id(dst.lease_id());
@@ -136,12 +166,14 @@ Status NodeTransfer::Transfer(const v1::TransferRequest& req, v1::TransferRespon
   check.set_for_write(true);
   v1::ResolveBlocksResponse checked;
   KVPOOL_RETURN_IF_ERROR(AtNode(rpc::CallUnary(*peer.stub, &v1::MemPool::Stub::ResolveBlocks,
-                                               check, &checked, options_.rpc_timeout_ms),
+                                               check, &checked,
+                                               deadline.LeftMs(options_.rpc_timeout_ms)),
                                 dst.node_id(), "ResolveBlocks"));
   KVPOOL_ASSIGN_OR_RETURN(std::vector<BlockLocation> dst_blocks,
                           rpc::FromProto(checked.blocks()));
   KVPOOL_ASSIGN_OR_RETURN(const uint64_t bytes,
-                          PutToNode(peer, src.blocks, dst_blocks, timeout_ms, "resolved"));
+                          PutToNode(peer, src.blocks, dst_blocks, deadline.LeftMs(timeout_ms),
+                                    "resolved"));
   if (req.verify_checksums()) {
     check.set_checksums(true);
     KVPOOL_RETURN_IF_ERROR(AtNode(rpc::CallUnary(*peer.stub, &v1::MemPool::Stub::ResolveBlocks,
@@ -218,6 +250,7 @@ Status NodeTransfer::TransferWithInsert(const v1::TransferWithInsertRequest& req
                                 " source blocks needs " +
                                 std::to_string(static_cast<uint64_t>(req.start_block()) + n));
   }
+  const Deadline deadline(start, timeout_ms);
   std::string dst_node = req.dst_node();
   if (dst_node.empty()) {
     KVPOOL_ASSIGN_OR_RETURN(dst_node, peers_->Place(req.namespace_(), n));
@@ -228,7 +261,7 @@ Status NodeTransfer::TransferWithInsert(const v1::TransferWithInsertRequest& req
   rpc::ToProto(src.spec, create.mutable_spec());
   v1::CreateNamespaceResponse created;
   Status st = rpc::CallUnary(*peer.stub, &v1::MemPool::Stub::CreateNamespace, create, &created,
-                             options_.rpc_timeout_ms);
+                             deadline.LeftMs(options_.rpc_timeout_ms));
   if (st.code() == StatusCode::kAlreadyExists) {
     return FailedPreconditionError("namespace " + Quote(src.spec.name) + " exists on node " +
                                    Quote(dst_node) + " with other parameters: " +
@@ -247,15 +280,24 @@ Status NodeTransfer::TransferWithInsert(const v1::TransferWithInsertRequest& req
   alloc_req.set_lease_ttl_ms(timeout_ms + kInsertSlackMs);
   v1::AllocMemResponse alloc;
   KVPOOL_RETURN_IF_ERROR(AtNode(rpc::CallUnary(*peer.stub, &v1::MemPool::Stub::AllocMem,
-                                               alloc_req, &alloc, options_.rpc_timeout_ms),
+                                               alloc_req, &alloc,
+                                               deadline.LeftMs(options_.rpc_timeout_ms)),
                                 dst_node, "AllocMem"));
   RemoteLeaseGuard guard(peer.stub.get(), alloc.lease().id(), options_.rpc_timeout_ms);
   KVPOOL_ASSIGN_OR_RETURN(std::vector<BlockLocation> dst_blocks, rpc::FromProto(alloc.blocks()));
   KVPOOL_ASSIGN_OR_RETURN(const uint64_t bytes,
-                          PutToNode(peer, src.blocks, dst_blocks, timeout_ms, "allocated"));
+                          PutToNode(peer, src.blocks, dst_blocks, deadline.LeftMs(timeout_ms),
+                                    "allocated"));
 
   if (options_.fault_pause_before_insert_ms > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(options_.fault_pause_before_insert_ms));
+  }
+  // The caller stops waiting at the timeout: a copy that finished later must not be inserted,
+  // or a call reported as failed would leave its blocks matchable.
+  if (deadline.passed()) {
+    return DeadlineExceededError("TransferWithInsert to node " + Quote(dst_node) +
+                                 " did not finish within " + std::to_string(timeout_ms) +
+                                 " ms; nothing was inserted");
   }
   // Every byte landed: only now may the blocks become matchable there.
   v1::InsertRequest insert;
@@ -265,8 +307,12 @@ Status NodeTransfer::TransferWithInsert(const v1::TransferWithInsertRequest& req
   insert.set_lease_id(alloc.lease().id());
   for (const BlockLocation& b : dst_blocks) insert.add_handles(b.handle);
   v1::InsertResponse inserted;
+  // The Insert itself may use one second past the deadline: well inside the destination
+  // lease's slack (kInsertSlackMs) and the client's deadline, which adds its own call timeout.
   KVPOOL_RETURN_IF_ERROR(AtNode(rpc::CallUnary(*peer.stub, &v1::MemPool::Stub::Insert, insert,
-                                               &inserted, options_.rpc_timeout_ms),
+                                               &inserted,
+                                               deadline.LeftMs(options_.rpc_timeout_ms,
+                                                               kInsertSlackMs / 2)),
                                 dst_node, "Insert"));
   resp->set_dst_node(dst_node);
   resp->set_inserted_blocks(inserted.inserted_blocks());

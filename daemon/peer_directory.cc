@@ -48,8 +48,10 @@ Result<PeerNode> PeerDirectory::Get(std::string_view node_id) {
   absl::MutexLock lock(&mu_);
   auto [it, inserted] = peers_.emplace(std::string(node_id), peer);
   if (!inserted) {
-    // Another thread connected first: keep its endpoint, close ours.
-    engine_->Disconnect(peer.endpoint).IgnoreError();
+    // Another thread connected first: keep its endpoint. Close ours only if it is another one:
+    // the engine hands out one endpoint per peer address, so both threads usually hold the same
+    // and closing it would fail the winner's transfer (found by kvpool-bench soak).
+    if (peer.endpoint != it->second.endpoint) engine_->Disconnect(peer.endpoint).IgnoreError();
     return it->second;
   }
   KVPOOL_LOG(INFO) << "peer " << node_id << " at " << address << " connected";
