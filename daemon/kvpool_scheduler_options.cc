@@ -85,7 +85,8 @@ Result<std::optional<KvpoolSchedulerOptions>> ParseKvpoolSchedulerArgs(int argc,
   app.add_option("--expire-interval-ms", opts.expire_interval_ms,
                  "How often dead members are looked for (ms)")
       ->capture_default_str();
-  app.add_option("--default-policy", policy, "round_robin, least_loaded, prefix or cost")
+  app.add_option("--default-policy", policy,
+                 "round_robin, least_loaded, prefix, cost or cache_aware")
       ->capture_default_str();
   app.add_option("--link-bandwidth", remote_bandwidth,
                  "Bandwidth between nodes, bytes/s (pulling blocks from another node)")

@@ -530,9 +530,9 @@ Status ReplayOptions::Validate() const {
     }
   }
   for (const std::string& p : policies) {
-    if (!Known({"round_robin", "least_loaded", "prefix", "cost"}, p)) {
+    if (!Known({"round_robin", "least_loaded", "prefix", "cost", "cache_aware"}, p)) {
       return InvalidArgumentError("unknown policy '" + p +
-                                  "' (round_robin, least_loaded, prefix, cost)");
+                                  "' (round_robin, least_loaded, prefix, cost, cache_aware)");
     }
   }
   if (modes.empty() || policies.empty()) return InvalidArgumentError("no configuration to run");

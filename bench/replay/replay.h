@@ -57,14 +57,15 @@ struct ReplayOptions {
   double link_bandwidth = 12.5e9;
   double load_latency_s = 20e-6;
 
-  /// Caching modes and scheduler policies ("round_robin", "least_loaded", "prefix", "cost") to
-  /// compare; every pair runs. Modes: "no-cache"; "local" (an instance reads only its own
-  /// node's blocks); "pooled" (and then the rest of the pooled prefix from any node); "pd"
-  /// (disaggregated, MemServe's PD-caching: the first half of the instances prefill with pooled
-  /// caching, the second half decode; the prompt's KV moves to the decode instance's node with
-  /// TransferWithInsert, which also caches it there).
+  /// Caching modes and scheduler policies ("round_robin", "least_loaded", "prefix", "cost",
+  /// "cache_aware") to compare; every pair runs. Modes: "no-cache"; "local" (an instance reads
+  /// only its own node's blocks); "pooled" (and then the rest of the pooled prefix from any
+  /// node); "pd" (disaggregated, MemServe's PD-caching: the first half of the instances
+  /// prefill with pooled caching, the second half decode; the prompt's KV moves to the decode
+  /// instance's node with TransferWithInsert, which also caches it there).
   std::vector<std::string> modes = {"no-cache", "local", "pooled", "pd"};
-  std::vector<std::string> policies = {"round_robin", "least_loaded", "prefix", "cost"};
+  std::vector<std::string> policies = {"round_robin", "least_loaded", "prefix", "cost",
+                                       "cache_aware"};
   /// Write a gnuplot chart (hit rate and TTFT p90 per configuration) here; "" : none.
   std::string plot_path;
   /// Progress bar on stderr. Default: true.

@@ -48,7 +48,7 @@ void AddReplayOptions(CLI::App* sub, ReplayOptions* opts) {
       ->delimiter(',')
       ->capture_default_str();
   sub->add_option("--policies", opts->policies,
-                  "Scheduler policies: round_robin, least_loaded, prefix, cost")
+                  "Scheduler policies: round_robin, least_loaded, prefix, cost, cache_aware")
       ->delimiter(',')
       ->capture_default_str();
   sub->add_option("--plot", opts->plot_path, "Write a PNG chart (needs gnuplot)");

@@ -96,7 +96,8 @@ int main(int argc, char** argv) {
   add_prompt(route_cmd, &route.prompt);
   route_cmd->add_option("--role", route.role, "prefill, decode or colocated (default: colocated)");
   route_cmd->add_option("--policy", route.policy,
-                        "round_robin, least_loaded, prefix or cost (default: the scheduler's)");
+                        "round_robin, least_loaded, prefix, cost or cache_aware (default: the "
+                        "scheduler's)");
   route_cmd->add_option("--candidates", route.candidates, "Comma-separated instance ids");
   route_cmd->add_flag("--explain", route.explain, "Show why each instance ranks where it does");
 

@@ -57,17 +57,18 @@ std::string_view RoutePolicyName(RoutePolicy policy) {
     case RoutePolicy::kLeastLoaded: return "least_loaded";
     case RoutePolicy::kPrefix: return "prefix";
     case RoutePolicy::kCost: return "cost";
+    case RoutePolicy::kCacheAware: return "cache_aware";
   }
   return "unknown";
 }
 
 Result<RoutePolicy> ParseRoutePolicy(std::string_view name) {
   for (RoutePolicy p : {RoutePolicy::kRoundRobin, RoutePolicy::kLeastLoaded, RoutePolicy::kPrefix,
-                        RoutePolicy::kCost}) {
+                        RoutePolicy::kCost, RoutePolicy::kCacheAware}) {
     if (name == RoutePolicyName(p)) return p;
   }
   return InvalidArgumentError("unknown route policy '" + std::string(name) +
-                              "'; expected round_robin, least_loaded, prefix or cost");
+                              "'; expected round_robin, least_loaded, prefix, cost or cache_aware");
 }
 
 Status RouterOptions::Validate() const {
@@ -87,11 +88,18 @@ Status RouterOptions::Validate() const {
   if (!(running_request_s >= 0) || !std::isfinite(running_request_s)) {
     return bad("running_request_s", running_request_s, ">= 0");
   }
+  if (!(cache_aware_balance_rel >= 1) || !std::isfinite(cache_aware_balance_rel)) {
+    return bad("cache_aware_balance_rel", cache_aware_balance_rel, ">= 1");
+  }
+  if (!(cache_aware_cache_threshold >= 0 && cache_aware_cache_threshold <= 1)) {
+    return bad("cache_aware_cache_threshold", cache_aware_cache_threshold, "in [0, 1]");
+  }
   switch (default_policy) {
     case RoutePolicy::kRoundRobin:
     case RoutePolicy::kLeastLoaded:
     case RoutePolicy::kPrefix:
     case RoutePolicy::kCost:
+    case RoutePolicy::kCacheAware:
       return Status::Ok();
   }
   return InvalidArgumentError("router: unknown default_policy " +
@@ -104,7 +112,39 @@ Router::Router(RouterOptions options, const GlobalIndex* index, const Registry* 
   if (!options_.Validate().ok()) options_ = RouterOptions{};
 }
 
-void Router::Rank(RoutePolicy policy, InstanceRole role) {
+bool Router::RankCacheAware(uint32_t prompt_blocks) {
+  auto& v = scored_;
+  uint32_t min_running = v.front().load.running_requests, max_running = min_running;
+  uint32_t best_prefix = 0;
+  for (const Scored& c : v) {
+    min_running = std::min(min_running, c.load.running_requests);
+    max_running = std::max(max_running, c.load.running_requests);
+    best_prefix = std::max(best_prefix, c.local_prefix_blocks);
+  }
+  const bool imbalanced =
+      max_running - min_running > options_.cache_aware_balance_abs_requests &&
+      static_cast<double>(max_running) >
+          options_.cache_aware_balance_rel * static_cast<double>(min_running);
+  const bool by_prefix =
+      !imbalanced && prompt_blocks > 0 &&
+      static_cast<double>(best_prefix) >
+          options_.cache_aware_cache_threshold * static_cast<double>(prompt_blocks);
+  std::sort(v.begin(), v.end(), [&](const Scored& a, const Scored& b) {
+    if (by_prefix && a.local_prefix_blocks != b.local_prefix_blocks) {
+      return a.local_prefix_blocks > b.local_prefix_blocks;
+    }
+    if (a.load.running_requests != b.load.running_requests) {
+      return a.load.running_requests < b.load.running_requests;
+    }
+    if (a.load.queued_prompt_tokens != b.load.queued_prompt_tokens) {
+      return a.load.queued_prompt_tokens < b.load.queued_prompt_tokens;
+    }
+    return a.instance->id < b.instance->id;
+  });
+  return by_prefix;
+}
+
+void Router::Rank(RoutePolicy policy, InstanceRole role, uint32_t prompt_blocks) {
   // Every order ends with the id, so ties go to the smaller id. `scored_` starts in id order.
   auto& v = scored_;
   auto by_id = [](const Scored& a, const Scored& b) { return a.instance->id < b.instance->id; };
@@ -146,10 +186,13 @@ void Router::Rank(RoutePolicy policy, InstanceRole role) {
         return by_id(a, b);
       });
       return;
+    case RoutePolicy::kCacheAware:
+      cache_aware_by_prefix_ = RankCacheAware(prompt_blocks);
+      return;
   }
 }
 
-void Router::Explain(RoutePolicy policy, size_t position, size_t candidates,
+void Router::Explain(RoutePolicy policy, bool by_prefix, size_t position, size_t candidates,
                      uint32_t prompt_blocks, RouteCandidate* candidate) {
   const RouteCandidate& c = *candidate;
   ReasonBuilder r(&candidate->reason);
@@ -177,6 +220,12 @@ void Router::Explain(RoutePolicy policy, size_t position, size_t candidates,
                               << " pulled from the pool), " << c.new_tokens
                               << " tokens to prefill";
       return;
+    case RoutePolicy::kCacheAware:
+      r << (by_prefix ? "cache_aware (prefix): its node holds "
+                      : "cache_aware (load): its node holds ")
+        << c.local_prefix_blocks << " of " << prompt_blocks << " blocks from the start; "
+        << c.load.running_requests << " running requests";
+      return;
   }
 }
 
@@ -193,7 +242,8 @@ Result<RouteResult> Router::Route(const RouteRequest& request) {
   }
   const RoutePolicy policy = request.policy.value_or(options_.default_policy);
   if (policy != RoutePolicy::kRoundRobin && policy != RoutePolicy::kLeastLoaded &&
-      policy != RoutePolicy::kPrefix && policy != RoutePolicy::kCost) {
+      policy != RoutePolicy::kPrefix && policy != RoutePolicy::kCost &&
+      policy != RoutePolicy::kCacheAware) {
     return InvalidArgumentError("route: unknown policy " +
                                 std::to_string(static_cast<int>(policy)));
   }
@@ -286,7 +336,7 @@ Result<RouteResult> Router::Route(const RouteRequest& request) {
                           c.load.running_requests * options_.running_request_s;
     scored_.push_back(c);
   }
-  Rank(policy, request.role);
+  Rank(policy, request.role, static_cast<uint32_t>(request.hashes.size()));
 
   RouteResult result;
   result.policy = policy;
@@ -306,7 +356,9 @@ Result<RouteResult> Router::Route(const RouteRequest& request) {
     c.new_tokens = from.new_tokens;
     c.load = from.load;
     c.cost = from.cost;
-    if (request.explain) Explain(policy, i, scored_.size(), result.prompt_blocks, &c);
+    if (request.explain) {
+      Explain(policy, cache_aware_by_prefix_, i, scored_.size(), result.prompt_blocks, &c);
+    }
   }
   return result;
 }

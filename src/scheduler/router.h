@@ -30,8 +30,13 @@ enum class RoutePolicy : uint8_t {
   /// Lowest estimated time to first token: queue wait + compute of the uncached tokens +
   /// transfer of the cached blocks (default).
   kCost = 3,
+  /// SGLang Model Gateway's cache-aware router, for comparison (docs/scheduler.md): while the
+  /// instances' running requests are balanced, the longest local prefix if it covers more than
+  /// cache_aware_cache_threshold of the prompt, else the fewest running requests; once they are
+  /// imbalanced (both balance thresholds exceeded), the fewest running requests.
+  kCacheAware = 4,
 };
-/// "round_robin", "least_loaded", "prefix" or "cost".
+/// "round_robin", "least_loaded", "prefix", "cost" or "cache_aware".
 std::string_view RoutePolicyName(RoutePolicy policy);
 /// Parses RoutePolicyName's output; INVALID_ARGUMENT names anything else.
 Result<RoutePolicy> ParseRoutePolicy(std::string_view name);
@@ -51,6 +56,16 @@ struct RouterOptions {
   /// Queue wait added per running request of an instance, in seconds. Must be >= 0.
   /// Default: 0.001.
   double running_request_s = 0.001;
+  /// cache_aware: the instances count as imbalanced when the most and the least loaded differ
+  /// by more than this many running requests (and by the relative threshold below). Default: 64
+  /// (SGLang Model Gateway's balance_abs_threshold).
+  uint32_t cache_aware_balance_abs_requests = 64;
+  /// cache_aware: ... and the most loaded runs more than this many times the least loaded's
+  /// requests. Must be >= 1. Default: 1.5 (balance_rel_threshold).
+  double cache_aware_balance_rel = 1.5;
+  /// cache_aware: the fraction of the prompt's blocks the best local prefix must exceed to win
+  /// over load, in [0, 1]. Default: 0.3 (cache_threshold).
+  double cache_aware_cache_threshold = 0.3;
 
   /// INVALID_ARGUMENT naming the field when an option is out of range.
   Status Validate() const;
@@ -165,14 +180,18 @@ class Router {
     CostEstimate cost;
   };
 
-  void Rank(RoutePolicy policy, InstanceRole role);
-  static void Explain(RoutePolicy policy, size_t position, size_t candidates,
+  void Rank(RoutePolicy policy, InstanceRole role, uint32_t prompt_blocks);
+  // cache_aware's order; returns whether it followed the prefix (else the load).
+  bool RankCacheAware(uint32_t prompt_blocks);
+  static void Explain(RoutePolicy policy, bool by_prefix, size_t position, size_t candidates,
                       uint32_t prompt_blocks, RouteCandidate* candidate);
 
   PrefixScanner scanner_;
   // One turn counter per requested role: prefill and decode routes of the same requests must not
   // share one (each request's two routes would then always skip the same instances).
   std::array<uint64_t, 3> round_robin_cursor_{};
+  // The last cache_aware ranking followed the prefix (for Explain).
+  bool cache_aware_by_prefix_ = false;
   // Scratch, reused across calls.
   std::vector<const InstanceInfo*> eligible_;
   std::vector<Scored> scored_;

@@ -1,6 +1,7 @@
 // kvpool-bench replay and cluster up/down as a user runs them: the real binary against a real
 // local cluster, with a short generated trace. Checks that the replay's hit accounting agrees
 // with the pools' own counters and stays within the trace's limits; speed is not asserted.
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -17,8 +18,9 @@ TEST_CASE("kvpool-bench replay: hits agree with the pools' stats and stay below 
   TempDir dir;
   const CommandResult r = RunCommand(
       {kBenchPath, "replay", "--json", "--gen-requests=150", "--gen-seed=7", "--nodes=2",
-       "--instances=4", "--modes=no-cache,local,pooled,pd", "--policies=prefix,cost",
-       "--dir=" + dir.File("replay")},
+       "--instances=4", "--modes=no-cache,local,pooled,pd",
+       "--policies=prefix,cost,cache_aware", "--dir=" + dir.File("replay"),
+       "--plot=" + dir.File("replay.png")},
       120'000);
   INFO("stderr:\n" << r.err);
   REQUIRE(r.exit_code == 0);
@@ -27,7 +29,12 @@ TEST_CASE("kvpool-bench replay: hits agree with the pools' stats and stay below 
   const double infinite = j["references"]["infinite_hit_rate"].get<double>();
   CHECK(infinite > 0);
   CHECK(j["references"]["global_lru_hit_rate"].get<double>() <= infinite);
-  REQUIRE(j["configs"].size() == 8);
+  REQUIRE(j["configs"].size() == 12);
+  // The chart (scripts/setup.sh installs gnuplot-nox) is a PNG.
+  std::ifstream png(dir.File("replay.png"), std::ios::binary);
+  char magic[8] = {};
+  png.read(magic, sizeof(magic));
+  CHECK(std::string(magic + 1, 3) == "PNG");
   for (const nlohmann::json& c : j["configs"]) {
     const std::string name = c["mode"].get<std::string>() + "/" + c["policy"].get<std::string>();
     INFO(name << ": " << c.dump());

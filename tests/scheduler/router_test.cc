@@ -170,6 +170,53 @@ TEST_CASE("Router: prefix policy picks the longest local prefix", "[scheduler]")
   REQUIRE_THAT(r->ranked[0].reason, Catch::Contains("holds 5 of 10 blocks"));
 }
 
+TEST_CASE("Router: cache_aware follows a long enough prefix while loads are balanced",
+          "[scheduler]") {
+  Cluster c;
+  for (const char* n : {"a", "b", "c"}) c.AddNode(n);
+  c.StoreOn("a", Range(0, 2));
+  c.StoreOn("b", Range(0, 5));
+  REQUIRE(c.registry.ReportLoad("i-a", InstanceLoad{0, 3}).ok());
+  REQUIRE(c.registry.ReportLoad("i-b", InstanceLoad{0, 40}).ok());
+  REQUIRE(c.registry.ReportLoad("i-c", InstanceLoad{0, 1}).ok());
+  // 5 of 10 blocks > 0.3 and 40 - 1 running requests is within the absolute threshold (64).
+  const std::vector<BlockHash> prompt = Range(0, 10);
+  Result<RouteResult> r = c.Route(prompt, RoutePolicy::kCacheAware);
+  REQUIRE(r.ok());
+  REQUIRE(r->ranked[0].instance_id == "i-b");
+  REQUIRE(r->ranked[1].instance_id == "i-a");
+  REQUIRE_THAT(r->ranked[0].reason, Catch::Contains("cache_aware (prefix)"));
+
+  // A match of 2 of 10 blocks (0.2) is below the cache threshold: the fewest running requests.
+  std::vector<BlockHash> other = Range(0, 2);
+  for (const BlockHash& h : Range(100, 8)) other.push_back(h);
+  r = c.Route(other, RoutePolicy::kCacheAware);
+  REQUIRE(r.ok());
+  REQUIRE(r->ranked[0].instance_id == "i-c");
+  REQUIRE_THAT(r->ranked[0].reason, Catch::Contains("cache_aware (load)"));
+}
+
+TEST_CASE("Router: cache_aware balances load once both balance thresholds are exceeded",
+          "[scheduler]") {
+  RouterOptions options;
+  options.cache_aware_balance_abs_requests = 8;
+  options.cache_aware_balance_rel = 2.0;
+  Cluster c(options);
+  for (const char* n : {"a", "b"}) c.AddNode(n);
+  c.StoreOn("a", Range(0, 10));
+  const std::vector<BlockHash> prompt = Range(0, 10);
+  // 12 vs 5: the difference (7) is within 8, so the full prefix on a wins.
+  REQUIRE(c.registry.ReportLoad("i-a", InstanceLoad{0, 12}).ok());
+  REQUIRE(c.registry.ReportLoad("i-b", InstanceLoad{0, 5}).ok());
+  REQUIRE(c.Best(prompt, RoutePolicy::kCacheAware) == "i-a");
+  // 20 vs 5: difference 15 > 8 and 20 > 2 x 5: imbalanced, the least loaded wins.
+  REQUIRE(c.registry.ReportLoad("i-a", InstanceLoad{0, 20}).ok());
+  REQUIRE(c.Best(prompt, RoutePolicy::kCacheAware) == "i-b");
+  // 20 vs 11: difference 9 > 8 but 20 < 2 x 11: still balanced.
+  REQUIRE(c.registry.ReportLoad("i-b", InstanceLoad{0, 11}).ok());
+  REQUIRE(c.Best(prompt, RoutePolicy::kCacheAware) == "i-a");
+}
+
 TEST_CASE("Router: least_loaded orders by queued tokens, then running requests", "[scheduler]") {
   Cluster c;
   for (const char* n : {"a", "b", "c"}) c.AddNode(n);
@@ -351,9 +398,15 @@ TEST_CASE("Router: max_results and explain shape the answer", "[scheduler]") {
 
 TEST_CASE("Router: names and options", "[scheduler]") {
   for (RoutePolicy p : {RoutePolicy::kRoundRobin, RoutePolicy::kLeastLoaded, RoutePolicy::kPrefix,
-                        RoutePolicy::kCost}) {
+                        RoutePolicy::kCost, RoutePolicy::kCacheAware}) {
     REQUIRE(*ParseRoutePolicy(RoutePolicyName(p)) == p);
   }
+  RouterOptions bad_threshold;
+  bad_threshold.cache_aware_cache_threshold = 1.5;
+  REQUIRE_THAT(bad_threshold.Validate().message(), Catch::Contains("cache_aware_cache_threshold"));
+  bad_threshold = RouterOptions{};
+  bad_threshold.cache_aware_balance_rel = 0.5;
+  REQUIRE_THAT(bad_threshold.Validate().message(), Catch::Contains("cache_aware_balance_rel"));
   REQUIRE(ParseRoutePolicy("random").status().code() == StatusCode::kInvalidArgument);
   RouterOptions bad;
   bad.remote_bandwidth_bytes_per_s = 0;
