@@ -484,8 +484,10 @@ Status WritePlot(const nlohmann::json& out, const std::string& path) {
   const std::string script = path + ".gp";
   {
     std::ofstream g(script);
-    g << "set terminal pngcairo size 1200,500\nset output '" << path << "'\n"
+    // noenhanced: the policy names' underscores are text, not subscripts.
+    g << "set terminal pngcairo size 1200,500 noenhanced\nset output '" << path << "'\n"
       << "set multiplot layout 1,2\nset style data histograms\nset style fill solid 0.8\n"
+      << "set yrange [0:*]\n"
       << "set xtics rotate by -45\nset title 'token hit rate (%)'\n"
       << "plot '" << data << "' using 2:xtic(1) notitle\n"
       << "set title 'TTFT p90 (ms)'\nplot '" << data << "' using 3:xtic(1) notitle\n"
