@@ -66,6 +66,8 @@ Result<std::optional<KvpoolSchedulerOptions>> ParseKvpoolSchedulerArgs(int argc,
                "kvpool-scheduler"};
   app.set_config("--config", "",
                  "Read options from this file (TOML: key = value; keys are the long flag names)");
+  // A misspelt key in a config file is an error, not silently ignored (CLI11's default).
+  app.allow_config_extras(CLI::config_extras_mode::error);
   app.set_version_flag("--version", "kvpool-scheduler 0.1.0");
   std::string max_message = "256MiB", log_level = "info", policy = "cost", block_bytes = "2MiB";
   int64_t heartbeat_timeout_ms = opts.service.registry.node_timeout_ms;

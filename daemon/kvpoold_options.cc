@@ -59,6 +59,8 @@ Result<std::optional<KvpooldOptions>> ParseKvpooldArgs(int argc, const char* con
   CLI::App app{"kvpoold: the kvpool node daemon (host-memory KV-block pool with a prompt-tree index)",
                "kvpoold"};
   app.set_config("--config", "", "Read options from this file (TOML: key = value; keys are the long flag names)");
+  // A misspelt key in a config file is an error, not silently ignored (CLI11's default).
+  app.allow_config_extras(CLI::config_extras_mode::error);
   app.set_version_flag("--version", "kvpoold 0.1.0");
   std::string capacity = "1GiB", slab = "32MiB", max_message = "64MiB", log_level = "info";
   std::string node_id;

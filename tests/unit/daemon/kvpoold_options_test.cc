@@ -71,6 +71,18 @@ TEST_CASE("kvpoold options: bad values are INVALID_ARGUMENT naming the value", "
   CHECK(Parse({"--config=/nonexistent/kvpoold.toml"}).status().code() == StatusCode::kInvalidArgument);
 }
 
+TEST_CASE("kvpoold options: an unknown key in the config file is refused, naming it", "[daemon]") {
+  const std::string path = "/tmp/kvpoold_options_extra_" + std::to_string(::getpid()) + ".toml";
+  {
+    std::ofstream f(path);
+    f << "listen = \"127.0.0.1:7701\"\ncapasity = \"64MiB\"\n";
+  }
+  auto parsed = Parse({"--config", path});
+  std::remove(path.c_str());
+  CHECK(parsed.status().code() == StatusCode::kInvalidArgument);
+  CHECK_THAT(parsed.status().message(), Catch::Contains("capasity"));
+}
+
 }  // namespace kvpool
 
 namespace kvpool {
