@@ -14,9 +14,9 @@
 #include "common/clock.h"
 #include "daemon/mempool_service.h"
 #include "fuzz_records.h"
+#include "record_input.h"
 #include "node/mempool.h"
 #include "served_status.h"
-#include "google/protobuf/stubs/logging.h"
 
 namespace kvpool::fuzz {
 namespace {
@@ -254,16 +254,6 @@ class Harness {
 }  // namespace kvpool::fuzz
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  // Mutated strings are often not UTF-8: protobuf logs each refused parse. Keep the log readable.
-  static const bool quiet = [] {
-    google::protobuf::SetLogHandler(nullptr);
-    return true;
-  }();
-  (void)quiet;
-  kvpool::fuzz::Harness harness;
-  kvpool::fuzz::RecordReader reader(data, size);
-  kvpool::fuzz::Record record;
-  while (reader.Next(&record)) harness.Run(record);
-  harness.CheckNothingLeaks();
-  return 0;
+  return kvpool::fuzz::RunRecordInput<kvpool::fuzz::Harness>(
+      data, size, [](kvpool::fuzz::Harness& harness) { harness.CheckNothingLeaks(); });
 }
