@@ -19,7 +19,6 @@ namespace {
 // How long past the transfer's timeout a TransferWithInsert's destination lease lasts.
 constexpr uint32_t kInsertSlackMs = 2000;
 
-
 uint64_t MicrosSince(std::chrono::steady_clock::time_point start) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                    std::chrono::steady_clock::now() - start)
@@ -104,11 +103,15 @@ Status NodeTransfer::RunBatch(bool is_put, transport::PeerId endpoint,
                           is_put ? engine_->Put(endpoint, remote, ops)
                                  : engine_->Get(endpoint, remote, ops));
   Status landed = handle.Wait(timeout_ms);
-  metrics::RecordTransfer(engine_->Transports(endpoint).value_or("unknown"),
-                          node_id.empty() ? (is_put ? "put" : "get") : "node", TotalBytes(ops),
-                          std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-                              .count(),
-                          landed.ok());
+  // Naming the transport is a round trip to the progress thread: only when metrics are on.
+  if (metrics::TransferMetricsInstalled()) {
+    metrics::RecordTransfer(engine_->Transports(endpoint).value_or("unknown"),
+                            node_id.empty() ? (is_put ? "put" : "get") : "node",
+                            TotalBytes(ops),
+                            std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+                                .count(),
+                            landed.ok());
+  }
   if (landed.ok()) return landed;
   // Close the endpoint so the batch writes nothing more (DEADLINE_EXCEEDED leaves it running),
   // and so that the next transfer reconnects (a restarted peer has a new address).

@@ -134,6 +134,10 @@ void InstallTransferMetrics(std::shared_ptr<prometheus::Registry> registry) {
   }
 }
 
+bool TransferMetricsInstalled() {
+  return g_transfer_metrics.load(std::memory_order_acquire) != nullptr;
+}
+
 void RecordTransfer(std::string_view transport, std::string_view direction, uint64_t bytes,
                     double seconds, bool ok) {
   TransferMetrics* metrics = g_transfer_metrics.load(std::memory_order_acquire);

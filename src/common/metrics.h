@@ -81,6 +81,10 @@ std::vector<double> SizeBucketsBytes();
 /// Thread-safe.
 void InstallTransferMetrics(std::shared_ptr<prometheus::Registry> registry);
 
+/// True once InstallTransferMetrics ran: callers skip work (such as naming the transport)
+/// whose only use is RecordTransfer. Thread-safe.
+bool TransferMetricsInstalled();
+
 /// Records one data-plane transfer: `transport` is the UCX transport or path ("shm", "tcp",
 /// "rdma", "local"...), `direction` "put", "get" or "node" (node to node), `bytes` moved and
 /// `seconds` from post to completion; `ok` false counts a failure (bytes and time are then not
