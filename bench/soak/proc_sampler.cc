@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <string_view>
 
 namespace kvpool::bench {
 
@@ -14,13 +15,19 @@ Result<ProcSample> SampleProcess(int pid) {
   if (!status) return NotFoundError("no process " + std::to_string(pid));
   ProcSample sample;
   std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) != 0) continue;
-    std::istringstream fields(line.substr(6));
+  const auto read_kib = [&line](const char* key, uint64_t* bytes) {
+    const std::string_view k(key);
+    if (line.compare(0, k.size(), k) != 0) return;
+    std::istringstream fields(line.substr(k.size()));
     uint64_t kib = 0;
     fields >> kib;
-    sample.rss_bytes = kib * 1024;
-    break;
+    *bytes = kib * 1024;
+  };
+  while (std::getline(status, line)) {
+    read_kib("VmRSS:", &sample.rss_bytes);
+    read_kib("RssAnon:", &sample.rss_anon_bytes);
+    read_kib("RssFile:", &sample.rss_file_bytes);
+    read_kib("RssShmem:", &sample.rss_shmem_bytes);
   }
   std::error_code ec;
   std::filesystem::directory_iterator it(dir + "/fd", ec);

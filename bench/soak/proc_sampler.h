@@ -12,8 +12,14 @@ namespace kvpool::bench {
 
 /// One reading of a process.
 struct ProcSample {
-  /// VmRSS, in bytes.
+  /// VmRSS, in bytes: the sum of the three below.
   uint64_t rss_bytes = 0;
+  /// RssAnon (heap, stacks, private mappings), RssFile (mapped files) and RssShmem (shared
+  /// memory: a pool allocated as shared memory, transports' segments), in bytes. A leak on the
+  /// heap shows in the first; memory touched once (a pool, a segment) in the others.
+  uint64_t rss_anon_bytes = 0;
+  uint64_t rss_file_bytes = 0;
+  uint64_t rss_shmem_bytes = 0;
   /// Entries of /proc/<pid>/fd.
   uint64_t open_fds = 0;
 };

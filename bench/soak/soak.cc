@@ -342,6 +342,7 @@ struct ProcessSeries {
   std::string id;
   int pid = 0;
   std::vector<double> t_s, rss_bytes, fds;
+  std::vector<double> anon_bytes, shmem_bytes;
   bool gone = false;
 
   void Sample(double t) {
@@ -353,6 +354,8 @@ struct ProcessSeries {
     t_s.push_back(t);
     rss_bytes.push_back(static_cast<double>(s->rss_bytes));
     fds.push_back(static_cast<double>(s->open_fds));
+    anon_bytes.push_back(static_cast<double>(s->rss_anon_bytes));
+    shmem_bytes.push_back(static_cast<double>(s->rss_shmem_bytes));
   }
   // Index of the first sample past the warm-up.
   size_t FirstSteady(double warmup_s) const {
@@ -367,7 +370,10 @@ struct ProcessSeries {
     };
     nlohmann::json samples = nlohmann::json::array();
     for (size_t i = 0; i < t_s.size(); ++i) {
-      samples.push_back({t_s[i], static_cast<uint64_t>(rss_bytes[i]), static_cast<uint64_t>(fds[i])});
+      // [t, RSS, fds, RssAnon, RssShmem]
+      samples.push_back({t_s[i], static_cast<uint64_t>(rss_bytes[i]), static_cast<uint64_t>(fds[i]),
+                         static_cast<uint64_t>(anon_bytes[i]),
+                         static_cast<uint64_t>(shmem_bytes[i])});
     }
     const double rss_max =
         rss_bytes.empty() ? 0 : *std::max_element(rss_bytes.begin(), rss_bytes.end());
@@ -378,6 +384,10 @@ struct ProcessSeries {
             {"rss_end_bytes", rss_bytes.empty() ? 0 : rss_bytes.back()},
             {"rss_max_bytes", rss_max},
             {"rss_slope_bytes_per_s", LeastSquaresSlope(tail(t_s), tail(rss_bytes))},
+            {"rss_anon_end_bytes", anon_bytes.empty() ? 0 : anon_bytes.back()},
+            {"rss_anon_slope_bytes_per_s", LeastSquaresSlope(tail(t_s), tail(anon_bytes))},
+            {"rss_shmem_end_bytes", shmem_bytes.empty() ? 0 : shmem_bytes.back()},
+            {"rss_shmem_slope_bytes_per_s", LeastSquaresSlope(tail(t_s), tail(shmem_bytes))},
             {"fds_start", fds.empty() ? 0 : fds[from]},
             {"fds_end", fds.empty() ? 0 : fds.back()},
             {"fds_slope_per_s", LeastSquaresSlope(tail(t_s), tail(fds))},
@@ -455,6 +465,10 @@ std::vector<Check> CheckAccounting(const launch::ClusterState& cluster,
       }
     }
     checks.push_back({node.id, "cached blocks = blocks Exists finds", present.size(), cached});
+    // The memory accounting against the live blocks counted from outside: with no lease left,
+    // every byte in use is a cached block's.
+    checks.push_back({node.id, "node used bytes = blocks Exists finds x block bytes",
+                      present.size() * options.block_bytes, stats->used_bytes});
     // The scheduler's index converges to the node's blocks.
     uint64_t indexed = ~uint64_t{0};
     const auto index_deadline = Clock::now() + std::chrono::seconds(10);
@@ -519,14 +533,16 @@ void PrintTables(const nlohmann::json& out, const std::vector<Check>& checks) {
   }
   std::cout << "\n\n";
 
-  TextTable procs({"PROCESS", "RSS START", "RSS END", "RSS MAX", "RSS SLOPE B/S", "FDS START",
-                   "FDS END", "FDS SLOPE /S"});
+  TextTable procs({"PROCESS", "RSS START", "RSS END", "RSS MAX", "RSS SLOPE B/S",
+                   "ANON SLOPE B/S", "SHMEM SLOPE B/S", "FDS START", "FDS END", "FDS SLOPE /S"});
   for (const nlohmann::json& p : out["processes"]) {
     procs.AddRow({p["id"].get<std::string>(),
                   FormatBytes(static_cast<uint64_t>(p["rss_start_bytes"].get<double>())),
                   FormatBytes(static_cast<uint64_t>(p["rss_end_bytes"].get<double>())),
                   FormatBytes(static_cast<uint64_t>(p["rss_max_bytes"].get<double>())),
                   FormatFixed(p["rss_slope_bytes_per_s"].get<double>(), 0),
+                  FormatFixed(p["rss_anon_slope_bytes_per_s"].get<double>(), 0),
+                  FormatFixed(p["rss_shmem_slope_bytes_per_s"].get<double>(), 0),
                   FormatFixed(p["fds_start"].get<double>(), 0),
                   FormatFixed(p["fds_end"].get<double>(), 0),
                   FormatFixed(p["fds_slope_per_s"].get<double>(), 4)});
@@ -582,9 +598,11 @@ Result<nlohmann::json> RunSoak(const SoakOptions& options, bool quiet) {
     KVPOOL_RETURN_IF_ERROR(workers.back()->Connect(state, i % state.nodes.size()));
   }
   std::vector<ProcessSeries> procs;
-  procs.push_back({"scheduler", state.scheduler.pid, {}, {}, {}, false});
-  for (const launch::ClusterMember& n : state.nodes) procs.push_back({n.id, n.pid, {}, {}, {}, false});
-  procs.push_back({"clients", static_cast<int>(::getpid()), {}, {}, {}, false});
+  procs.push_back({"scheduler", state.scheduler.pid, {}, {}, {}, {}, {}, false});
+  for (const launch::ClusterMember& n : state.nodes) {
+    procs.push_back({n.id, n.pid, {}, {}, {}, {}, {}, false});
+  }
+  procs.push_back({"clients", static_cast<int>(::getpid()), {}, {}, {}, {}, {}, false});
 
   std::atomic<bool> stop{false};
   const auto t0 = Clock::now();
