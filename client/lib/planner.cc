@@ -62,6 +62,15 @@ Result<ChunkCosts> MakeChunkCosts(const ComputeLoadModel& m, uint32_t chunk_toke
   if (m.load_bytes_per_s == 0) {
     return InvalidArgumentError("ComputeLoadModel.load_bytes_per_s is 0; it must be > 0");
   }
+  KVPOOL_RETURN_IF_ERROR(CheckField("disk_read_bytes_per_s", m.disk_read_bytes_per_s));
+  if (m.disk_chunks > 0 && m.disk_read_bytes_per_s == 0) {
+    return InvalidArgumentError("ComputeLoadModel.disk_read_bytes_per_s is 0 with disk_chunks " +
+                                std::to_string(m.disk_chunks) + "; it must be > 0");
+  }
+  if (m.disk_chunks > n_chunks) {
+    return InvalidArgumentError("ComputeLoadModel.disk_chunks " + std::to_string(m.disk_chunks) +
+                                " exceeds n_chunks " + std::to_string(n_chunks));
+  }
   if (chunk_tokens == 0 && n_chunks > 0) {
     return InvalidArgumentError("chunk_tokens is 0 for " + std::to_string(n_chunks) +
                                 " chunks; it must be > 0");
@@ -81,7 +90,10 @@ Result<ChunkCosts> MakeChunkCosts(const ComputeLoadModel& m, uint32_t chunk_toke
     const double before = static_cast<double>(i) * chunk_tokens;
     costs.compute_s.push_back(m.compute_s_per_token * t +
                               m.attention_s_per_token2 * t * (before + t / 2));
-    costs.load_s.push_back(m.load_latency_s + bytes_per_token * t / m.load_bytes_per_s);
+    double load = m.load_latency_s + bytes_per_token * t / m.load_bytes_per_s;
+    // A DISK chunk is promoted (read from the SSD tier) before it moves.
+    if (i >= n_chunks - m.disk_chunks) load += bytes_per_token * t / m.disk_read_bytes_per_s;
+    costs.load_s.push_back(load);
   }
   // Huge (finite) parameters can still overflow a cost to infinity; the planner would refuse it,
   // so refuse it here where the cause is known.

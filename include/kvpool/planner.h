@@ -12,6 +12,8 @@
 //   model.load_latency_s = 200e-6;             // the pool's Get: per-transfer latency ...
 //   model.load_bytes_per_s = 5e9;              // ... and bandwidth
 //   model.kv_bytes_per_token = 128 * 1024;
+//   model.disk_chunks = 4;                      // the last 4 chunks are on the node's SSD tier,
+//   model.disk_read_bytes_per_s = 1.2e9;        // which reads at its measured bandwidth
 //   auto costs = kvpool::MakeChunkCosts(model, /*chunk_tokens=*/512, /*n_chunks=*/16);
 //   auto plan = kvpool::PlanComputeOrLoad(*costs);
 //   // compute chunks [0, plan->split) and load [plan->split, 16) at the same time;
@@ -41,8 +43,11 @@ struct ChunkCosts {
 /// A simple cost model for MakeChunkCosts. A chunk of t tokens after p earlier tokens costs
 ///   compute = compute_s_per_token * t + attention_s_per_token2 * t * (p + t / 2)
 /// (linear layers plus causal attention over the p + t/2 tokens each token sees on average), and
-///   load = load_latency_s + kv_bytes_per_token * t / load_bytes_per_s.
-/// Every field must be finite and >= 0, and load_bytes_per_s > 0. Thread-compatible.
+///   load = load_latency_s + kv_bytes_per_token * t / load_bytes_per_s
+/// plus, for the last disk_chunks chunks (on the SSD tier: promoted before they move),
+///   kv_bytes_per_token * t / disk_read_bytes_per_s.
+/// Every field must be finite and >= 0, load_bytes_per_s > 0, and disk_read_bytes_per_s > 0
+/// when disk_chunks > 0. Thread-compatible.
 struct ComputeLoadModel {
   /// Prefill seconds per token that do not depend on position (MLP, projections). Default: 0.
   double compute_s_per_token = 0;
@@ -54,13 +59,22 @@ struct ComputeLoadModel {
   double load_bytes_per_s = 0;
   /// Bytes of KV per token (all layers, K and V). Default: 0.
   uint64_t kv_bytes_per_token = 0;
+  /// The last this many chunks of the prefix live on the SSD tier (DISK) of the node they come
+  /// from; the rest in memory. Demotion goes deepest first, so along a prompt a node's HOST
+  /// blocks come before its DISK ones (docs/storage.md). Default: 0.
+  uint32_t disk_chunks = 0;
+  /// Read bandwidth of that SSD tier in bytes/s: the node's own measured figure, from
+  /// SchedulerClient::Route (RoutedInstance::disk_read_bytes_per_s) or the node's GetStats
+  /// (PoolStats::disk_read_bytes_per_s). Must be > 0 when disk_chunks > 0. Default: 0.
+  double disk_read_bytes_per_s = 0;
 };
 
 /// Builds ChunkCosts for `n_chunks` chunks of `chunk_tokens` tokens each under `m`; the last
 /// chunk has `last_chunk_tokens` tokens instead when that is nonzero (a prefix that does not end
 /// on a chunk boundary). n_chunks = 0 gives empty costs. INVALID_ARGUMENT, naming the field and
 /// its value, for a field of `m` that is negative or not finite, load_bytes_per_s = 0,
-/// chunk_tokens = 0 with n_chunks > 0, or last_chunk_tokens > chunk_tokens.
+/// disk_read_bytes_per_s = 0 with disk_chunks > 0, disk_chunks > n_chunks, chunk_tokens = 0
+/// with n_chunks > 0, or last_chunk_tokens > chunk_tokens.
 Result<ChunkCosts> MakeChunkCosts(const ComputeLoadModel& m, uint32_t chunk_tokens,
                                   uint32_t n_chunks, uint32_t last_chunk_tokens = 0);
 

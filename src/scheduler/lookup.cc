@@ -167,11 +167,16 @@ LookupResult Lookup(const GlobalIndex& index, std::string_view ns,
 }
 
 void PrefixScanner::Scan(const GlobalIndex& index, std::string_view ns,
-                         std::span<const BlockHash> hashes) {
+                         std::span<const BlockHash> hashes, std::span<const double> disk_block_s,
+                         double default_disk_block_s) {
   for (NodeIndex n : touched_) stats_[n] = NodePrefixStats{};
   touched_.clear();
   pooled_prefix_blocks_ = 0;
   fast_blocks_ = 0;
+  disk_only_s_ = 0;
+  auto disk_s = [&](NodeIndex n) {
+    return n < disk_block_s.size() ? disk_block_s[n] : default_disk_block_s;
+  };
   const NamespaceIndex* nsi = index.FindNamespace(ns);
   if (nsi == nullptr) return;
   if (stats_.size() < index.node_slots()) stats_.resize(index.node_slots());
@@ -185,6 +190,7 @@ void PrefixScanner::Scan(const GlobalIndex& index, std::string_view ns,
     if (set == nullptr) break;
     const uint32_t pos = static_cast<uint32_t>(i);
     bool any_fast = false;
+    double cheapest_disk_s = std::numeric_limits<double>::infinity();
     set->ForEach(pool, [&](Holder h) {
       NodePrefixStats& s = stats_[h.node];
       if (s.fast_blocks == 0 && s.disk_blocks == 0) touched_.push_back(h.node);
@@ -194,6 +200,7 @@ void PrefixScanner::Scan(const GlobalIndex& index, std::string_view ns,
       }
       if (h.tier == Tier::kDisk) {
         ++s.disk_blocks;
+        cheapest_disk_s = std::min(cheapest_disk_s, disk_s(h.node));
       } else {
         ++s.fast_blocks;
         any_fast = true;
@@ -202,6 +209,10 @@ void PrefixScanner::Scan(const GlobalIndex& index, std::string_view ns,
     if (any_fast) {
       ++fast_blocks_;
       set->ForEach(pool, [&](Holder h) { ++stats_[h.node].held_with_fast_copy; });
+    } else {
+      // On disk only: whoever needs it reads it from the fastest SSD tier holding it.
+      disk_only_s_ += cheapest_disk_s;
+      set->ForEach(pool, [&](Holder h) { stats_[h.node].disk_only_held_s += cheapest_disk_s; });
     }
     pooled_prefix_blocks_ = pos + 1;
   }

@@ -78,6 +78,9 @@ struct NodePrefixStats {
   uint32_t disk_blocks = 0;
   /// Blocks of the pooled prefix the node holds (any tier) that some node holds in gpu or host.
   uint32_t held_with_fast_copy = 0;
+  /// Of the pooled prefix's blocks that no node holds in gpu or host memory, those this node
+  /// holds: the sum of each one's cheapest disk read (Scan's `disk_block_s`), in seconds.
+  double disk_only_held_s = 0;
 };
 
 /// The router's hot path: one pass over a prompt's pooled prefix gathering, per node, what
@@ -88,11 +91,19 @@ struct NodePrefixStats {
 class PrefixScanner {
  public:
   /// Scans `hashes` of namespace `ns`; results stay valid until the next Scan.
-  void Scan(const GlobalIndex& index, std::string_view ns, std::span<const BlockHash> hashes);
+  /// `disk_block_s[n]` is the time to read one block from the SSD tier of the node of NodeIndex
+  /// n (its measured bandwidth); nodes past its end read in `default_disk_block_s`. They only
+  /// price the blocks held on disk alone (disk_only_s).
+  void Scan(const GlobalIndex& index, std::string_view ns, std::span<const BlockHash> hashes,
+            std::span<const double> disk_block_s = {}, double default_disk_block_s = 0);
 
   uint32_t pooled_prefix_blocks() const { return pooled_prefix_blocks_; }
   /// Blocks of the pooled prefix that some node holds in gpu or host memory.
   uint32_t fast_blocks() const { return fast_blocks_; }
+  /// Over the pooled prefix's blocks that no node holds in gpu or host memory: the sum of the
+  /// cheapest holder's disk read time (seconds). Minus a node's disk_only_held_s, it prices the
+  /// disk-only blocks that node must fetch from others' SSD tiers.
+  double disk_only_s() const { return disk_only_s_; }
   /// The stats of `node` (all zero for a node that holds none of the pooled prefix).
   const NodePrefixStats& node(NodeIndex node) const {
     return node < stats_.size() ? stats_[node] : kEmpty;
@@ -102,6 +113,7 @@ class PrefixScanner {
   static constexpr NodePrefixStats kEmpty{};
   uint32_t pooled_prefix_blocks_ = 0;
   uint32_t fast_blocks_ = 0;
+  double disk_only_s_ = 0;
   std::vector<NodePrefixStats> stats_;  // Indexed by NodeIndex.
   std::vector<NodeIndex> touched_;
 };

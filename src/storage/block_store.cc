@@ -5,8 +5,12 @@
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
+#include <chrono>
+#include <algorithm>
 #include <cstring>
 #include <string>
+#include <thread>
+#include <unordered_map>
 #include <utility>
 
 #include "common/quote.h"
@@ -24,6 +28,25 @@ struct BlockStore::Db {
   Db& operator=(const Db&) = delete;
   std::unique_ptr<rocksdb::DB> db;
 };
+
+// The current ReadRun: its blocks in order and the values read ahead, not yet asked for.
+struct BlockStore::ReadAhead {
+  std::string ns;
+  std::vector<BlockHash> hashes;
+  std::unordered_map<BlockHash, size_t, BlockHashHasher> position;
+  // Blocks [0, issued) of the run were read ahead (or found missing) already.
+  size_t issued = 0;
+  std::unordered_map<BlockHash, std::string, BlockHashHasher> ready;
+};
+
+ReadRun::ReadRun(BlockStore* store, std::string_view ns, std::vector<BlockHash> hashes)
+    : store_(store) {
+  if (store_ != nullptr) store_->BeginRun(ns, std::move(hashes));
+}
+
+ReadRun::~ReadRun() {
+  if (store_ != nullptr) store_->EndRun();
+}
 
 namespace {
 
@@ -170,6 +193,10 @@ Result<std::unique_ptr<BlockStore>> BlockStore::Open(const BlockStoreOptions& op
   }
   std::unique_ptr<BlockStore> store(new BlockStore(options, std::move(db)));
   KVPOOL_RETURN_IF_ERROR(store->CountStored());
+  if (options.probe_bytes > 0) {
+    // A failed probe leaves the estimate to the first promotions; the store itself is fine.
+    store->ProbeReadBandwidth(options.probe_bytes).status().IgnoreError();
+  }
   return store;
 }
 
@@ -291,6 +318,7 @@ Status BlockStore::Put(std::string_view ns, const BlockHash& hash,
 
 Result<std::optional<BlockHash>> BlockStore::Get(std::string_view ns, const BlockHash& hash,
                                                  std::span<uint8_t> out) {
+  auto start = std::chrono::steady_clock::now();
   const std::string meta_key = BlockKey('M', ns, hash);
   std::string meta_value;
   rocksdb::Status st = db_->db->Get(rocksdb::ReadOptions(), meta_key, &meta_value);
@@ -305,6 +333,15 @@ Result<std::optional<BlockHash>> BlockStore::Get(std::string_view ns, const Bloc
   if (!meta.ok()) {
     problem = meta.status();
   } else {
+    // A read-ahead copy counts only if it is the block the metadata describes now; otherwise
+    // (deleted and rewritten since, or corrupt) the direct read below decides.
+    if (std::optional<std::string> ahead = TakeReadAhead(ns, hash, meta->size_bytes);
+        ahead.has_value() && ahead->size() == meta->size_bytes &&
+        BlockChecksum(ahead->data(), ahead->size()) == meta->checksum) {
+      std::memcpy(out.data(), ahead->data(), ahead->size());
+      return meta->parent;  // its read was timed with its window
+    }
+    start = std::chrono::steady_clock::now();
     rocksdb::PinnableSlice value;
     st = db_->db->Get(rocksdb::ReadOptions(), db_->db->DefaultColumnFamily(),
                       BlockKey('B', ns, hash), &value);
@@ -321,6 +358,9 @@ Result<std::optional<BlockHash>> BlockStore::Get(std::string_view ns, const Bloc
       problem = DataLossError(Describe(ns, hash) + " is corrupt: checksum mismatch");
     } else {
       std::memcpy(out.data(), value.data(), value.size());
+      const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+      absl::MutexLock lock(&read_mu_);
+      read_bandwidth_.Record(out.size(), took.count());
       return meta->parent;
     }
   }
@@ -354,6 +394,13 @@ bool BlockStore::Contains(std::string_view ns, const BlockHash& hash) {
 }
 
 Status BlockStore::Scan(const std::function<void(const StoredBlockInfo&)>& fn) {
+  return ScanWhile([&](const StoredBlockInfo& b) {
+    fn(b);
+    return true;
+  });
+}
+
+Status BlockStore::ScanWhile(const std::function<bool(const StoredBlockInfo&)>& fn) {
   rocksdb::ReadOptions ro;
   ro.fill_cache = false;
   std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(ro));
@@ -371,10 +418,112 @@ Status BlockStore::Scan(const std::function<void(const StoredBlockInfo&)>& fn) {
                                                   Describe(info.ns, info.hash)));
     info.parent = meta.parent;
     info.size_bytes = meta.size_bytes;
-    fn(info);
+    if (!fn(info)) return Status::Ok();
   }
   if (!it->status().ok()) return FromRocks(it->status(), "scanning " + Quote(options_.path));
   return Status::Ok();
+}
+
+void BlockStore::BeginRun(std::string_view ns, std::vector<BlockHash> hashes) {
+  absl::MutexLock lock(&run_mu_);
+  run_.reset();
+  if (options_.readahead_bytes == 0 || hashes.size() < 2) return;
+  run_ = std::make_unique<ReadAhead>();
+  run_->ns = std::string(ns);
+  run_->hashes = std::move(hashes);
+  for (size_t i = 0; i < run_->hashes.size(); ++i) run_->position.emplace(run_->hashes[i], i);
+}
+
+void BlockStore::EndRun() {
+  absl::MutexLock lock(&run_mu_);
+  run_.reset();
+}
+
+std::optional<std::string> BlockStore::TakeReadAhead(std::string_view ns, const BlockHash& hash,
+                                                     uint64_t size_bytes) {
+  absl::MutexLock lock(&run_mu_);
+  if (run_ == nullptr || run_->ns != ns) return std::nullopt;
+  const auto pos = run_->position.find(hash);
+  if (pos == run_->position.end()) return std::nullopt;
+  if (auto it = run_->ready.find(hash); it != run_->ready.end()) {
+    std::string value = std::move(it->second);
+    run_->ready.erase(it);
+    return value;
+  }
+  if (pos->second < run_->issued) return std::nullopt;  // read ahead and missing: read it directly
+  // Read the window from this block on, several reads at once.
+  const size_t first = pos->second;
+  const size_t n = std::min<size_t>(
+      run_->hashes.size() - first,
+      std::max<uint64_t>(1, options_.readahead_bytes / std::max<uint64_t>(1, size_bytes)));
+  run_->issued = first + n;
+  std::vector<std::string> keys;
+  keys.reserve(n);
+  for (size_t i = 0; i < n; ++i) keys.push_back(BlockKey('B', ns, run_->hashes[first + i]));
+  std::vector<std::string> values(n);
+  std::vector<char> found(n, 0);
+  const size_t threads = std::clamp<size_t>(options_.readahead_threads, 1, n);
+  rocksdb::DB* db = db_->db.get();
+  auto read_every = [&keys, &values, &found, db, threads](size_t offset) {
+    for (size_t i = offset; i < keys.size(); i += threads) {
+      found[i] = db->Get(rocksdb::ReadOptions(), keys[i], &values[i]).ok() ? 1 : 0;
+    }
+  };
+  const auto start = std::chrono::steady_clock::now();
+  {
+    std::vector<std::thread> readers;
+    readers.reserve(threads - 1);
+    for (size_t t = 1; t < threads; ++t) readers.emplace_back(read_every, t);
+    read_every(0);
+    for (std::thread& reader : readers) reader.join();
+  }
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (!found[i]) continue;
+    bytes += values[i].size();
+    run_->ready[run_->hashes[first + i]] = std::move(values[i]);
+  }
+  {
+    absl::MutexLock read_lock(&read_mu_);
+    read_bandwidth_.Record(bytes, took.count());
+  }
+  auto it = run_->ready.find(hash);
+  if (it == run_->ready.end()) return std::nullopt;
+  std::string value = std::move(it->second);
+  run_->ready.erase(it);
+  return value;
+}
+
+double BlockStore::read_bytes_per_s() const {
+  absl::MutexLock lock(&read_mu_);
+  return read_bandwidth_.bytes_per_s();
+}
+
+Result<uint64_t> BlockStore::ProbeReadBandwidth(uint64_t max_bytes) {
+  // The blocks to read are listed first: Get may delete a corrupt one under the iterator.
+  std::vector<std::pair<std::string, BlockHash>> blocks;
+  std::vector<uint64_t> sizes;
+  uint64_t listed = 0;
+  KVPOOL_RETURN_IF_ERROR(ScanWhile([&](const StoredBlockInfo& b) {
+    blocks.emplace_back(b.ns, b.hash);
+    sizes.push_back(b.size_bytes);
+    listed += b.size_bytes;
+    return listed < max_bytes;
+  }));
+  uint64_t read = 0;
+  std::vector<uint8_t> buffer;
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    buffer.resize(sizes[i]);
+    Result<std::optional<BlockHash>> got = Get(blocks[i].first, blocks[i].second, buffer);
+    if (got.ok()) {
+      read += sizes[i];
+    } else if (got.status().code() != StatusCode::kDataLoss &&
+               got.status().code() != StatusCode::kNotFound) {
+      return got.status();
+    }
+  }
+  return read;
 }
 
 Status BlockStore::Sync() {

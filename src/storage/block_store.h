@@ -16,6 +16,7 @@
 #include "kvpool/block_hash.h"
 #include "kvpool/status.h"
 #include "kvpool/types.h"
+#include "storage/read_bandwidth.h"
 
 namespace kvpool::storage {
 
@@ -33,6 +34,36 @@ struct BlockStoreOptions {
   /// The layout this store writes into a new database and accepts in an existing one (tests
   /// set another to check the refusal). Default: BlockStore::kLayout.
   std::string layout = "kvpool.blockstore.v1";
+  /// Bytes of stored blocks Open reads (and verifies) to seed the read-bandwidth estimate; 0:
+  /// no probe (the estimate then starts with the first reads). Default: 16 MiB.
+  uint64_t probe_bytes = 16ull << 20;
+  /// Read-ahead of a ReadRun: a Get of one of its blocks also reads the run's next blocks, up to
+  /// this many bytes in all, in parallel; 0: no read-ahead. Default: 32 MiB.
+  uint64_t readahead_bytes = 32ull << 20;
+  /// Parallel reads of one read-ahead window (the disk serves several reads at once far faster
+  /// than one after the other); 0 is taken as 1. Default: 4.
+  uint32_t readahead_threads = 4;
+};
+
+class BlockStore;
+
+/// Blocks of one namespace that are about to be read in this order (a Match or SwapIn promoting
+/// a prompt's DISK blocks): while it lives, BlockStore::Get of one of them also reads the next
+/// ones ahead (BlockStoreOptions::readahead_bytes). Blocks read ahead and never asked for are
+/// dropped with it. At most one run per store at a time (a new one replaces the old).
+/// Move-only; not thread-safe: owned by the caller of Get.
+class ReadRun {
+ public:
+  ReadRun() = default;
+  ReadRun(BlockStore* store, std::string_view ns, std::vector<BlockHash> hashes);
+  ~ReadRun();
+  ReadRun(ReadRun&& other) noexcept : store_(other.store_) { other.store_ = nullptr; }
+  ReadRun& operator=(ReadRun&&) = delete;
+  ReadRun(const ReadRun&) = delete;
+  ReadRun& operator=(const ReadRun&) = delete;
+
+ private:
+  BlockStore* store_ = nullptr;
 };
 
 /// One stored block as the recovery scan lists it (no block bytes are read).
@@ -93,7 +124,9 @@ class BlockStore {
   /// served); INVALID_ARGUMENT if `out` has the wrong size.
   Result<std::optional<BlockHash>> Get(std::string_view ns, const BlockHash& hash,
                                        std::span<uint8_t> out);
-  /// Deletes a block; OK if it was absent.
+  /// Deletes a block; OK if it was absent. It is never served afterwards, also not from a
+  /// ReadRun's read-ahead (a read-ahead value is used only when it matches the current
+  /// metadata's size and checksum).
   Status Delete(std::string_view ns, const BlockHash& hash);
   /// True when the block's metadata is stored (no bytes read, no checksum check).
   bool Contains(std::string_view ns, const BlockHash& hash);
@@ -102,6 +135,16 @@ class BlockStore {
   Status Scan(const std::function<void(const StoredBlockInfo&)>& fn);
   /// Waits until every write so far is on the disk (WAL sync).
   Status Sync();
+
+  /// The tier's read bandwidth in bytes/s: a running estimate (ReadBandwidthEstimate) over the
+  /// block reads so far (Get, and GetRun per run), each timed from its metadata lookup to the
+  /// verified copy in the caller's buffer, seeded by Open's probe. 0 while nothing was read.
+  double read_bytes_per_s() const;
+  /// Reads up to `max_bytes` of stored blocks (whole blocks, at least one when any is stored),
+  /// verifying their checksums, and records the time in the read-bandwidth estimate. Returns the
+  /// bytes read (0 for an empty store). A corrupt block found is deleted, as Get does, and not
+  /// counted. Errors as Get's, other than DATA_LOSS.
+  Result<uint64_t> ProbeReadBandwidth(uint64_t max_bytes);
 
   /// Testing only (corruption injection): replaces the stored bytes of a block without
   /// updating its size or checksum.
@@ -116,15 +159,30 @@ class BlockStore {
   const std::string& path() const { return options_.path; }
 
  private:
+  friend class ReadRun;
   struct Db;  // RAII holder of rocksdb::DB (block_store.cc)
+  struct ReadAhead;  // the current ReadRun's state (block_store.cc)
+  void BeginRun(std::string_view ns, std::vector<BlockHash> hashes);
+  void EndRun();
+  // The read-ahead copy of a block of the current run, reading its window first if needed;
+  // nullopt when the block is not in the run (or read-ahead is off).
+  std::optional<std::string> TakeReadAhead(std::string_view ns, const BlockHash& hash,
+                                           uint64_t size_bytes);
   BlockStore(BlockStoreOptions options, std::unique_ptr<Db> db);
   Status CountStored();
+  // Scan that stops when `fn` returns false.
+  Status ScanWhile(const std::function<bool(const StoredBlockInfo&)>& fn);
 
   const BlockStoreOptions options_;
   std::unique_ptr<Db> db_;
   mutable absl::Mutex mu_;
   uint64_t used_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t block_count_ ABSL_GUARDED_BY(mu_) = 0;
+  // Its own lock: reads must not wait for a Put's write under mu_.
+  mutable absl::Mutex read_mu_;
+  ReadBandwidthEstimate read_bandwidth_ ABSL_GUARDED_BY(read_mu_);
+  absl::Mutex run_mu_;
+  std::unique_ptr<ReadAhead> run_ ABSL_GUARDED_BY(run_mu_);
 };
 
 }  // namespace kvpool::storage

@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -163,6 +164,106 @@ TEST_CASE("BlockStore: a data dir of another layout is refused with a clear mess
   CHECK(other.code() == StatusCode::kFailedPrecondition);
   CHECK(other.message().find("kvpool.blockstore.v1") != std::string::npos);
   CHECK(other.message().find("kvpool.blockstore.v0") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace kvpool::storage
+
+namespace kvpool::storage {
+namespace {
+
+TEST_CASE("BlockStore: reads through a ReadRun are byte-exact and never serve a stale block",
+          "[storage]") {
+  ScratchDir dir;
+  BlockStoreOptions o;
+  o.path = dir.File("db");
+  o.capacity_bytes = 1 << 20;
+  o.readahead_bytes = 3 * 4096;  // windows of three blocks
+  o.readahead_threads = 2;
+  auto opened = BlockStore::Open(o);
+  REQUIRE(opened.ok());
+  auto store = std::move(*opened);
+  std::vector<std::vector<uint8_t>> blocks;
+  std::vector<BlockHash> run;
+  for (uint64_t i = 0; i < 8; ++i) {
+    blocks.push_back(Bytes(4096, 100 + static_cast<uint32_t>(i)));
+    REQUIRE(store->Put("ns", H(i), i == 0 ? std::nullopt : std::optional(H(i - 1)), blocks[i],
+                       false)
+                .ok());
+    run.push_back(H(i));
+  }
+  std::vector<uint8_t> out(4096);
+  {
+    ReadRun ahead(store.get(), "ns", run);
+    // Block 1 is read ahead with block 0's window, then deleted and written anew with other
+    // bytes: the read must return the new bytes.
+    REQUIRE(store->Get("ns", H(0), out).ok());
+    CHECK(out == blocks[0]);
+    const auto other = Bytes(4096, 999);
+    REQUIRE(store->Delete("ns", H(1)).ok());
+    REQUIRE(store->Put("ns", H(1), H(0), other, false).ok());
+    REQUIRE(store->Get("ns", H(1), out).ok());
+    CHECK(out == other);
+    // Block 2 (read ahead) is deleted: NOT_FOUND, not the read-ahead copy.
+    REQUIRE(store->Delete("ns", H(2)).ok());
+    CHECK(store->Get("ns", H(2), out).status().code() == StatusCode::kNotFound);
+    // Block 4 is corrupted before its window is read: DATA_LOSS and gone.
+    auto garbage = blocks[4];
+    garbage[7] ^= 0x11;
+    REQUIRE(store->OverwriteBytesForTesting("ns", H(4), garbage).ok());
+    REQUIRE(store->Get("ns", H(3), out).ok());
+    CHECK(out == blocks[3]);
+    CHECK(store->Get("ns", H(4), out).status().code() == StatusCode::kDataLoss);
+    CHECK(!store->Contains("ns", H(4)));
+    for (uint64_t i = 5; i < 8; ++i) {
+      Result<std::optional<BlockHash>> parent = store->Get("ns", H(i), out);
+      REQUIRE(parent.ok());
+      CHECK(*parent == std::optional(H(i - 1)));
+      CHECK(out == blocks[i]);
+    }
+  }
+  // After the run, reads go straight to the store.
+  REQUIRE(store->Get("ns", H(6), out).ok());
+  CHECK(out == blocks[6]);
+  CHECK(store->read_bytes_per_s() > 0);
+}
+
+TEST_CASE("BlockStore: the read bandwidth starts at 0 and Open's probe seeds it", "[storage]") {
+  ScratchDir dir;
+  {
+    auto store = OpenStore(dir.File("db"));
+    CHECK(store->read_bytes_per_s() == 0);
+    for (uint64_t i = 0; i < 4; ++i) {
+      REQUIRE(store->Put("ns", H(i), std::nullopt, Bytes(4096, 7), false).ok());
+    }
+    CHECK(store->read_bytes_per_s() == 0);  // writes are not reads
+  }
+  auto store = OpenStore(dir.File("db"));
+  CHECK(store->read_bytes_per_s() > 0);
+  BlockStoreOptions no_probe;
+  no_probe.path = dir.File("db2");
+  no_probe.capacity_bytes = 1 << 20;
+  no_probe.probe_bytes = 0;
+  auto fresh = BlockStore::Open(no_probe);
+  REQUIRE(fresh.ok());
+  CHECK((*fresh)->read_bytes_per_s() == 0);
+}
+
+TEST_CASE("ReadBandwidthEstimate: bytes over seconds, recent reads weigh more", "[storage]") {
+  ReadBandwidthEstimate e(/*half_life_bytes=*/1000);
+  CHECK(e.bytes_per_s() == 0);
+  e.Record(0, 1.0);                     // ignored
+  e.Record(100, -1.0);                  // ignored
+  e.Record(100, std::nan(""));          // ignored
+  CHECK(e.bytes_per_s() == 0);
+  e.Record(1000, 1.0);
+  CHECK(e.bytes_per_s() == Approx(1000));
+  e.Record(1000, 1.0);
+  CHECK(e.bytes_per_s() == Approx(1000));
+  // A much faster disk: after many half-lives the figure follows it.
+  for (int i = 0; i < 20; ++i) e.Record(1000, 0.01);
+  CHECK(e.bytes_per_s() == Approx(100000).epsilon(0.01));
+  CHECK(e.recorded_bytes() == 22000);
 }
 
 }  // namespace

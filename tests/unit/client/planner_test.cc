@@ -527,3 +527,49 @@ TEST_CASE("RunUntilTheyMeet: with free or hopeless loading, claiming once waits 
 
 }  // namespace
 }  // namespace kvpool
+
+namespace kvpool {
+namespace {
+
+TEST_CASE("MakeChunkCosts: the last disk_chunks chunks also pay the SSD tier's read", "[planner]") {
+  ComputeLoadModel m;
+  m.load_latency_s = 0.125;
+  m.load_bytes_per_s = 4096;
+  m.kv_bytes_per_token = 1024;
+  m.disk_chunks = 2;
+  m.disk_read_bytes_per_s = 2048;
+  // Memory chunk: 0.125 + 4096/4096 = 1.125; DISK chunk: + 4096/2048 = 3.125; the short last
+  // chunk (2 tokens): 0.125 + 0.5 + 1 = 1.625.
+  auto costs = MakeChunkCosts(m, 4, 3, 2);
+  REQUIRE(costs.ok());
+  CHECK(costs->load_s == std::vector<double>{1.125, 3.125, 1.625});
+  // A faster disk (the node's measured figure) makes loading the better side for more chunks.
+  m.compute_s_per_token = 0.5;
+  m.disk_chunks = 3;
+  auto slow = MakeChunkCosts(m, 4, 3);
+  m.disk_read_bytes_per_s = 1 << 20;
+  auto fast = MakeChunkCosts(m, 4, 3);
+  REQUIRE(slow.ok());
+  REQUIRE(fast.ok());
+  auto slow_plan = PlanComputeOrLoad(*slow);
+  auto fast_plan = PlanComputeOrLoad(*fast);
+  REQUIRE(slow_plan.ok());
+  REQUIRE(fast_plan.ok());
+  CHECK(fast_plan->split < slow_plan->split);
+  CHECK(fast_plan->ready_s < slow_plan->ready_s);
+
+  m.disk_read_bytes_per_s = 0;
+  auto bad = MakeChunkCosts(m, 4, 3);
+  CHECK(bad.status().code() == StatusCode::kInvalidArgument);
+  CHECK_THAT(bad.status().message(), Catch::Contains("disk_read_bytes_per_s is 0"));
+  m.disk_read_bytes_per_s = 1e9;
+  bad = MakeChunkCosts(m, 4, 2);
+  CHECK(bad.status().code() == StatusCode::kInvalidArgument);
+  CHECK_THAT(bad.status().message(), Catch::Contains("disk_chunks 3 exceeds n_chunks 2"));
+  m.disk_read_bytes_per_s = -3;
+  bad = MakeChunkCosts(m, 4, 3);
+  CHECK_THAT(bad.status().message(), Catch::Contains("disk_read_bytes_per_s"));
+}
+
+}  // namespace
+}  // namespace kvpool
