@@ -14,7 +14,7 @@ namespace kvpool::fuzz {
 enum class MemPoolMethod : uint8_t {
   kCreateNamespace, kGetNamespace, kListNamespaces, kDeleteNamespace, kAllocMem, kFreeMem,
   kInsert, kMatch, kExists, kDelete, kRenew, kRelease, kGetStats, kEvict, kGetDataPlane,
-  kResolveBlocks, kTransfer, kTransferWithInsert, kTransferFromRegion,
+  kResolveBlocks, kTransfer, kTransferWithInsert, kTransferFromRegion, kSwapOut, kSwapIn,
   kCount,
 };
 

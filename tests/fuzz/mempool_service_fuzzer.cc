@@ -16,6 +16,7 @@
 #include "fuzz_records.h"
 #include "record_input.h"
 #include "node/mempool.h"
+#include "proto_mutator.h"
 #include "served_status.h"
 
 namespace kvpool::fuzz {
@@ -175,6 +176,16 @@ class Harness {
         Call(r, &S::TransferFromRegion, &resp, [](v1::TransferFromRegionRequest&) {});
         break;
       }
+      case M::kSwapOut: {  // the pool has no SSD tier: refused, cleanly
+        v1::SwapOutResponse resp;
+        Call(r, &S::SwapOut, &resp, [](v1::SwapOutRequest&) {});
+        break;
+      }
+      case M::kSwapIn: {
+        v1::SwapInResponse resp;
+        Call(r, &S::SwapIn, &resp, [](v1::SwapInRequest&) {});
+        break;
+      }
       case M::kCount:
         break;
     }
@@ -250,8 +261,45 @@ class Harness {
   std::vector<uint64_t> last_handles_;
 };
 
+// The request message of each method, for the structure-aware mutator.
+const google::protobuf::Message* Request(uint8_t method) {
+  using M = MemPoolMethod;
+  switch (static_cast<M>(method)) {
+    case M::kCreateNamespace: return &v1::CreateNamespaceRequest::default_instance();
+    case M::kGetNamespace: return &v1::GetNamespaceRequest::default_instance();
+    case M::kListNamespaces: return &v1::ListNamespacesRequest::default_instance();
+    case M::kDeleteNamespace: return &v1::DeleteNamespaceRequest::default_instance();
+    case M::kAllocMem: return &v1::AllocMemRequest::default_instance();
+    case M::kFreeMem: return &v1::FreeMemRequest::default_instance();
+    case M::kInsert: return &v1::InsertRequest::default_instance();
+    case M::kMatch: return &v1::MatchRequest::default_instance();
+    case M::kExists: return &v1::ExistsRequest::default_instance();
+    case M::kDelete: return &v1::DeleteRequest::default_instance();
+    case M::kRenew: return &v1::RenewRequest::default_instance();
+    case M::kRelease: return &v1::ReleaseRequest::default_instance();
+    case M::kGetStats: return &v1::GetStatsRequest::default_instance();
+    case M::kEvict: return &v1::EvictRequest::default_instance();
+    case M::kGetDataPlane: return &v1::GetDataPlaneRequest::default_instance();
+    case M::kResolveBlocks: return &v1::ResolveBlocksRequest::default_instance();
+    case M::kTransfer: return &v1::TransferRequest::default_instance();
+    case M::kTransferWithInsert: return &v1::TransferWithInsertRequest::default_instance();
+    case M::kTransferFromRegion: return &v1::TransferFromRegionRequest::default_instance();
+    case M::kSwapOut: return &v1::SwapOutRequest::default_instance();
+    case M::kSwapIn: return &v1::SwapInRequest::default_instance();
+    case M::kCount: break;
+  }
+  return nullptr;
+}
+
 }  // namespace
 }  // namespace kvpool::fuzz
+
+extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max_size,
+                                          unsigned int seed) {
+  return kvpool::fuzz::MutateRecordInput(
+      data, size, max_size, seed, static_cast<uint8_t>(kvpool::fuzz::MemPoolMethod::kCount),
+      &kvpool::fuzz::Request);
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   return kvpool::fuzz::RunRecordInput<kvpool::fuzz::Harness>(

@@ -10,6 +10,7 @@
 #include "common/clock.h"
 #include "daemon/scheduler_service.h"
 #include "fuzz_records.h"
+#include "proto_mutator.h"
 #include "record_input.h"
 #include "served_status.h"
 
@@ -88,8 +89,39 @@ class Harness {
   daemon::SchedulerService service_;
 };
 
+// The request message of each method, for the structure-aware mutator.
+const google::protobuf::Message* Request(uint8_t method) {
+  using M = SchedulerMethod;
+  switch (static_cast<M>(method)) {
+    case M::kRegisterNode: return &v1::RegisterNodeRequest::default_instance();
+    case M::kNodeHeartbeat: return &v1::NodeHeartbeatRequest::default_instance();
+    case M::kPublishEvents: return &v1::PublishEventsRequest::default_instance();
+    case M::kSyncSnapshot: return &v1::SyncSnapshotRequest::default_instance();
+    case M::kRegisterInstance: return &v1::RegisterInstanceRequest::default_instance();
+    case M::kReportLoad: return &v1::ReportLoadRequest::default_instance();
+    case M::kDeregisterNode: return &v1::DeregisterNodeRequest::default_instance();
+    case M::kDeregisterInstance: return &v1::DeregisterInstanceRequest::default_instance();
+    case M::kLookup: return &v1::LookupRequest::default_instance();
+    case M::kRoute: return &v1::RouteRequest::default_instance();
+    case M::kPlace: return &v1::PlaceRequest::default_instance();
+    case M::kListNodes: return &v1::ListNodesRequest::default_instance();
+    case M::kListInstances: return &v1::ListInstancesRequest::default_instance();
+    case M::kGetIndexStats: return &v1::GetIndexStatsRequest::default_instance();
+    case M::kExpireDead:  // no request: the clock advance is in the record's flags
+    case M::kCount: break;
+  }
+  return nullptr;
+}
+
 }  // namespace
 }  // namespace kvpool::fuzz
+
+extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max_size,
+                                          unsigned int seed) {
+  return kvpool::fuzz::MutateRecordInput(
+      data, size, max_size, seed, static_cast<uint8_t>(kvpool::fuzz::SchedulerMethod::kCount),
+      &kvpool::fuzz::Request);
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   return kvpool::fuzz::RunRecordInput<kvpool::fuzz::Harness>(
