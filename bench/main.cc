@@ -20,6 +20,7 @@
 #include "bench/index_bench.h"
 #include "bench/replay/replay_command.h"
 #include "bench/scheduler_bench.h"
+#include "bench/gpu_bench.h"
 #include "bench/tiers_bench.h"
 #include "bench/soak/soak_command.h"
 #include "bench/transfer_bench.h"
@@ -64,6 +65,21 @@ int main(int argc, char** argv) {
   tiers->add_option("--rounds", tiers_opt.match_rounds, "Match rounds per tier")->capture_default_str();
   tiers->add_option("--recovery-blocks", tiers_opt.recovery_blocks, "Blocks for the recovery run")
       ->capture_default_str();
+
+  GpuBenchOptions gpu_opt;
+  std::string gpu_block = "256KiB", gpu_chunk = "1MiB";
+  auto* gpu = app.add_subcommand(
+      "gpu", "GPU tier: device <-> pool through pinned staging vs cudaMemcpy device <-> pinned");
+  gpu->add_option("--block-bytes", gpu_block, "Bytes per block")->capture_default_str();
+  gpu->add_option("--blocks", gpu_opt.blocks, "Blocks per batch")->capture_default_str();
+  gpu->add_option("--rounds", gpu_opt.rounds, "Timed batches per direction")->capture_default_str();
+  gpu->add_option("--tls", gpu_opt.tls, "UCX transports")->capture_default_str();
+  gpu->add_option("--device", gpu_opt.device, "CUDA device ordinal")->capture_default_str();
+  gpu->add_option("--chunk-bytes", gpu_chunk, "Staging chunk bytes")->capture_default_str();
+  gpu->add_option("--chunks-in-flight", gpu_opt.chunks_in_flight, "Staging chunks in flight")
+      ->capture_default_str();
+  gpu->add_flag("--emulate", gpu_opt.emulate,
+                "Emulated device (host memory): runs without a GPU, figures are not GPU figures");
 
   ControlBenchOptions control_opt;
   control_opt.kvpoold_binary = SiblingBinary("kvpoold");
@@ -194,6 +210,24 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  if (gpu->parsed()) {
+    auto block = kvpool::ParseBytes(gpu_block);
+    auto chunk = kvpool::ParseBytes(gpu_chunk);
+    if (!block.ok() || !chunk.ok()) {
+      std::cerr << "kvpool-bench gpu: " << (block.ok() ? chunk.status() : block.status())
+                << std::endl;
+      return 2;
+    }
+    gpu_opt.block_bytes = *block;
+    gpu_opt.chunk_bytes = *chunk;
+    auto result = RunGpuBench(gpu_opt, json);
+    if (!result.ok()) {
+      std::cerr << "kvpool-bench gpu: " << result.status() << std::endl;
+      return 1;
+    }
+    if (json) std::cout << result->dump(2) << std::endl;
+    return 0;
+  }
   if (tiers->parsed()) {
     auto block = kvpool::ParseBytes(tiers_block);
     auto total = kvpool::ParseBytes(tiers_total);

@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 #include <utility>
@@ -84,9 +85,27 @@ std::unique_ptr<grpc::ClientContext> EventPublisher::Context() const {
   return ctx;
 }
 
+bool EventPublisher::ReportDraining(bool draining, uint32_t timeout_ms) {
+  absl::MutexLock lock(&mu_);
+  draining_ = draining;
+  const uint64_t generation = ++drain_generation_;
+  heartbeat_now_ = true;
+  auto acked = [this, generation]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return stop_ || acked_generation_ >= generation;
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&acked), absl::Milliseconds(timeout_ms));
+  return acked_generation_ >= generation;
+}
+
 bool EventPublisher::Register() {
   v1::RegisterNodeRequest req;
   req.set_node_id(options_.node_id);
+  uint64_t generation = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    req.set_draining(draining_);
+    generation = drain_generation_;
+  }
   req.set_address(options_.node_address);
   req.mutable_capacity_bytes()->set_host(options_.capacity_bytes);
   req.mutable_capacity_bytes()->set_disk(options_.disk_capacity_bytes);
@@ -107,8 +126,13 @@ bool EventPublisher::Register() {
     return false;
   }
   warned_unreachable_ = false;
+  {
+    absl::MutexLock lock(&mu_);
+    acked_generation_ = std::max(acked_generation_, generation);
+  }
   KVPOOL_LOG(INFO) << "registered with scheduler " << options_.scheduler_address
-                   << " node_id=" << options_.node_id << " epoch=" << epoch_;
+                   << " node_id=" << options_.node_id << " epoch=" << epoch_
+                   << (req.draining() ? " (draining)" : "");
   registered_ = true;
   synced_ = false;
   return true;
@@ -154,6 +178,14 @@ bool EventPublisher::Heartbeat() {
   const PoolStats stats = pool_->GetStats();
   req.mutable_used_bytes()->set_host(stats.used_bytes);
   req.mutable_used_bytes()->set_disk(stats.disk_used_bytes);
+  req.set_disk_read_bytes_per_s(stats.disk_read_bytes_per_s);
+  uint64_t generation = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    req.set_draining(draining_);
+    generation = drain_generation_;
+    heartbeat_now_ = false;
+  }
   v1::NodeHeartbeatResponse resp;
   auto ctx = Context();
   const grpc::Status st = stub_->NodeHeartbeat(ctx.get(), req, &resp);
@@ -163,6 +195,8 @@ bool EventPublisher::Heartbeat() {
     return false;
   }
   if (resp.resync_needed()) synced_ = false;
+  absl::MutexLock lock(&mu_);
+  acked_generation_ = std::max(acked_generation_, generation);
   return true;
 }
 
@@ -227,7 +261,12 @@ void EventPublisher::Run() {
       if (ok) next_heartbeat_ms_ = NowMs() + options_.heartbeat_interval_ms;
     }
     if (ok && !synced_) ok = Resync();
-    if (ok && NowMs() >= next_heartbeat_ms_) {
+    bool heartbeat_now = false;
+    {
+      absl::MutexLock lock(&mu_);
+      heartbeat_now = heartbeat_now_;
+    }
+    if (ok && (heartbeat_now || NowMs() >= next_heartbeat_ms_)) {
       ok = Heartbeat();
       next_heartbeat_ms_ = NowMs() + options_.heartbeat_interval_ms;
     }
@@ -243,7 +282,7 @@ void EventPublisher::Run() {
     const int64_t wait_ms = std::max<int64_t>(0, next_heartbeat_ms_ - NowMs());
     absl::MutexLock lock(&mu_);
     auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-      return stop_ || !queue_.empty() || overflowed_;
+      return stop_ || !queue_.empty() || overflowed_ || heartbeat_now_;
     };
     mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Milliseconds(wait_ms));
   }

@@ -70,6 +70,12 @@ class EventPublisher final : public node::EventSink {
   /// Queues one event (called by the pool with its lock held).
   void OnEvent(node::PoolEvent event) override;
 
+  /// Sets whether the node reports itself draining (kvpoolctl drain) in its registration and
+  /// every heartbeat, and sends a heartbeat at once. Returns true once the scheduler has
+  /// acknowledged a registration or heartbeat carrying this state, false if that did not happen
+  /// within `timeout_ms` (the state is still reported from then on).
+  bool ReportDraining(bool draining, uint32_t timeout_ms);
+
  private:
   void Run();
   // One step each; false when the scheduler could not be reached or rejected the call.
@@ -88,6 +94,12 @@ class EventPublisher final : public node::EventSink {
   std::deque<node::PoolEvent> queue_ ABSL_GUARDED_BY(mu_);
   bool overflowed_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  // Draining state (ReportDraining): each change bumps drain_generation_; a registration or
+  // heartbeat that carried generation G and succeeded sets acked_generation_ = G.
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t drain_generation_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t acked_generation_ ABSL_GUARDED_BY(mu_) = 0;
+  bool heartbeat_now_ ABSL_GUARDED_BY(mu_) = false;
 
   // Owned by the thread.
   bool registered_ = false;

@@ -20,10 +20,12 @@
 #include "daemon/peer_directory.h"
 #include "daemon/server_support.h"
 #include "daemon/shutdown_signal.h"
+#include "memory/device.h"
 #include "memory/host_arena.h"
 #include "node/mempool.h"
 #include "storage/block_store.h"
 #include "rpc/server_security.h"
+#include "transport/staged_copier.h"
 #include "transport/transfer_engine.h"
 
 namespace kvpool::daemon {
@@ -56,6 +58,38 @@ Status AttachSsdTier(const KvpooldOptions& opts, node::MemPool* pool) {
                    << " blocks=" << recovered.blocks << " dropped=" << recovered.dropped_blocks
                    << " in " << ms << " ms";
   return Status::Ok();
+}
+
+// Attaches the GPU tier when asked for and a device is there; otherwise says in one line why the
+// node runs host-only. With a data plane, GPU blocks move through pinned staging (*staging).
+void AttachGpuTier(const KvpooldOptions& opts, node::MemPool* pool,
+                   transport::TransferEngine* engine,
+                   std::unique_ptr<transport::StagedCopier>* staging) {
+  Result<std::unique_ptr<memory::DeviceRuntime>> device =
+      opts.gpu_emulate ? memory::NewEmulatedDevice() : memory::OpenCudaDevice(opts.gpu_device);
+  if (!device.ok()) {
+    KVPOOL_LOG(WARNING) << "GPU tier off, running host-only: " << device.status().message();
+    return;
+  }
+  memory::DeviceRuntime* runtime = device->get();
+  if (Status st = pool->AttachGpu(std::move(*device), opts.gpu_capacity_bytes); !st.ok()) {
+    KVPOOL_LOG(WARNING) << "GPU tier off, running host-only: " << st;
+    return;
+  }
+  if (engine == nullptr) return;
+  // Debian's UCX has no CUDA transport: device bytes go through pinned host buffers. (A UCX
+  // that reaches CUDA memory could register the device arena instead; see docs/gpu.md.)
+  KVPOOL_LOG(INFO) << "GPU tier data path: "
+                   << (engine->ReachesCudaMemory() ? "UCX reaches CUDA memory; staging anyway"
+                                                   : "pinned staging (UCX has no CUDA transport)");
+  Result<std::unique_ptr<transport::StagedCopier>> copier =
+      transport::StagedCopier::Create(engine, runtime, transport::StagingOptions{});
+  if (!copier.ok()) {
+    KVPOOL_LOG(WARNING) << "GPU blocks cannot be transferred (no staging buffers): "
+                        << copier.status();
+    return;
+  }
+  *staging = std::move(*copier);
 }
 
 // Creates the UCX engine, allocates the pool arena through it (UCX may place it in shared memory
@@ -117,6 +151,8 @@ int Run(const KvpooldOptions& opts) {
       return 1;
     }
   }
+  std::unique_ptr<transport::StagedCopier> staging;
+  if (opts.gpu_capacity_bytes > 0) AttachGpuTier(opts, pool->get(), engine.get(), &staging);
   // Node-to-node transfers: peers from --peer, else from the scheduler.
   std::unique_ptr<PeerDirectory> peers;
   std::unique_ptr<NodeTransfer> transfer;
@@ -130,7 +166,7 @@ int Run(const KvpooldOptions& opts) {
     transfer_options.default_timeout_ms = opts.transfer_timeout_ms;
     transfer_options.fault_pause_before_insert_ms = opts.fault_pause_before_insert_ms;
     transfer = std::make_unique<NodeTransfer>(transfer_options, pool->get(), engine.get(),
-                                              endpoint->region_base, peers.get());
+                                              endpoint->region_base, peers.get(), staging.get());
   }
   MemPoolService service(pool->get(), endpoint, transfer.get());
   if ((*ops)->metrics_server() != nullptr) {
@@ -156,8 +192,17 @@ int Run(const KvpooldOptions& opts) {
     return 1;
   }
   const PoolStats stats = (*pool)->GetStats();
+  const std::string advertised = AdvertisedAddress(opts, port);
+  if (!opts.scheduler.empty() && opts.advertise_address.empty() &&
+      IsWildcardAddress(opts.listen)) {
+    KVPOOL_LOG(WARNING) << "listening on " << opts.listen << ": registering as " << advertised
+                        << " with the scheduler; set --advertise-address to the address peers "
+                           "should dial";
+  }
   KVPOOL_LOG(INFO) << "kvpoold serving node_id=" << opts.pool.node_id
                    << " address=" << WithPort(opts.listen, port)
+                   << (advertised != WithPort(opts.listen, port) ? " advertised=" + advertised
+                                                                  : std::string())
                    << " capacity=" << FormatBytes(stats.capacity_bytes)
                    << " pages=" << stats.page_mode << " security=" << (*ops)->mode();
   std::cout << "kvpoold listening on " << WithPort(opts.listen, port) << std::endl;
@@ -184,13 +229,21 @@ int Run(const KvpooldOptions& opts) {
       EventPublisherOptions popts;
       popts.scheduler_address = opts.scheduler;
       popts.node_id = opts.pool.node_id;
-      popts.node_address = WithPort(opts.listen, port);
+      popts.node_address = advertised;
       popts.capacity_bytes = opts.pool.capacity_bytes;
       popts.disk_capacity_bytes = opts.disk_capacity_bytes;
       if (endpoint.has_value()) popts.ucx_worker_address = endpoint->worker_address;
       popts.heartbeat_interval_ms = opts.scheduler_heartbeat_ms;
       publisher = std::make_unique<EventPublisher>(std::move(popts), pool->get());
+      service.drain().SetReporter([p = publisher.get()](bool draining, uint32_t timeout_ms) {
+        return p->ReportDraining(draining, timeout_ms);
+      });
     }
+    // The reporter goes before the publisher it calls (Drain calls have ended by then).
+    struct ClearReporter {
+      NodeDrain* drain;
+      ~ClearReporter() { drain->SetReporter({}); }
+    } clear_reporter{&service.drain()};
     const int signal_number = WaitForShutdownSignal();
     KVPOOL_LOG(INFO) << "received signal " << signal_number << ", shutting down";
     // New calls are refused at once; calls in flight get the grace period. gRPC also waits

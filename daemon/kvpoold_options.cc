@@ -19,9 +19,61 @@ std::string Hostname() {
   return buf;
 }
 
+std::string HostOf(const std::string& address) {
+  const auto colon = address.rfind(':');
+  return colon == std::string::npos ? address : address.substr(0, colon);
+}
+
+// NAME=BYTES of --namespace-quota.
+Status ParseQuota(const std::string& text, std::map<std::string, uint64_t>* out) {
+  const auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == text.size()) {
+    return InvalidArgumentError("namespace-quota must be NAMESPACE=BYTES, got '" + text + "'");
+  }
+  const std::string name = text.substr(0, eq);
+  KVPOOL_ASSIGN_OR_RETURN(uint64_t bytes, ParseBytes(text.substr(eq + 1)));
+  if (!out->emplace(name, bytes).second) {
+    return InvalidArgumentError("namespace-quota of '" + name + "' is given twice");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
+bool IsWildcardAddress(const std::string& address) {
+  const std::string host = HostOf(address);
+  return host.empty() || host == "0.0.0.0" || host == "[::]" || host == "::" || host == "*" ||
+         host == "[::0]" || host == "[0:0:0:0:0:0:0:0]";
+}
+
+std::string AdvertisedAddress(const KvpooldOptions& options, int bound_port) {
+  if (!options.advertise_address.empty()) return options.advertise_address;
+  if (IsWildcardAddress(options.listen)) return Hostname() + ":" + std::to_string(bound_port);
+  return WithPort(options.listen, bound_port);
+}
+
 Status KvpooldOptions::Validate() const {
+  if (!advertise_address.empty()) {
+    const auto colon = advertise_address.rfind(':');
+    const std::string port =
+        colon == std::string::npos ? "" : advertise_address.substr(colon + 1);
+    const bool numeric = !port.empty() && port.size() <= 5 &&
+                         port.find_first_not_of("0123456789") == std::string::npos;
+    if (colon == std::string::npos || colon == 0 || !numeric || std::stoi(port) == 0 ||
+        std::stoi(port) > 65535) {
+      return InvalidArgumentError("advertise-address must be HOST:PORT with a port in 1..65535, "
+                                  "got '" + advertise_address + "'");
+    }
+    if (IsWildcardAddress(advertise_address)) {
+      return InvalidArgumentError("advertise-address '" + advertise_address +
+                                  "' is a wildcard address; give one peers can dial (the "
+                                  "node's IP or DNS name)");
+    }
+    if (advertise_address.find_first_of(" \t/") != std::string::npos) {
+      return InvalidArgumentError("advertise-address '" + advertise_address +
+                                  "' is not HOST:PORT");
+    }
+  }
   if (disk_capacity_bytes > 0 && data_dir.empty()) {
     return InvalidArgumentError("disk-capacity " + std::to_string(disk_capacity_bytes) +
                                 " needs a data-dir for the SSD tier");
@@ -67,12 +119,25 @@ Result<std::optional<KvpooldOptions>> ParseKvpooldArgs(int argc, const char* con
   bool no_huge_pages = false;
   app.add_option("--listen", opts.listen, "gRPC address host:port (port 0: pick a free port)")
       ->capture_default_str();
+  app.add_option("--advertise-address", opts.advertise_address,
+                 "host:port peers and the scheduler dial to reach this node (default: --listen, "
+                 "or the hostname when --listen is a wildcard address)")
+      ->envname("KVPOOLD_ADVERTISE_ADDRESS");
   app.add_option("--port-file", opts.port_file, "Write the chosen port to this file once serving");
   app.add_option("--data-dir", opts.data_dir, "Directory for persistent state (created if missing)");
   std::string disk_capacity = "0";
   app.add_option("--disk-capacity", disk_capacity,
                  "Bytes of block data the SSD tier in --data-dir may hold (0: no SSD tier)")
       ->capture_default_str();
+  std::string gpu_capacity = "0";
+  app.add_option("--gpu-capacity", gpu_capacity,
+                 "Bytes of CUDA device memory for the GPU tier (0: none; no device: host-only)")
+      ->capture_default_str();
+  app.add_option("--gpu-device", opts.gpu_device, "CUDA device ordinal of the GPU tier")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_flag("--gpu-emulate", opts.gpu_emulate,
+               "Testing aid: emulate the GPU tier's device memory in host RAM (no GPU needed)");
   app.add_flag("--demote-on-shutdown,!--no-demote-on-shutdown", opts.demote_on_shutdown,
                "On SIGTERM/SIGINT, write host-memory blocks to the SSD tier first (default on)");
   // The last --node-id wins, so a launcher's default can be overridden by extra flags.
@@ -122,7 +187,16 @@ Result<std::optional<KvpooldOptions>> ParseKvpooldArgs(int argc, const char* con
                  "destination's Insert (ms)")
       ->group("Fault injection");
   app.add_option("--log-level", log_level, "debug, info, warning or error")->capture_default_str();
+  std::vector<std::string> quotas;
+  app.add_option("--namespace-quota", quotas,
+                 "Most host memory one namespace's blocks may hold, NAMESPACE=BYTES (repeatable; "
+                 "0: no quota)");
+  std::string default_quota = "0";
+  app.add_option("--default-namespace-quota", default_quota,
+                 "Quota of namespaces without a --namespace-quota (0: none)")
+      ->capture_default_str();
   AddOpsFlags(app, &opts.ops);
+  AddNamespaceTokensFlag(app, &opts.ops);
 
   try {
     app.parse(argc, argv);
@@ -137,7 +211,12 @@ Result<std::optional<KvpooldOptions>> ParseKvpooldArgs(int argc, const char* con
   KVPOOL_ASSIGN_OR_RETURN(opts.pool.capacity_bytes, ParseBytes(capacity));
   KVPOOL_ASSIGN_OR_RETURN(opts.pool.slab_bytes, ParseBytes(slab));
   KVPOOL_ASSIGN_OR_RETURN(opts.disk_capacity_bytes, ParseBytes(disk_capacity));
+  KVPOOL_ASSIGN_OR_RETURN(opts.gpu_capacity_bytes, ParseBytes(gpu_capacity));
   KVPOOL_ASSIGN_OR_RETURN(opts.max_message_bytes, ParseBytes(max_message));
+  KVPOOL_ASSIGN_OR_RETURN(opts.pool.default_namespace_quota_bytes, ParseBytes(default_quota));
+  for (const std::string& q : quotas) {
+    KVPOOL_RETURN_IF_ERROR(ParseQuota(q, &opts.pool.namespace_quota_bytes));
+  }
   if (!ParseLogLevel(log_level, &opts.log_level)) {
     return InvalidArgumentError("log-level must be debug, info, warning or error, got '" +
                                 log_level + "'");

@@ -18,6 +18,11 @@ namespace kvpool::daemon {
 struct KvpooldOptions {
   /// host:port to serve gRPC on; port 0 picks a free port. Default: "127.0.0.1:7700".
   std::string listen = "127.0.0.1:7700";
+  /// host:port peers and the scheduler use to reach this node: what it registers with the
+  /// scheduler. Must name a real host (not 0.0.0.0 or ::) and a port in 1..65535. Default:
+  /// unset: `listen` with the bound port, or, when `listen` is a wildcard address, this host's
+  /// name with the bound port (AdvertisedAddress).
+  std::string advertise_address;
   /// If set, the chosen port is written to this file (atomically) once serving. Default: unset.
   std::string port_file;
   /// Directory for the node's persistent state (created if missing); the SSD tier lives in
@@ -26,6 +31,15 @@ struct KvpooldOptions {
   /// Bytes of block data the SSD tier may hold (docs/storage.md); 0: no SSD tier. Needs
   /// data_dir. Default: 0.
   uint64_t disk_capacity_bytes = 0;
+  /// Bytes of device memory for the GPU tier (docs/gpu.md); 0: none. Without a CUDA device or
+  /// driver (or in a build without CUDA) kvpoold logs why and runs host-only. Default: 0.
+  uint64_t gpu_capacity_bytes = 0;
+  /// CUDA device ordinal of the GPU tier. Default: 0.
+  int gpu_device = 0;
+  /// Testing aid: the GPU tier's "device" memory is host RAM (memory::NewEmulatedDevice), so
+  /// every code path of the tier runs on a machine without a GPU. Not for production. Default:
+  /// false.
+  bool gpu_emulate = false;
   /// On SIGTERM/SIGINT, write the HOST blocks to the SSD tier before exiting. Default: true.
   bool demote_on_shutdown = true;
   /// Largest gRPC message accepted, in bytes. Default: 64 MiB.
@@ -65,6 +79,13 @@ struct KvpooldOptions {
   /// OK, or INVALID_ARGUMENT naming the bad field.
   Status Validate() const;
 };
+
+/// The address this node registers with the scheduler once it listens on `bound_port`:
+/// advertise_address if set, else `listen` with the bound port, else (listen on a wildcard
+/// address) this host's name with the bound port.
+std::string AdvertisedAddress(const KvpooldOptions& options, int bound_port);
+/// True for a listen address on every interface (0.0.0.0, [::], ::, *, or an empty host).
+bool IsWildcardAddress(const std::string& address);
 
 /// Parses argv (and the file named by --config). Returns nullopt after printing --help or
 /// --version (the caller exits 0); INVALID_ARGUMENT with a readable message for bad input.

@@ -1,10 +1,14 @@
 #include "daemon/mempool_service.h"
 
+#include <optional>
 #include <span>
+#include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "rpc/convert.h"
+#include "rpc/server_security.h"
 #include "rpc/status_convert.h"
 
 namespace kvpool::daemon {
@@ -18,16 +22,42 @@ grpc::Status Serve(Fn&& body) {
   return ToGrpcStatus(body());
 }
 
+// Namespace-scoped tokens: OK unless the call's token may not use `ns`.
+Status CheckNamespace(grpc::ServerContext* ctx, std::string_view ns) {
+  return rpc::CheckNamespaceAccess(ctx, ns);
+}
+
+// ... or the namespace of lease `lease_id` (looked up only for a scoped token; an unknown lease
+// gives the error the call itself would give).
+Status CheckLease(grpc::ServerContext* ctx, node::MemPool* pool, uint64_t lease_id) {
+  if (!rpc::NamespaceScopeOf(ctx).has_value()) return Status::Ok();
+  KVPOOL_ASSIGN_OR_RETURN(std::string ns, pool->LeaseNamespace(lease_id));
+  return rpc::CheckNamespaceAccess(ctx, ns);
+}
+
+// Drops the namespaces a scoped token may not see.
+void FilterNamespaces(grpc::ServerContext* ctx,
+                      google::protobuf::RepeatedPtrField<v1::NamespaceInfo>* infos) {
+  const std::optional<std::vector<std::string>> scope = rpc::NamespaceScopeOf(ctx);
+  if (!scope.has_value()) return;
+  google::protobuf::RepeatedPtrField<v1::NamespaceInfo> kept;
+  for (v1::NamespaceInfo& info : *infos) {
+    if (rpc::NamespaceMatches(*scope, info.spec().name())) kept.Add(std::move(info));
+  }
+  infos->Swap(&kept);
+}
+
 Status NoDataPlane() {
   return FailedPreconditionError("this node runs without a data plane (kvpoold --no-data-plane)");
 }
 
 }  // namespace
 
-grpc::Status MemPoolService::CreateNamespace(grpc::ServerContext*,
+grpc::Status MemPoolService::CreateNamespace(grpc::ServerContext* ctx,
                                              const v1::CreateNamespaceRequest* req,
                                              v1::CreateNamespaceResponse* resp) {
   return Serve([&]() -> Status {
+    KVPOOL_RETURN_IF_ERROR(CheckNamespace(ctx, req->spec().name()));
     KVPOOL_ASSIGN_OR_RETURN(auto created, pool_->CreateNamespace(rpc::FromProto(req->spec())));
     rpc::ToProto(created.first, resp->mutable_info());
     resp->set_created(created.second);
@@ -35,36 +65,42 @@ grpc::Status MemPoolService::CreateNamespace(grpc::ServerContext*,
   });
 }
 
-grpc::Status MemPoolService::GetNamespace(grpc::ServerContext*, const v1::GetNamespaceRequest* req,
+grpc::Status MemPoolService::GetNamespace(grpc::ServerContext* ctx,
+                                          const v1::GetNamespaceRequest* req,
                                           v1::GetNamespaceResponse* resp) {
   return Serve([&]() -> Status {
+    KVPOOL_RETURN_IF_ERROR(CheckNamespace(ctx, req->name()));
     KVPOOL_ASSIGN_OR_RETURN(NamespaceInfo info, pool_->GetNamespace(req->name()));
     rpc::ToProto(info, resp->mutable_info());
     return Status::Ok();
   });
 }
 
-grpc::Status MemPoolService::ListNamespaces(grpc::ServerContext*, const v1::ListNamespacesRequest*,
+grpc::Status MemPoolService::ListNamespaces(grpc::ServerContext* ctx,
+                                            const v1::ListNamespacesRequest*,
                                             v1::ListNamespacesResponse* resp) {
   for (const NamespaceInfo& info : pool_->ListNamespaces()) {
     rpc::ToProto(info, resp->add_namespaces());
   }
+  FilterNamespaces(ctx, resp->mutable_namespaces());
   return grpc::Status::OK;
 }
 
-grpc::Status MemPoolService::DeleteNamespace(grpc::ServerContext*,
+grpc::Status MemPoolService::DeleteNamespace(grpc::ServerContext* ctx,
                                              const v1::DeleteNamespaceRequest* req,
                                              v1::DeleteNamespaceResponse* resp) {
   return Serve([&]() -> Status {
+    KVPOOL_RETURN_IF_ERROR(CheckNamespace(ctx, req->name()));
     KVPOOL_ASSIGN_OR_RETURN(uint64_t freed, pool_->DeleteNamespace(req->name()));
     resp->set_freed_blocks(freed);
     return Status::Ok();
   });
 }
 
-grpc::Status MemPoolService::AllocMem(grpc::ServerContext*, const v1::AllocMemRequest* req,
+grpc::Status MemPoolService::AllocMem(grpc::ServerContext* ctx, const v1::AllocMemRequest* req,
                                       v1::AllocMemResponse* resp) {
   return Serve([&]() -> Status {
+    KVPOOL_RETURN_IF_ERROR(CheckNamespace(ctx, req->namespace_()));
     KVPOOL_ASSIGN_OR_RETURN(Tier tier, rpc::FromProto(req->tier()));
     KVPOOL_ASSIGN_OR_RETURN(Allocation alloc, pool_->AllocMem(req->namespace_(), req->n_blocks(),
                                                               tier, req->lease_ttl_ms()));
@@ -74,9 +110,10 @@ grpc::Status MemPoolService::AllocMem(grpc::ServerContext*, const v1::AllocMemRe
   });
 }
 
-grpc::Status MemPoolService::FreeMem(grpc::ServerContext*, const v1::FreeMemRequest* req,
+grpc::Status MemPoolService::FreeMem(grpc::ServerContext* ctx, const v1::FreeMemRequest* req,
                                      v1::FreeMemResponse* resp) {
   return Serve([&]() -> Status {
+    KVPOOL_RETURN_IF_ERROR(CheckNamespace(ctx, req->namespace_()));
     KVPOOL_ASSIGN_OR_RETURN(uint32_t freed, pool_->FreeMem(req->namespace_(), req->lease_id(),
                                                            rpc::HandlesOf(req->handles())));
     resp->set_freed_blocks(freed);
@@ -84,9 +121,10 @@ grpc::Status MemPoolService::FreeMem(grpc::ServerContext*, const v1::FreeMemRequ
   });
 }
 
-grpc::Status MemPoolService::Insert(grpc::ServerContext*, const v1::InsertRequest* req,
+grpc::Status MemPoolService::Insert(grpc::ServerContext* ctx, const v1::InsertRequest* req,
                                     v1::InsertResponse* resp) {
   return Serve([&]() -> Status {
+    KVPOOL_RETURN_IF_ERROR(CheckNamespace(ctx, req->namespace_()));
     std::vector<BlockHash> hashes;
     KVPOOL_ASSIGN_OR_RETURN(PromptView prompt, rpc::FromProto(req->prompt(), &hashes));
     KVPOOL_ASSIGN_OR_RETURN(
@@ -102,9 +140,10 @@ grpc::Status MemPoolService::Insert(grpc::ServerContext*, const v1::InsertReques
   });
 }
 
-grpc::Status MemPoolService::Match(grpc::ServerContext*, const v1::MatchRequest* req,
+grpc::Status MemPoolService::Match(grpc::ServerContext* ctx, const v1::MatchRequest* req,
                                    v1::MatchResponse* resp) {
   return Serve([&]() -> Status {
+    KVPOOL_RETURN_IF_ERROR(CheckNamespace(ctx, req->namespace_()));
     std::vector<BlockHash> hashes;
     KVPOOL_ASSIGN_OR_RETURN(PromptView prompt, rpc::FromProto(req->prompt(), &hashes));
     KVPOOL_ASSIGN_OR_RETURN(MatchResult result,
@@ -118,9 +157,10 @@ grpc::Status MemPoolService::Match(grpc::ServerContext*, const v1::MatchRequest*
   });
 }
 
-grpc::Status MemPoolService::Exists(grpc::ServerContext*, const v1::ExistsRequest* req,
+grpc::Status MemPoolService::Exists(grpc::ServerContext* ctx, const v1::ExistsRequest* req,
                                     v1::ExistsResponse* resp) {
   return Serve([&]() -> Status {
+    KVPOOL_RETURN_IF_ERROR(CheckNamespace(ctx, req->namespace_()));
     std::vector<BlockHash> hashes;
     KVPOOL_ASSIGN_OR_RETURN(PromptView prompt, rpc::FromProto(req->prompt(), &hashes));
     KVPOOL_ASSIGN_OR_RETURN(ExistsResult result, pool_->Exists(req->namespace_(), prompt));
@@ -131,9 +171,10 @@ grpc::Status MemPoolService::Exists(grpc::ServerContext*, const v1::ExistsReques
   });
 }
 
-grpc::Status MemPoolService::Delete(grpc::ServerContext*, const v1::DeleteRequest* req,
+grpc::Status MemPoolService::Delete(grpc::ServerContext* ctx, const v1::DeleteRequest* req,
                                     v1::DeleteResponse* resp) {
   return Serve([&]() -> Status {
+    KVPOOL_RETURN_IF_ERROR(CheckNamespace(ctx, req->namespace_()));
     std::vector<BlockHash> hashes;
     KVPOOL_ASSIGN_OR_RETURN(PromptView prompt, rpc::FromProto(req->prompt(), &hashes));
     KVPOOL_ASSIGN_OR_RETURN(uint32_t deleted, pool_->Delete(req->namespace_(), prompt));
@@ -142,42 +183,47 @@ grpc::Status MemPoolService::Delete(grpc::ServerContext*, const v1::DeleteReques
   });
 }
 
-grpc::Status MemPoolService::Renew(grpc::ServerContext*, const v1::RenewRequest* req,
+grpc::Status MemPoolService::Renew(grpc::ServerContext* ctx, const v1::RenewRequest* req,
                                    v1::RenewResponse* resp) {
   return Serve([&]() -> Status {
+    KVPOOL_RETURN_IF_ERROR(CheckLease(ctx, pool_, req->lease_id()));
     KVPOOL_ASSIGN_OR_RETURN(Lease lease, pool_->Renew(req->lease_id(), req->lease_ttl_ms()));
     rpc::ToProto(lease, resp->mutable_lease());
     return Status::Ok();
   });
 }
 
-grpc::Status MemPoolService::Release(grpc::ServerContext*, const v1::ReleaseRequest* req,
+grpc::Status MemPoolService::Release(grpc::ServerContext* ctx, const v1::ReleaseRequest* req,
                                      v1::ReleaseResponse* resp) {
   return Serve([&]() -> Status {
+    KVPOOL_RETURN_IF_ERROR(CheckLease(ctx, pool_, req->lease_id()));
     KVPOOL_ASSIGN_OR_RETURN(uint32_t released, pool_->Release(req->lease_id()));
     resp->set_released_blocks(released);
     return Status::Ok();
   });
 }
 
-grpc::Status MemPoolService::GetStats(grpc::ServerContext*, const v1::GetStatsRequest*,
+grpc::Status MemPoolService::GetStats(grpc::ServerContext* ctx, const v1::GetStatsRequest*,
                                       v1::GetStatsResponse* resp) {
   rpc::ToProto(pool_->GetStats(), resp);
+  FilterNamespaces(ctx, resp->mutable_namespaces());
   return grpc::Status::OK;
 }
 
-grpc::Status MemPoolService::Evict(grpc::ServerContext*, const v1::EvictRequest* req,
+grpc::Status MemPoolService::Evict(grpc::ServerContext* ctx, const v1::EvictRequest* req,
                                    v1::EvictResponse* resp) {
   return Serve([&]() -> Status {
+    KVPOOL_RETURN_IF_ERROR(CheckNamespace(ctx, req->namespace_()));
     KVPOOL_ASSIGN_OR_RETURN(uint64_t evicted, pool_->Evict(req->namespace_(), req->n_blocks()));
     resp->set_evicted_blocks(evicted);
     return Status::Ok();
   });
 }
 
-grpc::Status MemPoolService::SwapOut(grpc::ServerContext*, const v1::SwapOutRequest* req,
+grpc::Status MemPoolService::SwapOut(grpc::ServerContext* ctx, const v1::SwapOutRequest* req,
                                      v1::SwapOutResponse* resp) {
   return Serve([&]() -> Status {
+    KVPOOL_RETURN_IF_ERROR(CheckNamespace(ctx, req->namespace_()));
     KVPOOL_ASSIGN_OR_RETURN(node::SwapOutResult result,
                             pool_->SwapOut(req->namespace_(), req->n_blocks()));
     resp->set_demoted_blocks(result.demoted_blocks);
@@ -186,9 +232,10 @@ grpc::Status MemPoolService::SwapOut(grpc::ServerContext*, const v1::SwapOutRequ
   });
 }
 
-grpc::Status MemPoolService::SwapIn(grpc::ServerContext*, const v1::SwapInRequest* req,
+grpc::Status MemPoolService::SwapIn(grpc::ServerContext* ctx, const v1::SwapInRequest* req,
                                     v1::SwapInResponse* resp) {
   return Serve([&]() -> Status {
+    KVPOOL_RETURN_IF_ERROR(CheckNamespace(ctx, req->namespace_()));
     std::vector<BlockHash> hashes;
     KVPOOL_ASSIGN_OR_RETURN(PromptView prompt, rpc::FromProto(req->prompt(), &hashes));
     KVPOOL_ASSIGN_OR_RETURN(uint32_t promoted,
@@ -210,10 +257,11 @@ grpc::Status MemPoolService::GetDataPlane(grpc::ServerContext*, const v1::GetDat
   });
 }
 
-grpc::Status MemPoolService::ResolveBlocks(grpc::ServerContext*,
+grpc::Status MemPoolService::ResolveBlocks(grpc::ServerContext* ctx,
                                            const v1::ResolveBlocksRequest* req,
                                            v1::ResolveBlocksResponse* resp) {
   return Serve([&]() -> Status {
+    KVPOOL_RETURN_IF_ERROR(CheckLease(ctx, pool_, req->lease_id()));
     KVPOOL_ASSIGN_OR_RETURN(
         node::LeasedBlocks leased,
         pool_->ResolveLeased(req->lease_id(), rpc::HandlesOf(req->handles()),
@@ -227,30 +275,44 @@ grpc::Status MemPoolService::ResolveBlocks(grpc::ServerContext*,
   });
 }
 
-grpc::Status MemPoolService::Transfer(grpc::ServerContext*, const v1::TransferRequest* req,
+grpc::Status MemPoolService::Transfer(grpc::ServerContext* ctx, const v1::TransferRequest* req,
                                       v1::TransferResponse* resp) {
   return Serve([&]() -> Status {
+    KVPOOL_RETURN_IF_ERROR(CheckLease(ctx, pool_, req->src_lease_id()));
     if (transfer_ == nullptr) return NoDataPlane();
     return transfer_->Transfer(*req, resp);
   });
 }
 
-grpc::Status MemPoolService::TransferWithInsert(grpc::ServerContext*,
+grpc::Status MemPoolService::TransferWithInsert(grpc::ServerContext* ctx,
                                                 const v1::TransferWithInsertRequest* req,
                                                 v1::TransferWithInsertResponse* resp) {
   return Serve([&]() -> Status {
+    KVPOOL_RETURN_IF_ERROR(CheckLease(ctx, pool_, req->src_lease_id()));
+    KVPOOL_RETURN_IF_ERROR(CheckNamespace(ctx, req->namespace_()));
     if (transfer_ == nullptr) return NoDataPlane();
     return transfer_->TransferWithInsert(*req, resp);
   });
 }
 
-grpc::Status MemPoolService::TransferFromRegion(grpc::ServerContext*,
+grpc::Status MemPoolService::TransferFromRegion(grpc::ServerContext* ctx,
                                                 const v1::TransferFromRegionRequest* req,
                                                 v1::TransferResponse* resp) {
   return Serve([&]() -> Status {
+    KVPOOL_RETURN_IF_ERROR(CheckLease(ctx, pool_, req->dst_lease_id()));
     if (transfer_ == nullptr) return NoDataPlane();
     return transfer_->TransferFromRegion(*req, resp);
   });
+}
+
+grpc::Status MemPoolService::Drain(grpc::ServerContext*, const v1::DrainRequest* req,
+                                   v1::DrainResponse* resp) {
+  return Serve([&]() -> Status { return drain_.Drain(*req, resp); });
+}
+
+grpc::Status MemPoolService::Undrain(grpc::ServerContext*, const v1::UndrainRequest* req,
+                                     v1::UndrainResponse* resp) {
+  return Serve([&]() -> Status { return drain_.Undrain(*req, resp); });
 }
 
 }  // namespace kvpool::daemon

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "daemon/node_transfer.h"
+#include "daemon/ops_drain.h"
 #include "kvpool/v1/mempool.grpc.pb.h"
 #include "node/mempool.h"
 
@@ -28,6 +29,10 @@ struct DataPlaneEndpoint {
 /// Implements kvpool.v1.MemPool on top of node::MemPool. Every request is validated (wire shape
 /// here, semantics in the node) and errors map to canonical gRPC codes with the node's message.
 /// Thread-safe (MemPool is); the pool must outlive the service.
+///
+/// Namespace-scoped tokens (docs/security.md): a call whose token may use only some namespaces
+/// is PERMISSION_DENIED, before anything runs, when it names another namespace or a lease of
+/// one; ListNamespaces and GetStats show it only its namespaces.
 class MemPoolService final : public v1::MemPool::Service {
  public:
   /// `data_plane`: what GetDataPlane answers; `transfer`: runs Transfer and
@@ -36,7 +41,10 @@ class MemPoolService final : public v1::MemPool::Service {
   explicit MemPoolService(node::MemPool* pool,
                           std::optional<DataPlaneEndpoint> data_plane = std::nullopt,
                           NodeTransfer* transfer = nullptr)
-      : pool_(pool), data_plane_(std::move(data_plane)), transfer_(transfer) {}
+      : pool_(pool), data_plane_(std::move(data_plane)), transfer_(transfer), drain_(pool) {}
+
+  /// The node's drain state (Drain / Undrain); kvpoold's main connects it to the scheduler.
+  NodeDrain& drain() { return drain_; }
 
   grpc::Status CreateNamespace(grpc::ServerContext*, const v1::CreateNamespaceRequest*,
                                v1::CreateNamespaceResponse*) override;
@@ -78,11 +86,15 @@ class MemPoolService final : public v1::MemPool::Service {
                                   v1::TransferWithInsertResponse*) override;
   grpc::Status TransferFromRegion(grpc::ServerContext*, const v1::TransferFromRegionRequest*,
                                   v1::TransferResponse*) override;
+  grpc::Status Drain(grpc::ServerContext*, const v1::DrainRequest*, v1::DrainResponse*) override;
+  grpc::Status Undrain(grpc::ServerContext*, const v1::UndrainRequest*,
+                       v1::UndrainResponse*) override;
 
  private:
   node::MemPool* pool_;
   const std::optional<DataPlaneEndpoint> data_plane_;
   NodeTransfer* const transfer_;
+  NodeDrain drain_;
 };
 
 }  // namespace kvpool::daemon

@@ -18,9 +18,10 @@ class PoolCollector final : public prometheus::Collectable {
   std::vector<prometheus::MetricFamily> Collect() const override {
     const PoolStats s = stats_();
     std::vector<prometheus::MetricFamily> out;
-    // Host memory always; the SSD tier when the node has one. GPU tiers add their label here.
+    // Host memory always; the SSD and GPU tiers when the node has them.
     const metrics::Labels host{{"tier", "host"}};
     const metrics::Labels disk{{"tier", "disk"}};
+    const metrics::Labels gpu{{"tier", "gpu"}};
     FamilyBuilder capacity =
         FamilyBuilder::Gauge("kvpool_pool_capacity_bytes", "Pool capacity, by tier");
     capacity.Add(host, static_cast<double>(s.capacity_bytes));
@@ -30,6 +31,12 @@ class PoolCollector final : public prometheus::Collectable {
     if (s.disk_capacity_bytes > 0) {
       capacity.Add(disk, static_cast<double>(s.disk_capacity_bytes));
       used.Add(disk, static_cast<double>(s.disk_used_bytes));
+    }
+    if (s.gpu_capacity_bytes > 0) {
+      uint64_t gpu_used = 0;
+      for (const NamespaceInfo& n : s.namespaces) gpu_used += n.stats.gpu_used_bytes;
+      capacity.Add(gpu, static_cast<double>(s.gpu_capacity_bytes));
+      used.Add(gpu, static_cast<double>(gpu_used));
     }
     out.push_back(capacity.Build());
     out.push_back(used.Build());

@@ -31,6 +31,13 @@ uint64_t TotalBytes(std::span<const transport::TransferOp> ops) {
   return total;
 }
 
+// Milliseconds left until `deadline`, at least 0.
+int64_t LeftMs(std::chrono::steady_clock::time_point deadline) {
+  return std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  deadline - std::chrono::steady_clock::now())
+                                  .count());
+}
+
 // The end of one Transfer or TransferWithInsert: every step gets at most the time left, so a
 // network cut fails the whole call within its timeout (plus one control call's slack), not one
 // control-call timeout per step.
@@ -94,20 +101,49 @@ Result<uint32_t> NodeTransfer::TimeoutOf(uint32_t requested_ms) const {
   return requested_ms;
 }
 
+uint64_t NodeTransfer::Ops::bytes() const { return TotalBytes(host) + TotalBytes(device); }
+
+void NodeTransfer::Ops::Add(const NodeTransfer& self, const BlockLocation& block,
+                            uint64_t remote_address) {
+  if (block.tier == Tier::kGpu) {
+    device.push_back(transport::TransferOp{
+        reinterpret_cast<uint64_t>(self.pool_->gpu_base()) + block.offset, remote_address,
+        block.length});
+  } else {
+    host.push_back(transport::TransferOp{self.local_region_base_ + block.offset, remote_address,
+                                         block.length});
+  }
+}
+
 Status NodeTransfer::RunBatch(bool is_put, transport::PeerId endpoint,
-                              const transport::RemoteRegion& remote,
-                              std::span<const transport::TransferOp> ops, uint32_t timeout_ms,
-                              std::string_view node_id, std::string_view what) {
+                              const transport::RemoteRegion& remote, const Ops& ops,
+                              uint32_t timeout_ms, std::string_view node_id,
+                              std::string_view what) {
   const auto start = std::chrono::steady_clock::now();
-  KVPOOL_ASSIGN_OR_RETURN(transport::TransferHandle handle,
-                          is_put ? engine_->Put(endpoint, remote, ops)
-                                 : engine_->Get(endpoint, remote, ops));
-  Status landed = handle.Wait(timeout_ms);
+  const auto deadline = start + std::chrono::milliseconds(timeout_ms);
+  if (!ops.device.empty() && staging_ == nullptr) {
+    return InternalError("GPU-tier blocks but no GPU staging on this node");
+  }
+  transport::TransferHandle handle;
+  if (!ops.host.empty()) {
+    KVPOOL_ASSIGN_OR_RETURN(handle, is_put ? engine_->Put(endpoint, remote, ops.host)
+                                           : engine_->Get(endpoint, remote, ops.host));
+  }
+  // GPU blocks are staged while the host blocks' batch runs.
+  Status landed = Status::Ok();
+  if (!ops.device.empty()) {
+    landed = is_put ? staging_->Put(endpoint, remote, ops.device, LeftMs(deadline))
+                    : staging_->Get(endpoint, remote, ops.device, LeftMs(deadline));
+  }
+  if (handle.valid()) {
+    Status host_landed = handle.Wait(LeftMs(deadline));
+    if (landed.ok()) landed = std::move(host_landed);
+  }
   // Naming the transport is a round trip to the progress thread: only when metrics are on.
   if (metrics::TransferMetricsInstalled()) {
     metrics::RecordTransfer(engine_->Transports(endpoint).value_or("unknown"),
                             node_id.empty() ? (is_put ? "put" : "get") : "node",
-                            TotalBytes(ops),
+                            ops.bytes(),
                             std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
                                 .count(),
                             landed.ok());
@@ -121,7 +157,7 @@ Status NodeTransfer::RunBatch(bool is_put, transport::PeerId endpoint,
     engine_->Disconnect(endpoint).IgnoreError();
   }
   const std::string message = std::string(what) + " failed after " +
-                              std::to_string(TotalBytes(ops)) + " bytes were submitted: " +
+                              std::to_string(ops.bytes()) + " bytes were submitted: " +
                               std::string(landed.message());
   KVPOOL_LOG(WARNING) << message;
   if (landed.code() == StatusCode::kDeadlineExceeded) {
@@ -205,8 +241,7 @@ Result<uint64_t> NodeTransfer::PutToNode(const PeerNode& peer, std::span<const B
                          " " + std::to_string(dst.size()) + " of " + std::to_string(src.size()) +
                          " blocks");
   }
-  std::vector<transport::TransferOp> ops;
-  ops.reserve(src.size());
+  Ops ops;
   for (size_t i = 0; i < src.size(); ++i) {
     if (dst[i].length != src[i].length) {
       return InvalidArgumentError(
@@ -214,12 +249,18 @@ Result<uint64_t> NodeTransfer::PutToNode(const PeerNode& peer, std::span<const B
           std::to_string(src[i].length) + " bytes but destination block " +
           std::to_string(dst[i].handle) + " has " + std::to_string(dst[i].length));
     }
-    ops.push_back(transport::TransferOp{local_region_base_ + src[i].offset,
-                                        peer.region.address + dst[i].offset, src[i].length});
+    if (dst[i].tier == Tier::kGpu) {
+      return FailedPreconditionError(
+          "destination block " + std::to_string(dst[i].handle) + " is in the GPU tier of node " +
+          Quote(peer.node_id) +
+          ", which peers cannot write one-sided: allocate host blocks there (its own node "
+          "stages GPU blocks, TransferFromRegion)");
+    }
+    ops.Add(*this, src[i], peer.region.address + dst[i].offset);
   }
   KVPOOL_RETURN_IF_ERROR(RunBatch(true, peer.endpoint, peer.region, ops, timeout_ms,
                                   peer.node_id, "transfer to node '" + peer.node_id + "'"));
-  return TotalBytes(ops);
+  return ops.bytes();
 }
 
 Status NodeTransfer::TransferWithInsert(const v1::TransferWithInsertRequest& req,
@@ -359,8 +400,7 @@ Status NodeTransfer::RegionBatch(bool is_put, const v1::RegionBlocks& region,
                                  std::string_view what, std::chrono::steady_clock::time_point start,
                                  v1::TransferResponse* resp) {
   const transport::RemoteRegion remote{region.region_base(), region.region_bytes(), region.rkey()};
-  std::vector<transport::TransferOp> ops;
-  ops.reserve(blocks.size());
+  Ops ops;
   for (size_t i = 0; i < blocks.size(); ++i) {
     const uint64_t offset = region.offsets(static_cast<int>(i));
     if (offset > remote.size_bytes) {
@@ -369,13 +409,18 @@ Status NodeTransfer::RegionBatch(bool is_put, const v1::RegionBlocks& region,
                                   std::to_string(remote.size_bytes) + "-byte region");
     }
     // The engine checks every full range against the region before anything moves.
-    ops.push_back(transport::TransferOp{local_region_base_ + blocks[i].offset,
-                                        remote.address + offset, blocks[i].length});
+    if (blocks[i].length > remote.size_bytes - offset) {
+      return InvalidArgumentError("region offset " + std::to_string(i) + " [" +
+                                  std::to_string(offset) + ", +" +
+                                  std::to_string(blocks[i].length) + ") lies outside the " +
+                                  std::to_string(remote.size_bytes) + "-byte region");
+    }
+    ops.Add(*this, blocks[i], remote.address + offset);
   }
   KVPOOL_ASSIGN_OR_RETURN(transport::PeerId endpoint, ConnectRegion(region, remote));
   KVPOOL_RETURN_IF_ERROR(RunBatch(is_put, endpoint, remote, ops, timeout_ms, "", what));
   resp->set_blocks(static_cast<uint32_t>(blocks.size()));
-  resp->set_bytes(TotalBytes(ops));
+  resp->set_bytes(ops.bytes());
   resp->set_elapsed_us(MicrosSince(start));
   return Status::Ok();
 }

@@ -11,6 +11,7 @@
 #include "kvpool/status.h"
 #include "kvpool/v1/mempool.pb.h"
 #include "node/mempool.h"
+#include "transport/staged_copier.h"
 #include "transport/transfer_engine.h"
 
 namespace kvpool::daemon {
@@ -47,15 +48,17 @@ struct NodeTransferOptions {
 class NodeTransfer {
  public:
   /// `local_region_base`: the address of pool offset 0 in this process (the pool arena, which
-  /// `engine` allocated and registered).
+  /// `engine` allocated and registered). `staging`: how GPU-tier blocks move (device -> pinned
+  /// -> UCX and back); null on a node without a GPU tier.
   NodeTransfer(NodeTransferOptions options, node::MemPool* pool,
                transport::TransferEngine* engine, uint64_t local_region_base,
-               PeerDirectory* peers)
+               PeerDirectory* peers, transport::StagedCopier* staging = nullptr)
       : options_(options),
         pool_(pool),
         engine_(engine),
         local_region_base_(local_region_base),
-        peers_(peers) {}
+        peers_(peers),
+        staging_(staging) {}
 
   /// Copies the source blocks to a node's blocks or a client region. Errors as the class
   /// comment, plus INVALID_ARGUMENT for a malformed request (no blocks, counts that differ, no
@@ -79,11 +82,20 @@ class NodeTransfer {
 
  private:
   Result<uint32_t> TimeoutOf(uint32_t requested_ms) const;
+  /// The ops of one batch: those whose local side is in host memory go to the engine as one
+  /// batch, those on the GPU tier through `staging_`.
+  struct Ops {
+    std::vector<transport::TransferOp> host;
+    std::vector<transport::TransferOp> device;
+    uint64_t bytes() const;
+    /// Adds the op for `block` of this node (host or GPU tier) and `remote_address`.
+    void Add(const NodeTransfer& self, const BlockLocation& block, uint64_t remote_address);
+  };
   /// Puts (or Gets) `ops` to (from) `peer` and waits; on failure closes the endpoint
   /// (PeerDirectory::Forget for nodes) so nothing more moves.
   Status RunBatch(bool is_put, transport::PeerId endpoint, const transport::RemoteRegion& remote,
-                  std::span<const transport::TransferOp> ops, uint32_t timeout_ms,
-                  std::string_view node_id, std::string_view what);
+                  const Ops& ops, uint32_t timeout_ms, std::string_view node_id,
+                  std::string_view what);
   /// Writes this node's `src` blocks into `peer`'s `dst` blocks (equal counts and lengths,
   /// checked first; `dst_verb` says how the peer produced them, for the error); returns bytes.
   Result<uint64_t> PutToNode(const PeerNode& peer, std::span<const BlockLocation> src,
@@ -104,6 +116,7 @@ class NodeTransfer {
   transport::TransferEngine* const engine_;
   const uint64_t local_region_base_;
   PeerDirectory* const peers_;
+  transport::StagedCopier* const staging_;
 };
 
 }  // namespace kvpool::daemon

@@ -22,10 +22,11 @@ Status OpsOptions::Validate() const {
   if (tls_require_client_cert && (!tls || tls_ca_file.empty())) {
     return InvalidArgumentError("tls-require-client-cert needs tls-cert, tls-key and tls-ca");
   }
-  if (!tls && (!auth_token_file.empty() || !admin_token_file.empty())) {
+  if (!tls && (!auth_token_file.empty() || !admin_token_file.empty() ||
+               !namespace_tokens_file.empty())) {
     return InvalidArgumentError(
-        "auth-token-file and admin-token-file need TLS (tls-cert and tls-key): a token sent in "
-        "plaintext can be read on the wire");
+        "auth-token-file, admin-token-file and namespace-tokens-file need TLS (tls-cert and "
+        "tls-key): a token sent in plaintext can be read on the wire");
   }
   return Status::Ok();
 }
@@ -51,6 +52,13 @@ void AddOpsFlags(CLI::App& app, OpsOptions* opts) {
       ->group("Security");
   app.add_option("--admin-token-file", opts->admin_token_file,
                  "File holding the admin token that admin methods need (needs TLS)")
+      ->group("Security");
+}
+
+void AddNamespaceTokensFlag(CLI::App& app, OpsOptions* opts) {
+  app.add_option("--namespace-tokens-file", opts->namespace_tokens_file,
+                 "File of namespace-scoped tokens, one 'TOKEN NS[,NS...]' per line: each may use "
+                 "only its namespaces (needs TLS)")
       ->group("Security");
 }
 

@@ -36,6 +36,10 @@ struct OpsOptions {
   /// This daemon sends it on its own calls (nodes deregister from the scheduler with it).
   /// Default: "" (admin methods accept the ordinary token).
   std::string admin_token_file;
+  /// kvpoold only: file of namespace-scoped tokens, one `TOKEN NS[,NS...]` per line
+  /// (rpc::ReadNamespaceTokensFile): each may use only its namespaces. Needs TLS. Default: ""
+  /// (none).
+  std::string namespace_tokens_file;
 
   /// INVALID_ARGUMENT naming the inconsistent option (a key without its certificate, a token
   /// or client-certificate requirement without TLS, a bad metrics-listen).
@@ -46,5 +50,7 @@ struct OpsOptions {
 /// --auth-token-file and --admin-token-file to `app`, writing into `opts` (borrowed; must outlive
 /// parsing).
 void AddOpsFlags(CLI::App& app, OpsOptions* opts);
+/// Adds --namespace-tokens-file (kvpoold only: the scheduler has no per-namespace checks).
+void AddNamespaceTokensFlag(CLI::App& app, OpsOptions* opts);
 
 }  // namespace kvpool::daemon

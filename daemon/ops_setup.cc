@@ -38,6 +38,16 @@ Result<std::unique_ptr<OpsSetup>> OpsSetup::Create(const OpsOptions& options,
   if (!options.admin_token_file.empty()) {
     KVPOOL_ASSIGN_OR_RETURN(server.admin_token, rpc::ReadTokenFile(options.admin_token_file));
   }
+  if (!options.namespace_tokens_file.empty()) {
+    KVPOOL_ASSIGN_OR_RETURN(server.namespace_tokens,
+                            rpc::ReadNamespaceTokensFile(options.namespace_tokens_file));
+    for (const rpc::NamespaceToken& t : server.namespace_tokens) {
+      if (t.token == server.token || t.token == server.admin_token) {
+        return InvalidArgumentError("namespace-tokens-file " + options.namespace_tokens_file +
+                                    " repeats the ordinary or admin token; give each its own");
+      }
+    }
+  }
   server.admin_methods = std::move(admin_methods);
   server.server_name = server_name;
   client.token = server.admin_token.empty() ? server.token : server.admin_token;
@@ -48,6 +58,9 @@ Result<std::unique_ptr<OpsSetup>> OpsSetup::Create(const OpsOptions& options,
                : server.require_client_cert ? "mutual-tls"
                                             : "tls";
   if (!server.token.empty() || !server.admin_token.empty()) ops->mode_ += "+token";
+  if (!server.namespace_tokens.empty()) {
+    ops->mode_ += "+" + std::to_string(server.namespace_tokens.size()) + "-namespace-tokens";
+  }
 
   if (!options.metrics_listen.empty()) {
     metrics::InstallTransferMetrics(ops->registry_);

@@ -137,8 +137,10 @@ grpc::Status SchedulerService::RegisterNode(grpc::ServerContext*,
     reg.address = req->address();
     reg.ucx_worker_address = req->ucx_worker_address();
     reg.capacity_bytes = FromProto(req->capacity_bytes());
+    reg.draining = req->draining();
     absl::MutexLock lock(&mu_);
     KVPOOL_ASSIGN_OR_RETURN(scheduler::RegisterOutcome outcome, registry_.RegisterNode(reg));
+    if (reg.draining) KVPOOL_LOG(INFO) << "node " << reg.id << " registered draining";
     resp->set_new_member(outcome.new_member);
     resp->set_changed(outcome.changed);
     return Status::Ok();
@@ -153,7 +155,16 @@ grpc::Status SchedulerService::NodeHeartbeat(grpc::ServerContext*,
     std::optional<scheduler::TierBytes> used;
     if (req->has_used_bytes()) used = FromProto(req->used_bytes());
     absl::MutexLock lock(&mu_);
+    // First: it refuses a bad figure before the heartbeat changes anything.
+    KVPOOL_RETURN_IF_ERROR(
+        registry_.SetNodeDiskBandwidth(req->node_id(), req->disk_read_bytes_per_s()));
     KVPOOL_RETURN_IF_ERROR(registry_.NodeHeartbeat(req->node_id(), used));
+    if (registry_.IsDraining(req->node_id()) != req->draining()) {
+      KVPOOL_LOG(INFO) << "node " << req->node_id()
+                       << (req->draining() ? " is draining: no new placements or routes to it"
+                                           : " stopped draining");
+      KVPOOL_RETURN_IF_ERROR(registry_.SetNodeDraining(req->node_id(), req->draining()));
+    }
     const auto stream = index_.StreamState(req->node_id());
     resp->set_resync_needed(!stream.has_value() || stream->needs_resync);
     return Status::Ok();
@@ -361,6 +372,7 @@ grpc::Status SchedulerService::Route(grpc::ServerContext*, const v1::RouteReques
       out->set_compute_s(c.cost.compute_s);
       out->set_transfer_s(c.cost.transfer_s);
       out->set_reason(c.reason);
+      out->set_disk_read_bytes_per_s(c.disk_read_bytes_per_s);
     }
     return Status::Ok();
   });
@@ -410,6 +422,8 @@ grpc::Status SchedulerService::ListNodes(grpc::ServerContext*, const v1::ListNod
       ToProto(index_.NodeBlocks(node.id), out->mutable_indexed_blocks());
       const auto stream = index_.StreamState(node.id);
       out->set_synced(stream.has_value() && !stream->needs_resync);
+      out->set_draining(node.draining);
+      out->set_disk_read_bytes_per_s(node.disk_read_bytes_per_s);
     }
     return Status::Ok();
   });

@@ -28,10 +28,12 @@ PACKAGES=(
 
 # npm tools of tests/deploy (the Kubernetes manifests' schema check), pinned, into a
 # project-local folder that .gitignore covers. Without node/npm the test skips.
-DEPLOY_TOOLS=(kubernetes-models@4.5.1 yaml@2.9.1)
+# prometheus-operator 4.4.x is the release built on kubernetes-models 4's base (ServiceMonitor).
+DEPLOY_TOOLS=(kubernetes-models@4.5.1 yaml@2.9.1 @kubernetes-models/prometheus-operator@4.4.4)
 tools_dir="$(cd "$(dirname "$0")/.." && pwd)/.cache/deploy-tools"
 if command -v npm >/dev/null; then
-  have=$(cd "$tools_dir" 2>/dev/null && node -e 'for (const p of ["kubernetes-models", "yaml"])
+  have=$(cd "$tools_dir" 2>/dev/null && node -e 'for (const p of ["kubernetes-models", "yaml",
+    "@kubernetes-models/prometheus-operator"])
     process.stdout.write(p + "@" + require("./node_modules/" + p + "/package.json").version + " ")' \
     2>/dev/null || true)
   if [ "$have" != "${DEPLOY_TOOLS[*]} " ]; then

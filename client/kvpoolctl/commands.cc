@@ -65,7 +65,9 @@ int RunStatus(Client& client, const GlobalFlags& flags) {
                {"reserved_bytes", stats->reserved_bytes}, {"free_bytes", stats->free_bytes},
                {"page_mode", stats->page_mode}, {"namespaces", stats->namespaces.size()},
                {"cached_blocks", cached}, {"active_leases", stats->active_leases},
-               {"expired_leases", stats->expired_leases}});
+               {"expired_leases", stats->expired_leases},
+               {"gpu_capacity_bytes", stats->gpu_capacity_bytes},
+               {"gpu_free_bytes", stats->gpu_free_bytes}, {"gpu_device", stats->gpu_device}});
     return 0;
   }
   TextTable t({"FIELD", "VALUE"});
@@ -77,6 +79,10 @@ int RunStatus(Client& client, const GlobalFlags& flags) {
   t.AddRow({"used", FormatBytes(stats->used_bytes) + " (" + Percent(stats->used_bytes, stats->capacity_bytes) + ")"});
   t.AddRow({"reserved by slabs", FormatBytes(stats->reserved_bytes)});
   t.AddRow({"pages", stats->page_mode});
+  if (stats->gpu_capacity_bytes > 0) {
+    t.AddRow({"gpu tier", FormatBytes(stats->gpu_capacity_bytes) + " on " + stats->gpu_device});
+    t.AddRow({"gpu free (no slab)", FormatBytes(stats->gpu_free_bytes)});
+  }
   t.AddRow({"namespaces", std::to_string(stats->namespaces.size())});
   t.AddRow({"cached blocks", std::to_string(cached)});
   t.AddRow({"active leases", std::to_string(stats->active_leases)});

@@ -3,8 +3,10 @@
 #include <iostream>
 
 #include "client/kvpoolctl/commands.h"
+#include "client/kvpoolctl/drain_command.h"
 #include "client/kvpoolctl/metrics_command.h"
 #include "client/kvpoolctl/scheduler_commands.h"
+#include "client/kvpoolctl/swap_commands.h"
 #include "kvpool/client.h"
 #include "kvpool/scheduler_client.h"
 
@@ -31,8 +33,8 @@ int main(int argc, char** argv) {
                  "PEM client certificate, for servers that require mutual TLS");
   app.add_option("--tls-key", options.tls_key_file, "PEM private key of --tls-cert");
   app.add_option("--token-file", token_file,
-                 "File holding the bearer token to send (the admin token for evict and "
-                 "delete-namespace)");
+                 "File holding the bearer token to send (the admin token for evict, "
+                 "delete-namespace, drain and undrain)");
 
   std::string metrics_target;
   auto* metrics_cmd = app.add_subcommand(
@@ -69,6 +71,16 @@ int main(int argc, char** argv) {
   auto* evict = app.add_subcommand("evict", "Evict cold unleased blocks");
   evict->add_option("n_blocks", evict_blocks, "How many blocks")->required();
   evict->add_option("--namespace", evict_ns, "Only this namespace (default: any)");
+
+  ctl::DrainFlags drain_flags;
+  CLI::App* drain_cmd = nullptr;
+  CLI::App* undrain_cmd = nullptr;
+  ctl::AddDrainCommands(app, &drain_flags, &drain_cmd, &undrain_cmd);
+
+  ctl::SwapFlags swap_flags;
+  CLI::App* swap_out_cmd = nullptr;
+  CLI::App* swap_in_cmd = nullptr;
+  ctl::AddSwapCommands(app, &swap_flags, &swap_out_cmd, &swap_in_cmd);
 
   auto* nodes_cmd = app.add_subcommand("nodes", "The pool's nodes as kvpool-scheduler sees them");
   auto* instances_cmd =
@@ -137,6 +149,10 @@ int main(int argc, char** argv) {
   if (del->parsed()) return ctl::RunDeleteNamespace(c, flags, delete_name);
   if (match_cmd->parsed()) return ctl::RunMatch(c, flags, match);
   if (evict->parsed()) return ctl::RunEvict(c, flags, evict_ns, evict_blocks);
+  if (drain_cmd->parsed()) return ctl::RunDrain(c, flags, drain_flags);
+  if (undrain_cmd->parsed()) return ctl::RunUndrain(c, flags);
+  if (swap_out_cmd->parsed()) return ctl::RunSwapOut(c, flags, swap_flags);
+  if (swap_in_cmd->parsed()) return ctl::RunSwapIn(c, flags, swap_flags);
   std::cerr << app.help() << std::endl;
   return 2;
 }

@@ -51,6 +51,7 @@ int RunNodes(SchedulerClient& client, const GlobalFlags& flags) {
                          {"address", n.address},
                          {"alive", n.alive},
                          {"synced", n.synced},
+                         {"draining", n.draining},
                          {"capacity_host_bytes", n.capacity_host_bytes},
                          {"used_host_bytes", n.used_host_bytes},
                          {"last_heartbeat_age_ms", n.last_heartbeat_age_ms},
@@ -64,7 +65,8 @@ int RunNodes(SchedulerClient& client, const GlobalFlags& flags) {
   TextTable t({"NODE", "ADDRESS", "STATE", "CAPACITY", "USED", "BLOCKS", "HEARTBEAT"});
   for (const PoolNode& n : *nodes) {
     t.AddRow({n.node_id, n.address,
-              std::string(n.alive ? "alive" : "dead") + (n.synced ? "" : ", unsynced"),
+              std::string(n.alive ? "alive" : "dead") + (n.synced ? "" : ", unsynced") +
+                  (n.draining ? ", draining" : ""),
               FormatBytes(n.capacity_host_bytes), FormatBytes(n.used_host_bytes),
               std::to_string(n.indexed_blocks.total()),
               std::to_string(n.last_heartbeat_age_ms) + " ms ago"});

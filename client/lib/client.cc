@@ -219,6 +219,37 @@ Result<uint64_t> Client::SwapOut(std::string_view ns, uint64_t n_blocks) {
   return resp.demoted_blocks();
 }
 
+Result<DrainProgress> Client::Drain(uint64_t max_blocks, bool demote,
+                                    uint32_t scheduler_timeout_ms) {
+  v1::DrainRequest req;
+  req.set_max_blocks(max_blocks);
+  req.set_mark_only(!demote);
+  req.set_scheduler_timeout_ms(scheduler_timeout_ms);
+  v1::DrainResponse resp;
+  KVPOOL_RETURN_IF_ERROR(impl_->Call(&v1::MemPool::Stub::Drain, req, &resp));
+  DrainProgress out;
+  out.was_draining = resp.was_draining();
+  out.has_scheduler = resp.has_scheduler();
+  out.scheduler_acknowledged = resp.scheduler_acknowledged();
+  out.has_disk_tier = resp.has_disk_tier();
+  out.demoted_blocks = resp.demoted_blocks();
+  out.dropped_blocks = resp.dropped_blocks();
+  out.host_blocks = resp.host_blocks();
+  out.pinned_blocks = resp.pinned_blocks();
+  out.allocated_blocks = resp.allocated_blocks();
+  out.disk_blocks = resp.disk_blocks();
+  out.namespaces = resp.namespaces();
+  return out;
+}
+
+Result<UndrainResult> Client::Undrain(uint32_t scheduler_timeout_ms) {
+  v1::UndrainRequest req;
+  req.set_scheduler_timeout_ms(scheduler_timeout_ms);
+  v1::UndrainResponse resp;
+  KVPOOL_RETURN_IF_ERROR(impl_->Call(&v1::MemPool::Stub::Undrain, req, &resp));
+  return UndrainResult{resp.was_draining(), resp.has_scheduler(), resp.scheduler_acknowledged()};
+}
+
 Result<uint32_t> Client::SwapIn(std::string_view ns, PromptView prompt, uint32_t start_block) {
   v1::SwapInRequest req;
   req.set_namespace_(std::string(ns));

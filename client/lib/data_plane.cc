@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <future>
 #include <map>
 #include <set>
@@ -19,6 +20,8 @@
 #include "kvpool/v1/mempool.grpc.pb.h"
 #include "rpc/client_channel.h"
 #include "rpc/status_convert.h"
+#include "memory/device.h"
+#include "transport/staged_copier.h"
 #include "transport/transfer_engine.h"
 
 namespace kvpool {
@@ -87,10 +90,23 @@ uint64_t TransferHandle::size_bytes() const {
 namespace {
 
 struct RegisteredRegion {
-  transport::RegionId engine_id{};
+  transport::RegionId engine_id{};  // unset for device memory (not registered with UCX)
   uint64_t address = 0;
   uint64_t size_bytes = 0;
   std::string rkey;
+  bool device = false;  // CUDA device memory: moved through staging
+};
+
+// A validated batch.
+struct BuiltOps {
+  std::vector<transport::TransferOp> ops;  // remote_address 0 for GPU-tier blocks
+  bool node_gpu = false;      // some block is in the node's GPU tier: the node moves the bytes
+  bool local_device = false;  // the region is device memory: this process stages the bytes
+  uint64_t bytes() const {
+    uint64_t total = 0;
+    for (const transport::TransferOp& op : ops) total += op.size_bytes;
+    return total;
+  }
 };
 
 // [offset, offset + length) inside [0, limit), without overflow.
@@ -155,6 +171,20 @@ struct DataPlane::Impl {
   }
   uint64_t next_region ABSL_GUARDED_BY(mu) = 1;
   std::map<uint64_t, RegisteredRegion> regions ABSL_GUARDED_BY(mu);
+  // Device regions: the CUDA device and the pinned staging, opened by the first of them.
+  std::unique_ptr<memory::DeviceRuntime> device ABSL_GUARDED_BY(mu);
+  std::unique_ptr<transport::StagedCopier> staging ABSL_GUARDED_BY(mu);
+
+  // Opens the device and the staging buffers once.
+  Status EnsureDeviceLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (staging != nullptr) return Status::Ok();
+    if (device == nullptr) {
+      KVPOOL_ASSIGN_OR_RETURN(device, memory::OpenCudaDevice(options.cuda_device));
+    }
+    KVPOOL_ASSIGN_OR_RETURN(staging, transport::StagedCopier::Create(engine.get(), device.get(),
+                                                                     transport::StagingOptions{}));
+    return Status::Ok();
+  }
 
   std::shared_ptr<const NodeLink> Link() {
     absl::MutexLock lock(&mu);
@@ -236,21 +266,70 @@ struct DataPlane::Impl {
       KVPOOL_RETURN_IF_ERROR(Relink(node, UnavailableError("an earlier transfer found the node unreachable")));
       node = Link();
     }
-    KVPOOL_ASSIGN_OR_RETURN(auto ops, BuildOps(*node, region, offsets, blocks, is_put));
-    if (is_put && node_pulls_puts) return SubmitPull(region, offsets, blocks, ops);
-    Result<transport::TransferHandle> h = is_put ? engine->Put(node->peer, node->region, ops)
-                                                 : engine->Get(node->peer, node->region, ops);
+    KVPOOL_ASSIGN_OR_RETURN(BuiltOps built, BuildOps(*node, region, offsets, blocks, is_put));
+    if (built.node_gpu) {
+      if (built.local_device) {
+        return UnimplementedError(
+            "GPU-tier blocks of the node and a device region: move them through a host region "
+            "(or allocate host blocks)");
+      }
+      return SubmitNodeDriven(is_put, region, offsets, blocks, built.bytes());
+    }
+    if (built.local_device) return SubmitStaged(is_put, region, std::move(node), built.ops);
+    if (is_put && node_pulls_puts) {
+      return SubmitNodeDriven(true, region, offsets, blocks, built.bytes());
+    }
+    Result<transport::TransferHandle> h = is_put ? engine->Put(node->peer, node->region, built.ops)
+                                                 : engine->Get(node->peer, node->region, built.ops);
     if (h.status().code() == StatusCode::kUnavailable) node->failed.store(true);
     if (!h.ok()) return h.status();
     return TransferHandle(std::make_shared<const TransferHandle::Impl>(
         TransferHandle::Impl{*std::move(h), std::move(node)}));
   }
 
-  // A Put the node runs as a pull: TransferFromRegion per lease holding the blocks, on a thread
-  // of its own so the call stays asynchronous. The batch is already validated (`ops`).
-  Result<TransferHandle> SubmitPull(RegionId region, std::span<const uint64_t> offsets,
-                                    std::span<const BlockLocation> blocks,
-                                    const std::vector<transport::TransferOp>& ops) {
+  // Runs a batch on a thread of its own so the call stays asynchronous; the region counts as in
+  // use (Deregister refuses) until it ends.
+  TransferHandle RunAsync(RegionId region, uint64_t bytes, std::function<Status()> work) {
+    std::shared_future<Status> done = std::async(std::launch::async, std::move(work)).share();
+    {
+      absl::MutexLock lock(&mu);
+      PrunePullsLocked();
+      pulls.emplace(static_cast<uint64_t>(region), done);
+    }
+    auto impl = std::make_shared<TransferHandle::Impl>();
+    impl->pull = std::move(done);
+    impl->pull_bytes = bytes;
+    return TransferHandle(std::shared_ptr<const TransferHandle::Impl>(std::move(impl)));
+  }
+
+  // A batch on a device region: this process stages the bytes through pinned buffers.
+  Result<TransferHandle> SubmitStaged(bool is_put, RegionId region,
+                                      std::shared_ptr<const NodeLink> node,
+                                      std::vector<transport::TransferOp> ops) {
+    transport::StagedCopier* copier = nullptr;
+    {
+      absl::MutexLock lock(&mu);
+      copier = staging.get();
+    }
+    uint64_t bytes = 0;
+    for (const transport::TransferOp& op : ops) bytes += op.size_bytes;
+    return RunAsync(region, bytes,
+                    [copier, is_put, node = std::move(node), ops = std::move(ops),
+                     timeout_ms = options.transfer_timeout_ms]() -> Status {
+                      Status st = is_put ? copier->Put(node->peer, node->region, ops, timeout_ms)
+                                         : copier->Get(node->peer, node->region, ops, timeout_ms);
+                      if (st.code() == StatusCode::kUnavailable) node->failed.store(true);
+                      return st;
+                    });
+  }
+
+  // A batch the node runs: for a Put a pull (TransferFromRegion), for a Get a push (Transfer to
+  // the region), one request per lease holding the blocks. Used for the node's GPU-tier blocks,
+  // which only the node can reach, and for Puts over TCP (DataPlaneOptions::put_path). The
+  // batch is already validated.
+  Result<TransferHandle> SubmitNodeDriven(bool is_put, RegionId region,
+                                          std::span<const uint64_t> offsets,
+                                          std::span<const BlockLocation> blocks, uint64_t bytes) {
     RegisteredRegion local;
     {
       absl::MutexLock lock(&mu);
@@ -260,65 +339,64 @@ struct DataPlane::Impl {
     // starts another request, because the node refuses a repeated handle in one.
     struct Pending {
       uint64_t lease = 0;
-      v1::TransferFromRegionRequest req;
+      v1::TransferFromRegionRequest pull;  // is_put
+      v1::TransferRequest push;            // !is_put
       std::set<BlockHandle> named;
     };
     std::vector<Pending> requests;
     for (size_t i = 0; i < blocks.size(); ++i) {
-      const uint64_t lease = leases->WritableLeaseOf(blocks[i].handle);
+      const uint64_t lease = is_put ? leases->WritableLeaseOf(blocks[i].handle)
+                                    : leases->LeaseOf(blocks[i].handle);
       auto fits = [&](const Pending& p) {
         return p.lease == lease && p.named.count(blocks[i].handle) == 0;
       };
       auto it = std::find_if(requests.begin(), requests.end(), fits);
       if (it == requests.end()) {
-        requests.push_back(Pending{lease, {}, {}});
+        requests.push_back(Pending{lease, {}, {}, {}});
         it = std::prev(requests.end());
       }
       it->named.insert(blocks[i].handle);
-      v1::TransferFromRegionRequest& req = it->req;
-      if (req.dst_handles_size() == 0) {
-        v1::RegionBlocks* src = req.mutable_src();
-        src->set_worker_address(engine->worker_address());
-        src->set_region_base(local.address);
-        src->set_region_bytes(local.size_bytes);
-        src->set_rkey(local.rkey);
-        req.set_dst_lease_id(lease);
-        req.set_timeout_ms(options.transfer_timeout_ms);
+      const bool first = it->named.size() == 1;
+      v1::RegionBlocks* where = is_put ? it->pull.mutable_src() : it->push.mutable_region();
+      if (first) {
+        where->set_worker_address(engine->worker_address());
+        where->set_region_base(local.address);
+        where->set_region_bytes(local.size_bytes);
+        where->set_rkey(local.rkey);
+        if (is_put) {
+          it->pull.set_dst_lease_id(lease);
+          it->pull.set_timeout_ms(options.transfer_timeout_ms);
+        } else {
+          it->push.set_src_lease_id(lease);
+          it->push.set_timeout_ms(options.transfer_timeout_ms);
+        }
       }
-      req.add_dst_handles(blocks[i].handle);
-      req.mutable_src()->add_offsets(offsets[i]);
+      if (is_put) {
+        it->pull.add_dst_handles(blocks[i].handle);
+      } else {
+        it->push.add_src_handles(blocks[i].handle);
+      }
+      where->add_offsets(offsets[i]);
     }
-    uint64_t bytes = 0;
-    for (const transport::TransferOp& op : ops) bytes += op.size_bytes;
-    std::shared_future<Status> pull =
-        std::async(std::launch::async,
-                   [stub = stub, requests = std::move(requests),
-                    deadline_ms = options.transfer_timeout_ms + rpc_timeout_ms]() -> Status {
-                     for (const Pending& p : requests) {
-                       v1::TransferResponse resp;
-                       KVPOOL_RETURN_IF_ERROR(rpc::CallUnary(*stub,
-                                                             &v1::MemPool::Stub::TransferFromRegion,
-                                                             p.req, &resp, deadline_ms));
-                     }
-                     return Status::Ok();
-                   })
-            .share();
-    {
-      absl::MutexLock lock(&mu);
-      PrunePullsLocked();
-      pulls.emplace(static_cast<uint64_t>(region), pull);
-    }
-    auto impl = std::make_shared<TransferHandle::Impl>();
-    impl->pull = std::move(pull);
-    impl->pull_bytes = bytes;
-    return TransferHandle(std::shared_ptr<const TransferHandle::Impl>(std::move(impl)));
+    return RunAsync(region, bytes,
+                    [stub = stub, is_put, requests = std::move(requests),
+                     deadline_ms = options.transfer_timeout_ms + rpc_timeout_ms]() -> Status {
+                      for (const Pending& p : requests) {
+                        v1::TransferResponse resp;
+                        KVPOOL_RETURN_IF_ERROR(
+                            is_put ? rpc::CallUnary(*stub, &v1::MemPool::Stub::TransferFromRegion,
+                                                    p.pull, &resp, deadline_ms)
+                                   : rpc::CallUnary(*stub, &v1::MemPool::Stub::Transfer, p.push,
+                                                    &resp, deadline_ms));
+                      }
+                      return Status::Ok();
+                    });
   }
 
   // Validates the whole batch and builds its ops; nothing moves on error.
-  Result<std::vector<transport::TransferOp>> BuildOps(const NodeLink& node, RegionId region,
-                                                      std::span<const uint64_t> offsets,
-                                                      std::span<const BlockLocation> blocks,
-                                                      bool for_write) {
+  Result<BuiltOps> BuildOps(const NodeLink& node, RegionId region,
+                            std::span<const uint64_t> offsets,
+                            std::span<const BlockLocation> blocks, bool for_write) {
     const transport::RemoteRegion& node_region = node.region;
     if (blocks.empty()) return InvalidArgumentError("a transfer needs at least one block");
     if (offsets.size() != blocks.size()) {
@@ -336,18 +414,23 @@ struct DataPlane::Impl {
       }
       local = it->second;
     }
-    std::vector<transport::TransferOp> ops;
+    BuiltOps built;
+    built.local_device = local.device;
+    std::vector<transport::TransferOp>& ops = built.ops;
     ops.reserve(blocks.size());
     for (size_t i = 0; i < blocks.size(); ++i) {
       const BlockLocation& b = blocks[i];
       const std::string which = "block " + std::to_string(i) + " (handle " +
                                 std::to_string(b.handle) + ")";
-      if (b.tier != Tier::kHost) {
+      if (b.tier != Tier::kHost && b.tier != Tier::kGpu) {
         return InvalidArgumentError(which + " is in tier " + std::string(TierName(b.tier)) +
-                                    "; the data plane moves host blocks only");
+                                    "; the data plane moves host and GPU blocks (Match with a "
+                                    "lease promotes disk blocks first)");
       }
       if (b.length == 0) return InvalidArgumentError(which + " has length 0");
-      if (!InRange(b.offset, b.length, node_region.size_bytes)) {
+      if (b.tier == Tier::kGpu) {
+        built.node_gpu = true;  // the node checks its own device offsets
+      } else if (!InRange(b.offset, b.length, node_region.size_bytes)) {
         return InvalidArgumentError(which + " [" + std::to_string(b.offset) + ", +" +
                                     std::to_string(b.length) + ") lies outside the node's " +
                                     std::to_string(node_region.size_bytes) + "-byte region");
@@ -359,11 +442,12 @@ struct DataPlane::Impl {
                                     std::to_string(local.size_bytes) + "-byte region " +
                                     std::to_string(static_cast<uint64_t>(region)));
       }
-      ops.push_back(transport::TransferOp{local.address + offsets[i],
-                                          node_region.address + b.offset, b.length});
+      ops.push_back(transport::TransferOp{
+          local.address + offsets[i], b.tier == Tier::kGpu ? 0 : node_region.address + b.offset,
+          b.length});
     }
     KVPOOL_RETURN_IF_ERROR(leases->Check(blocks, for_write));
-    return ops;
+    return built;
   }
 };
 
@@ -411,7 +495,27 @@ bool DataPlane::node_pulls_puts() const { return impl_->node_pulls_puts; }
 
 Result<RegionId> DataPlane::RegisterMemory(void* ptr, size_t size_bytes, MemoryKind kind) {
   if (kind == MemoryKind::kDevice) {
-    return UnimplementedError("device memory is not supported by the data plane yet");
+    if (ptr == nullptr || size_bytes == 0) {
+      return InvalidArgumentError("RegisterMemory: a device region needs a pointer and a size");
+    }
+    const uint64_t address = reinterpret_cast<uint64_t>(ptr);
+    absl::MutexLock lock(&impl_->mu);
+    KVPOOL_RETURN_IF_ERROR(impl_->EnsureDeviceLocked());
+    const uint8_t* last = static_cast<const uint8_t*>(ptr) + size_bytes - 1;
+    if (!impl_->device->IsDevicePointer(ptr) || !impl_->device->IsDevicePointer(last)) {
+      return InvalidArgumentError("RegisterMemory: [" + std::to_string(address) + ", +" +
+                                  std::to_string(size_bytes) + ") is not device memory of " +
+                                  impl_->device->Describe());
+    }
+    for (const auto& [id, r] : impl_->regions) {
+      if (r.device && address < r.address + r.size_bytes && r.address < address + size_bytes) {
+        return InvalidArgumentError("RegisterMemory: the device range overlaps region " +
+                                    std::to_string(id));
+      }
+    }
+    const uint64_t id = impl_->next_region++;
+    impl_->regions[id] = RegisteredRegion{transport::RegionId{}, address, size_bytes, "", true};
+    return static_cast<RegionId>(id);
   }
   if (kind != MemoryKind::kHost) {
     return InvalidArgumentError("unknown memory kind " +
@@ -436,9 +540,9 @@ Status DataPlane::Deregister(RegionId region) {
   impl_->PrunePullsLocked();
   if (impl_->pulls.count(static_cast<uint64_t>(region)) > 0) {
     return FailedPreconditionError("region " + std::to_string(static_cast<uint64_t>(region)) +
-                                   " is still being read by the node (a Put in flight)");
+                                   " is still in use by a transfer in flight");
   }
-  KVPOOL_RETURN_IF_ERROR(impl_->engine->Deregister(it->second.engine_id));
+  if (!it->second.device) KVPOOL_RETURN_IF_ERROR(impl_->engine->Deregister(it->second.engine_id));
   impl_->regions.erase(it);
   return Status::Ok();
 }
@@ -449,6 +553,11 @@ Result<RegionDescriptor> DataPlane::ExportRegion(RegionId region) {
   if (it == impl_->regions.end()) {
     return NotFoundError("region " + std::to_string(static_cast<uint64_t>(region)) +
                          " is not registered with this DataPlane");
+  }
+  if (it->second.device) {
+    return FailedPreconditionError("region " + std::to_string(static_cast<uint64_t>(region)) +
+                                   " is device memory, which peers cannot reach (no CUDA "
+                                   "transport in this UCX): export a host region");
   }
   return RegionDescriptor{impl_->engine->worker_address(), it->second.address,
                           it->second.size_bytes, it->second.rkey};
@@ -466,8 +575,9 @@ Result<TransferHandle> DataPlane::Get(std::span<const BlockLocation> blocks, Reg
 
 Status DataPlane::Verify(uint64_t lease_id, std::span<const BlockLocation> blocks,
                          RegionId region, std::span<const uint64_t> region_offsets) {
-  KVPOOL_ASSIGN_OR_RETURN(auto ops,
+  KVPOOL_ASSIGN_OR_RETURN(BuiltOps built,
                           impl_->BuildOps(*impl_->Link(), region, region_offsets, blocks, false));
+  const std::vector<transport::TransferOp>& ops = built.ops;
   v1::ResolveBlocksRequest req;
   req.set_lease_id(lease_id);
   for (const BlockLocation& b : blocks) req.add_handles(b.handle);
@@ -479,9 +589,16 @@ Status DataPlane::Verify(uint64_t lease_id, std::span<const BlockLocation> block
     return InternalError("the node returned " + std::to_string(resp.checksums_size()) +
                          " checksums for " + std::to_string(blocks.size()) + " blocks");
   }
+  std::vector<uint8_t> scratch;  // a device region's bytes, copied to the host
   for (size_t i = 0; i < ops.size(); ++i) {
-    const uint64_t here =
-        BlockChecksum(reinterpret_cast<const void*>(ops[i].local_address), ops[i].size_bytes);
+    const void* local = reinterpret_cast<const void*>(ops[i].local_address);
+    if (built.local_device) {
+      scratch.resize(ops[i].size_bytes);
+      absl::MutexLock lock(&impl_->mu);
+      KVPOOL_RETURN_IF_ERROR(impl_->device->CopySync(scratch.data(), local, scratch.size()));
+      local = scratch.data();
+    }
+    const uint64_t here = BlockChecksum(local, ops[i].size_bytes);
     if (here != resp.checksums(static_cast<int>(i))) {
       return DataLossError("block " + std::to_string(i) + " (handle " +
                            std::to_string(blocks[i].handle) + ") differs: checksum " +

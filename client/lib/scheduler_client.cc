@@ -115,6 +115,7 @@ Result<RouteAnswer> SchedulerClient::Route(const RouteQuery& query) {
     r.compute_s = c.compute_s();
     r.transfer_s = c.transfer_s();
     r.reason = c.reason();
+    r.disk_read_bytes_per_s = c.disk_read_bytes_per_s();
     out.ranked.push_back(std::move(r));
   }
   return out;
@@ -133,7 +134,9 @@ Result<std::vector<PoolNode>> SchedulerClient::ListNodes() {
     p.used_host_bytes = n.used_bytes().host();
     p.alive = n.alive();
     p.synced = n.synced();
+    p.draining = n.draining();
     p.last_heartbeat_age_ms = n.last_heartbeat_age_ms();
+    p.disk_read_bytes_per_s = n.disk_read_bytes_per_s();
     p.indexed_blocks = FromProto(n.indexed_blocks());
     out.push_back(std::move(p));
   }

@@ -49,6 +49,35 @@ struct ClientOptions {
   std::string auth_token;
 };
 
+/// What one Client::Drain call did, and what the node still holds (kvpoolctl drain).
+struct DrainProgress {
+  /// The node was draining before this call.
+  bool was_draining = false;
+  /// The node reports to a scheduler, and the scheduler confirmed the draining state.
+  bool has_scheduler = false;
+  bool scheduler_acknowledged = false;
+  /// The node has an SSD tier; without one nothing can be demoted.
+  bool has_disk_tier = false;
+  /// Host blocks moved to the SSD tier by this call, and blocks that left host memory but could
+  /// not be written (SSD tier full of blocks it may not drop).
+  uint64_t demoted_blocks = 0;
+  uint64_t dropped_blocks = 0;
+  /// After the call: cached blocks still in memory, of which pinned by leases (they move once
+  /// released), blocks allocated but not yet inserted, blocks on the SSD tier.
+  uint64_t host_blocks = 0;
+  uint64_t pinned_blocks = 0;
+  uint64_t allocated_blocks = 0;
+  uint64_t disk_blocks = 0;
+  uint32_t namespaces = 0;
+};
+
+/// What Client::Undrain did.
+struct UndrainResult {
+  bool was_draining = false;
+  bool has_scheduler = false;
+  bool scheduler_acknowledged = false;
+};
+
 /// A connection to one kvpoold node.
 ///
 /// Every call is a blocking unary RPC that returns the node's status unchanged: INVALID_ARGUMENT,
@@ -190,6 +219,15 @@ class Client {
   /// memory (MemServe's SwapIn), unleased; returns how many. FAILED_PRECONDITION if the node
   /// has no SSD tier.
   Result<uint32_t> SwapIn(std::string_view ns, PromptView prompt, uint32_t start_block = 0);
+  /// Admin: marks the node draining (its scheduler stops placing blocks on it and routing
+  /// requests to instances on it; waits up to `scheduler_timeout_ms`, 0: 2000, for the
+  /// scheduler to confirm) and demotes up to `max_blocks` (0: all it can) of its coldest
+  /// unleased host blocks to its SSD tier (none unless `demote`). Call again to go on.
+  /// PERMISSION_DENIED without the admin token (docs/operations.md "Drain a node").
+  Result<DrainProgress> Drain(uint64_t max_blocks = 0, bool demote = true,
+                              uint32_t scheduler_timeout_ms = 0);
+  /// Admin: ends draining; the scheduler places on and routes to the node again.
+  Result<UndrainResult> Undrain(uint32_t scheduler_timeout_ms = 0);
 
  private:
   friend class DataPlane;  // shares the Client's lease book (client/lib/lease_book.h)

@@ -29,7 +29,7 @@ namespace kvpool {
 /// Where registered memory lives.
 enum class MemoryKind : uint8_t {
   kHost = 0,    ///< host DRAM of this process
-  kDevice = 1,  ///< GPU memory; reserved for the GPU tier (RegisterMemory: UNIMPLEMENTED)
+  kDevice = 1,  ///< CUDA device memory of this process, moved through pinned staging
 };
 
 /// A memory region registered with one DataPlane. Never reused within that DataPlane.
@@ -61,6 +61,8 @@ struct DataPlaneOptions {
   bool verify_checksums = false;
   /// How Put moves bytes. Default: PutPath::kAuto.
   PutPath put_path = PutPath::kAuto;
+  /// CUDA device whose memory RegisterMemory(..., MemoryKind::kDevice) takes. Default: 0.
+  int cuda_device = 0;
 };
 
 /// The outcome of one asynchronous Put or Get batch. Cheap to copy; copies observe the same
@@ -124,30 +126,41 @@ class DataPlane {
 
   /// Registers [ptr, ptr + size_bytes) (caller-owned; must stay valid until Deregister or the
   /// DataPlane's destruction) as a source and destination of transfers. INVALID_ARGUMENT for a
-  /// null pointer, zero size or a range overlapping a registered one; UNIMPLEMENTED for
-  /// MemoryKind::kDevice; RESOURCE_EXHAUSTED when the memory cannot be registered.
+  /// null pointer, zero size or a range overlapping a registered one; RESOURCE_EXHAUSTED when
+  /// the memory cannot be registered.
+  ///
+  /// MemoryKind::kDevice: `ptr` is CUDA device memory (cudaMalloc) of options.cuda_device, e.g.
+  /// the engine's own KV cache. UCX here cannot reach device memory, so its transfers go
+  /// through pinned host staging buffers of this DataPlane (device -> pinned -> UCX and back,
+  /// pipelined in chunks; docs/gpu.md). UNAVAILABLE without a CUDA device or driver,
+  /// UNIMPLEMENTED in a build without CUDA, INVALID_ARGUMENT when `ptr` is not device memory.
+  /// A device region moves host-tier blocks only and cannot be exported.
   Result<RegionId> RegisterMemory(void* ptr, size_t size_bytes,
                                   MemoryKind kind = MemoryKind::kHost);
   /// NOT_FOUND for an unknown region; FAILED_PRECONDITION while a batch uses it.
   Status Deregister(RegionId region);
   /// What a kvpoold node needs to write into `region` (Client::TransferToRegion): this
   /// process's engine address, the region's address, size and remote key. Hand it only to
-  /// nodes you trust with the region. NOT_FOUND for an unknown region.
+  /// nodes you trust with the region. NOT_FOUND for an unknown region; FAILED_PRECONDITION for
+  /// a device region.
   Result<RegionDescriptor> ExportRegion(RegionId region);
 
   // ---- Transfers -----------------------------------------------------------------------------
 
   /// Writes, for each i, blocks[i].length bytes from `region` + region_offsets[i] into the
-  /// node's block blocks[i] (at its offset). Batched and asynchronous. Refused before any byte
+  /// node's block blocks[i] (at its offset). Batched and asynchronous. Blocks of the node's GPU
+  /// tier, which no peer can reach one-sided, are written by the node itself (it pulls the
+  /// region and stages the bytes to the device: TransferFromRegion). Refused before any byte
   /// moves: INVALID_ARGUMENT for an empty batch, spans of different lengths, a block of length
-  /// 0 or of a tier other than host, a block outside the node's region, or a region range
-  /// outside `region`; FAILED_PRECONDITION for a block the Client holds no live lease for, one
+  /// 0 or of the disk tier, a host block outside the node's region, or a region range
+  /// outside `region`; UNIMPLEMENTED for GPU-tier blocks with a device region; FAILED_PRECONDITION for a block the Client holds no live lease for, one
   /// already inserted (read-only), or one whose offset or length differs from the node's;
   /// NOT_FOUND for an unknown region; UNAVAILABLE when the node is known dead.
   Result<TransferHandle> Put(RegionId region, std::span<const uint64_t> region_offsets,
                              std::span<const BlockLocation> blocks);
   /// Reads each block into `region` + region_offsets[i]. Refusals as Put, except that blocks
-  /// pinned by a Match lease may be read.
+  /// pinned by a Match lease may be read. GPU-tier blocks are sent by the node (Transfer to
+  /// this region).
   Result<TransferHandle> Get(std::span<const BlockLocation> blocks, RegionId region,
                              std::span<const uint64_t> region_offsets);
   /// Debugging: compares BlockChecksum of each block's bytes on the node (ResolveBlocks, which

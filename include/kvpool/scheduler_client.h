@@ -102,6 +102,9 @@ struct RoutedInstance {
   double compute_s = 0;
   double transfer_s = 0;
   std::string reason;
+  /// Read bandwidth of its node's SSD tier the estimate used, bytes/s: the node's measured
+  /// figure, else the scheduler's --disk-bandwidth (ComputeLoadModel::disk_read_bytes_per_s).
+  double disk_read_bytes_per_s = 0;
   double total_s() const { return queue_wait_s + compute_s + transfer_s; }
 };
 
@@ -123,7 +126,11 @@ struct PoolNode {
   bool alive = false;
   /// The index holds a synced event stream of the node.
   bool synced = false;
+  /// The node is draining (kvpoolctl drain): no new placements, no routes to its instances.
+  bool draining = false;
   int64_t last_heartbeat_age_ms = 0;
+  /// The read bandwidth of its SSD tier as it last measured and reported it, bytes/s; 0: none.
+  double disk_read_bytes_per_s = 0;
   /// Blocks the global index shows on the node.
   SchedulerTierCounts indexed_blocks;
 };

@@ -15,7 +15,7 @@ namespace kvpool {
 /// Memory tier of a block.
 enum class Tier : uint8_t {
   kNone = 0,  ///< absent (Exists), or "the default tier" in requests
-  kGpu = 1,   ///< device memory (CUDA); not yet served
+  kGpu = 1,   ///< device memory (CUDA); read and written through pinned staging (docs/gpu.md)
   kHost = 2,  ///< host DRAM
   kDisk = 3,  ///< SSD tier (RocksDB); never RDMA-readable: promoted to kHost before a read
 };
@@ -58,6 +58,7 @@ struct NamespaceStats {
   uint64_t disk_blocks = 0;       ///< blocks the SSD tier stores (some may be on HOST too)
   uint64_t demoted_blocks = 0;    ///< HOST blocks moved to the SSD tier (pressure or SwapOut)
   uint64_t promoted_blocks = 0;   ///< DISK blocks read back into pool memory
+  uint64_t gpu_used_bytes = 0;    ///< bytes of live GPU-tier blocks (not in used_bytes)
 };
 
 /// A namespace as a node knows it.
@@ -186,6 +187,14 @@ struct PoolStats {
   /// SSD tier: capacity and bytes of block data stored (0 and 0 without one).
   uint64_t disk_capacity_bytes = 0;
   uint64_t disk_used_bytes = 0;
+  /// SSD tier's measured read bandwidth in bytes/s (a running estimate over its block reads,
+  /// docs/storage.md "Measured read bandwidth"); 0 without a tier or before any read.
+  double disk_read_bytes_per_s = 0;
+  /// GPU tier: device memory of the pool and bytes of it no slab holds (0 and 0 without one),
+  /// and the device ("cuda:0 NVIDIA H100 80GB HBM3 (79.6 GiB)"; empty without one).
+  uint64_t gpu_capacity_bytes = 0;
+  uint64_t gpu_free_bytes = 0;
+  std::string gpu_device;
   std::vector<NamespaceInfo> namespaces;
 };
 

@@ -477,6 +477,31 @@ size_t PromptTree::Evict(size_t max_blocks, std::vector<RemovedBlock>* evicted) 
   return count;
 }
 
+size_t PromptTree::EvictIf(size_t max_blocks, const std::function<bool(BlockRef)>& eligible,
+                           std::vector<RemovedBlock>* evicted) {
+  Impl& m = *impl_;
+  const size_t first = evicted->size();
+  size_t count = 0;
+  uint32_t i = m.lru_cold;
+  while (count < max_blocks && i != kNil) {
+    const Entry& e = m.At(i);
+    const uint32_t next = e.lru_next;
+    if (!eligible(e.ref)) {
+      i = next;
+      continue;
+    }
+    m.LruRemove(i);
+    const uint32_t cold_before = m.lru_cold;
+    m.Detach(i);  // May push the parent onto the cold end: it is looked at next.
+    evicted->push_back(RemovedBlock{e.hash, e.ref});
+    m.Release(i);
+    ++count;
+    i = m.lru_cold != cold_before ? m.lru_cold : next;
+  }
+  m.EraseFromTable(std::span<const RemovedBlock>(*evicted).subspan(first));
+  return count;
+}
+
 size_t PromptTree::evictable_leaves() const { return impl_->lru_size; }
 
 size_t PromptTree::size() const { return impl_->live; }

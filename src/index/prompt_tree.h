@@ -94,6 +94,10 @@ class PromptTree {
   /// leaf is itself a candidate in the same call). Appends them to `*evicted` (not cleared) and
   /// returns how many were evicted.
   size_t Evict(size_t max_blocks, std::vector<RemovedBlock>* evicted);
+  /// Evict restricted to leaves whose ref satisfies `eligible` (e.g. blocks of one memory tier);
+  /// the others keep their place in the LRU order. Costs O(leaves skipped) on top of Evict.
+  size_t EvictIf(size_t max_blocks, const std::function<bool(BlockRef)>& eligible,
+                 std::vector<RemovedBlock>* evicted);
 
   /// Number of unpinned leaves that Evict could remove right now.
   size_t evictable_leaves() const;

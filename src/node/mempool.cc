@@ -32,6 +32,12 @@ struct MemPool::HashedPrompt {
 
 namespace {
 
+// Slabs of the GPU tier are capped at an eighth of it, like the host arena's.
+uint64_t GpuSlabBytes(const NamespaceSpec& spec, const memory::HostArena& gpu_arena) {
+  return std::max<uint64_t>(spec.block_bytes,
+                            std::min<uint64_t>(32ull << 20, gpu_arena.capacity_bytes() / 8));
+}
+
 std::string DescribeState(BlockState state) {
   switch (state) {
     case BlockState::kFree: return "free";
@@ -212,6 +218,9 @@ Result<std::pair<NamespaceInfo, bool>> MemPool::CreateNamespace(const NamespaceS
       std::max(spec.block_bytes, std::min(options_.slab_bytes, options_.capacity_bytes / 8));
   const uint32_t id = next_namespace_id_;
   KVPOOL_ASSIGN_OR_RETURN(auto state, NamespaceState::Create(id, spec, arena_.get(), slab_bytes));
+  if (gpu_arena_ != nullptr) {
+    KVPOOL_RETURN_IF_ERROR(state->EnableGpu(gpu_arena_.get(), GpuSlabBytes(spec, *gpu_arena_)));
+  }
   ++next_namespace_id_;
   if (store_ != nullptr) {
     // Persisted first: a namespace the SSD tier does not know would lose its blocks' meaning.
@@ -250,7 +259,8 @@ Result<uint64_t> MemPool::DeleteNamespace(std::string_view name) {
                                    std::to_string(ns->active_leases) +
                                    " active leases; release them or wait for them to expire");
   }
-  const uint64_t live = ns->allocator().used_blocks() + ns->disk_tree().size();
+  const uint64_t live = ns->allocator().used_blocks() + ns->disk_tree().size() +
+                        (ns->has_gpu() ? ns->allocator(Tier::kGpu)->used_blocks() : 0);
   if (store_ != nullptr) {
     KVPOOL_RETURN_IF_ERROR(store_->DeleteNamespace(name).status());
   }
@@ -272,9 +282,19 @@ Result<uint64_t> MemPool::DeleteNamespace(std::string_view name) {
 
 // ---- Memory ------------------------------------------------------------------------------------
 
-uint64_t MemPool::EvictFromLocked(NamespaceState& ns, uint64_t n_blocks) {
+uint64_t MemPool::EvictFromLocked(NamespaceState& ns, uint64_t n_blocks, Tier tier) {
   std::vector<index::RemovedBlock> removed;
-  const size_t evicted = ns.tree().Evict(n_blocks, &removed);
+  size_t evicted = 0;
+  if (tier == Tier::kNone || !ns.has_gpu()) {
+    evicted = ns.tree().Evict(n_blocks, &removed);
+  } else {
+    evicted = ns.tree().EvictIf(
+        n_blocks,
+        [tier](index::BlockRef ref) {
+          return NamespaceState::TierOfSlot(DecodeHandle(ref).slot) == tier;
+        },
+        &removed);
+  }
   std::vector<BlockHash> demoted;
   std::vector<BlockHash> dropped;
   for (const auto& block : removed) {
@@ -301,17 +321,18 @@ uint64_t MemPool::EvictFromLocked(NamespaceState& ns, uint64_t n_blocks) {
 }
 
 Status MemPool::AllocateWithEvictionLocked(NamespaceState& ns, size_t n, uint64_t lease_id,
-                                           std::vector<memory::Slot>* slots) {
-  Status st = ns.AllocateBlocks(n, lease_id, slots);
+                                           std::vector<memory::Slot>* slots, Tier tier) {
+  if (tier == Tier::kHost) KVPOOL_RETURN_IF_ERROR(EnforceQuotaLocked(ns, n));
+  Status st = ns.AllocateBlocks(n, lease_id, slots, tier);
   if (st.ok() || st.code() != StatusCode::kResourceExhausted) return st;
 
-  // Cold leaves of this namespace first: their blocks become free slots of its own slabs.
+  // Cold leaves of this namespace and tier first: their blocks become free slots of its slabs.
   for (;;) {
-    const memory::BlockAllocator& alloc = ns.allocator();
+    const memory::BlockAllocator& alloc = *ns.allocator(tier);
     const uint64_t free_in_slabs = alloc.reserved_blocks() - alloc.used_blocks();
     const uint64_t shortfall = n > free_in_slabs ? n - free_in_slabs : 1;
-    if (EvictFromLocked(ns, shortfall) == 0) break;
-    st = ns.AllocateBlocks(n, lease_id, slots);
+    if (EvictFromLocked(ns, shortfall, tier) == 0) break;
+    st = ns.AllocateBlocks(n, lease_id, slots, tier);
     if (st.ok()) return st;
   }
   // Then other namespaces' cold leaves, a slab's worth at a time, returning the slabs that
@@ -319,18 +340,21 @@ Status MemPool::AllocateWithEvictionLocked(NamespaceState& ns, size_t n, uint64_
   for (auto& [name, other] : namespaces_) {
     if (other.get() == &ns) continue;
     for (;;) {
-      const uint64_t chunk = std::max<uint64_t>(other->allocator().blocks_per_slab(), 64);
-      const uint64_t evicted = EvictFromLocked(*other, chunk);
-      other->allocator().ReleaseEmptySlabs();
-      st = ns.AllocateBlocks(n, lease_id, slots);
+      memory::BlockAllocator& other_alloc = *other->allocator(tier);
+      const uint64_t chunk = std::max<uint64_t>(other_alloc.blocks_per_slab(), 64);
+      const uint64_t evicted = EvictFromLocked(*other, chunk, tier);
+      other_alloc.ReleaseEmptySlabs();
+      st = ns.AllocateBlocks(n, lease_id, slots, tier);
       if (st.ok()) return st;
       if (evicted == 0) break;
     }
   }
+  const uint64_t capacity =
+      tier == Tier::kGpu ? gpu_arena_->capacity_bytes() : arena_->capacity_bytes();
   return ResourceExhaustedError(
-      "cannot allocate " + std::to_string(n) + " blocks of " +
+      "cannot allocate " + std::to_string(n) + " " + std::string(TierName(tier)) + " blocks of " +
       std::to_string(ns.spec().block_bytes) + " bytes in namespace " + Quote(ns.spec().name) +
-      ": pool of " + FormatBytes(arena_->capacity_bytes()) + " is full of leased or pinned blocks (" +
+      ": pool of " + FormatBytes(capacity) + " is full of leased or pinned blocks (" +
       std::to_string(ns.allocated_blocks) + " allocated, " + std::to_string(ns.pinned_blocks) +
       " pinned here)");
 }
@@ -338,18 +362,29 @@ Status MemPool::AllocateWithEvictionLocked(NamespaceState& ns, size_t n, uint64_
 Result<Allocation> MemPool::AllocMem(std::string_view ns_name, uint32_t n_blocks, Tier tier,
                                      uint32_t lease_ttl_ms) {
   KVPOOL_RETURN_IF_ERROR(ValidateBlockCount("n_blocks", n_blocks, options_));
-  if (tier != Tier::kNone && tier != Tier::kHost) {
-    return FailedPreconditionError("tier " + std::string(TierName(tier)) +
-                                   " is not available on this node (host only)");
+  if (tier == Tier::kNone) tier = Tier::kHost;
+  if (tier == Tier::kDisk) {
+    return FailedPreconditionError(
+        "blocks cannot be allocated on the disk tier: allocate host blocks (the pool demotes "
+        "cold blocks to its SSD tier)");
+  }
+  if (tier != Tier::kHost && tier != Tier::kGpu) {
+    return InvalidArgumentError("tier " + std::to_string(static_cast<int>(tier)) +
+                                " is not a tier");
   }
   KVPOOL_ASSIGN_OR_RETURN(const uint32_t ttl, ResolveTtl(lease_ttl_ms));
   absl::MutexLock lock(&mu_);
   ExpireLeasesLocked();
+  if (tier == Tier::kGpu && gpu_arena_ == nullptr) {
+    return FailedPreconditionError(
+        "tier gpu is not available on this node: it has no GPU tier (start kvpoold with "
+        "--gpu-capacity on a machine with a CUDA device)");
+  }
   KVPOOL_ASSIGN_OR_RETURN(NamespaceState * ns, FindNamespaceLocked(ns_name));
   const uint64_t lease_id = leases_.Create(ns->id(), clock_->NowMs() + ttl).id;
   std::vector<memory::Slot> slots;
   slots.reserve(n_blocks);
-  if (Status st = AllocateWithEvictionLocked(*ns, n_blocks, lease_id, &slots); !st.ok()) {
+  if (Status st = AllocateWithEvictionLocked(*ns, n_blocks, lease_id, &slots, tier); !st.ok()) {
     leases_.Remove(lease_id);
     return st;
   }
@@ -455,15 +490,25 @@ Result<InsertResult> MemPool::Insert(std::string_view ns_name, PromptView prompt
   ns->counters().inserted_blocks += out.inserted_blocks;
   ns->counters().deduplicated_blocks += out.duplicate_blocks;
   if (event_sink_ != nullptr && out.inserted_blocks > 0) {
+    // One event per run of inserted blocks of one tier (a lease's blocks share one tier).
     std::vector<BlockHash> stored;
     stored.reserve(out.inserted_blocks);
     std::optional<BlockHash> first_parent;
+    Tier run_tier = Tier::kHost;
     for (size_t i = 0; i < n; ++i) {
       if (!outcomes[i].inserted) continue;
-      if (stored.empty()) first_parent = i > 0 ? std::optional<BlockHash>(hashes[i - 1]) : parent;
+      const Tier tier = NamespaceState::TierOfSlot(slots[i]);
+      if (!stored.empty() && tier != run_tier) {
+        EmitLocked(PoolEvent::Kind::kStored, *ns, first_parent, std::move(stored), run_tier);
+        stored.clear();
+      }
+      if (stored.empty()) {
+        first_parent = i > 0 ? std::optional<BlockHash>(hashes[i - 1]) : parent;
+        run_tier = tier;
+      }
       stored.push_back(hashes[i]);
     }
-    EmitLocked(PoolEvent::Kind::kStored, *ns, first_parent, std::move(stored));
+    EmitLocked(PoolEvent::Kind::kStored, *ns, first_parent, std::move(stored), run_tier);
   }
   return out;
 }
@@ -491,13 +536,17 @@ Result<MatchResult> MemPool::Match(std::string_view ns_name, PromptView prompt,
   const std::span<const BlockHash> wanted(hashed.hashes.data() + start_block, total - start_block);
   // HOST blocks first (the common case, one tree walk), then a mixed HOST/DISK run.
   size_t matched = ns->tree().Match(wanted, &refs);
-  std::vector<Tier> tiers(matched, Tier::kHost);
+  std::vector<Tier> tiers;
+  tiers.reserve(matched);
+  for (size_t i = 0; i < matched; ++i) {
+    tiers.push_back(NamespaceState::TierOfSlot(DecodeHandle(refs[i]).slot));
+  }
   if (matched < wanted.size() && ns->disk_tree().size() > 0) {
     std::vector<index::BlockRef> one;
     for (size_t i = matched; i < wanted.size(); ++i) {
       const std::span<const BlockHash> block(&wanted[i], 1);
       if (ns->tree().Match(block, &one) == 1) {
-        tiers.push_back(Tier::kHost);
+        tiers.push_back(NamespaceState::TierOfSlot(DecodeHandle(one[0]).slot));
         refs.push_back(one[0]);
       } else if (ns->disk_tree().Match(block, &one) == 1) {
         tiers.push_back(Tier::kDisk);
@@ -515,10 +564,11 @@ Result<MatchResult> MemPool::Match(std::string_view ns_name, PromptView prompt,
   if (lease && matched > 0) {
     record = &leases_.Create(ns->id(), clock_->NowMs() + ttl);
     ++ns->active_leases;
-    // HOST blocks are pinned before any promotion, which may evict to make room.
+    // Blocks in memory are pinned before any promotion, which may evict to make room.
     for (size_t i = 0; i < matched; ++i) {
-      if (tiers[i] == Tier::kHost) ns->Pin(DecodeHandle(refs[i]).slot);
+      if (tiers[i] != Tier::kDisk) ns->Pin(DecodeHandle(refs[i]).slot);
     }
+    const auto read_ahead = ReadAheadLocked(*ns, wanted.first(matched), tiers);
     for (size_t i = 0; i < matched; ++i) {
       if (tiers[i] != Tier::kDisk) continue;
       Result<memory::Slot> slot = PromoteLocked(*ns, wanted[i]);
@@ -527,7 +577,7 @@ Result<MatchResult> MemPool::Match(std::string_view ns_name, PromptView prompt,
                           << (start_block + i) << ": " << slot.status();
         // Blocks past the one that failed are not part of the answer: unpin them.
         for (size_t j = i + 1; j < matched; ++j) {
-          if (tiers[j] == Tier::kHost) ns->Unpin(DecodeHandle(refs[j]).slot);
+          if (tiers[j] != Tier::kDisk) ns->Unpin(DecodeHandle(refs[j]).slot);
         }
         matched = i;
         break;
@@ -706,8 +756,11 @@ Result<LeasedBlocks> MemPool::ResolveLeased(uint64_t lease_id,
   }
   if (checksums) {
     out.checksums.reserve(out.blocks.size());
-    for (const BlockLocation& b : out.blocks) {
-      out.checksums.push_back(BlockChecksum(arena_->base() + b.offset, b.length));
+    std::vector<uint8_t> scratch;
+    for (memory::Slot slot : slots) {
+      KVPOOL_ASSIGN_OR_RETURN(std::span<const uint8_t> bytes,
+                              BlockBytesLocked(*ns, slot, &scratch));
+      out.checksums.push_back(BlockChecksum(bytes.data(), bytes.size()));
     }
   }
   return out;
@@ -731,6 +784,7 @@ Result<uint64_t> MemPool::Evict(std::string_view ns_name, uint64_t n_blocks) {
     if (evicted >= n_blocks) break;
     evicted += EvictFromLocked(*ns, n_blocks - evicted);
     ns->allocator().ReleaseEmptySlabs();
+    if (ns->has_gpu()) ns->allocator(Tier::kGpu)->ReleaseEmptySlabs();
   }
   return evicted;
 }
@@ -749,6 +803,12 @@ PoolStats MemPool::GetStats() {
   if (store_ != nullptr) {
     s.disk_capacity_bytes = store_->capacity_bytes();
     s.disk_used_bytes = store_->used_bytes();
+    s.disk_read_bytes_per_s = store_->read_bytes_per_s();
+  }
+  if (gpu_arena_ != nullptr) {
+    s.gpu_capacity_bytes = gpu_arena_->capacity_bytes();
+    s.gpu_free_bytes = gpu_arena_->free_bytes();
+    s.gpu_device = device_->Describe();
   }
   for (const auto& [name, ns] : namespaces_) {
     s.namespaces.push_back(InfoOf(*ns));
@@ -793,8 +853,10 @@ PoolSnapshot MemPool::Snapshot() {
     entry.ns = name;
     entry.hashes.reserve(ns->tree().size());
     ns->tree().ForEach([&](const BlockHash& hash, const std::optional<BlockHash>&,
-                           index::BlockRef) { entry.hashes.push_back(hash); });
-    entry.tiers.assign(entry.hashes.size(), Tier::kHost);
+                           index::BlockRef ref) {
+      entry.hashes.push_back(hash);
+      entry.tiers.push_back(NamespaceState::TierOfSlot(DecodeHandle(ref).slot));
+    });
     ns->disk_tree().ForEach([&](const BlockHash& hash, const std::optional<BlockHash>&,
                                 index::BlockRef) {
       if (ns->tree().Contains(hash)) return;
@@ -811,6 +873,43 @@ PoolSnapshot MemPool::Snapshot() {
 }
 
 // ---- Tiers (the rest is in mempool_tiers.cc) ---------------------------------------------
+
+Status MemPool::AttachGpu(std::unique_ptr<memory::DeviceRuntime> device,
+                          uint64_t capacity_bytes) {
+  constexpr uint64_t kPage = 4096;
+  capacity_bytes = capacity_bytes / kPage * kPage;
+  if (device == nullptr) return InvalidArgumentError("AttachGpu needs a device");
+  if (capacity_bytes == 0) {
+    return InvalidArgumentError("the GPU tier needs at least 4 KiB of device memory");
+  }
+  absl::MutexLock lock(&mu_);
+  if (gpu_arena_ != nullptr) return FailedPreconditionError("a GPU tier is attached already");
+  KVPOOL_ASSIGN_OR_RETURN(std::unique_ptr<memory::DeviceBuffer> memory,
+                          device->AllocateDevice(capacity_bytes));
+  KVPOOL_ASSIGN_OR_RETURN(std::unique_ptr<memory::HostArena> arena,
+                          memory::HostArena::Adopt(memory->data(), capacity_bytes));
+  for (auto& named : namespaces_) {
+    NamespaceState& ns = *named.second;
+    KVPOOL_RETURN_IF_ERROR(ns.EnableGpu(arena.get(), GpuSlabBytes(ns.spec(), *arena)));
+  }
+  device_ = std::move(device);
+  gpu_memory_ = std::move(memory);
+  gpu_base_ = gpu_memory_->data();
+  gpu_arena_ = std::move(arena);
+  KVPOOL_LOG(INFO) << "GPU tier: " << FormatBytes(capacity_bytes) << " of " << device_->Describe();
+  return Status::Ok();
+}
+
+Result<std::span<const uint8_t>> MemPool::BlockBytesLocked(const NamespaceState& ns,
+                                                           memory::Slot slot,
+                                                           std::vector<uint8_t>* scratch) {
+  const uint64_t bytes = ns.spec().block_bytes;
+  const uint64_t offset = ns.ArenaOffset(slot);
+  if (!NamespaceState::IsGpuSlot(slot)) return std::span<const uint8_t>(arena_->base() + offset, bytes);
+  scratch->resize(bytes);
+  KVPOOL_RETURN_IF_ERROR(device_->CopySync(scratch->data(), gpu_base_ + offset, bytes));
+  return std::span<const uint8_t>(*scratch);
+}
 
 Result<uint32_t> MemPool::SwapIn(std::string_view ns_name, PromptView prompt,
                                  uint32_t start_block) {
@@ -830,6 +929,11 @@ Result<uint32_t> MemPool::SwapIn(std::string_view ns_name, PromptView prompt,
     return FailedPreconditionError(
         "this node has no SSD tier (start kvpoold with --data-dir and --disk-capacity)");
   }
+  std::vector<Tier> tiers;
+  for (size_t i = start_block; i < hashed.hashes.size(); ++i) {
+    tiers.push_back(ns->TierOf(hashed.hashes[i]));
+  }
+  const auto read_ahead = ReadAheadLocked(*ns, hashed.hashes.subspan(start_block), tiers);
   uint32_t promoted = 0;
   for (size_t i = start_block; i < hashed.hashes.size(); ++i) {
     if (ns->TierOf(hashed.hashes[i]) != Tier::kDisk) continue;

@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "kvpool/status.h"
 #include "kvpool/types.h"
+#include "memory/device.h"
 #include "memory/host_arena.h"
 #include "node/lease_table.h"
 #include "node/namespace_state.h"
@@ -23,6 +24,7 @@
 
 namespace kvpool::storage {
 class BlockStore;
+class ReadRun;
 }  // namespace kvpool::storage
 
 namespace kvpool::node {
@@ -128,6 +130,7 @@ struct SwapOutResult {
 ///                        expiries are remembered; older ones read as NOT_FOUND), a namespace
 ///                        still in use
 ///   RESOURCE_EXHAUSTED   no memory even after evicting cold unleased blocks; too many namespaces
+///                        a namespace at its quota (MemPoolOptions::namespace_quota_bytes)
 ///
 /// Prompts (PromptView) are token ids or chained hashes from the prompt's first block. Tokens
 /// are hashed before the lock is taken.
@@ -166,6 +169,9 @@ class MemPool {
 
   /// Allocates `n_blocks` blocks (all or nothing) under a new lease of `lease_ttl_ms` (0: the
   /// default). Evicts cold unleased leaves to make room: this namespace's first, then others'.
+  /// Past the namespace's quota (MemPoolOptions::namespace_quota_bytes) it evicts only that
+  /// namespace's own cold HOST blocks, and fails RESOURCE_EXHAUSTED naming the namespace and
+  /// the quota when they do not make room.
   Result<Allocation> AllocMem(std::string_view ns, uint32_t n_blocks, Tier tier,
                               uint32_t lease_ttl_ms);
   /// Frees blocks allocated under `lease_id` and never inserted. All-or-nothing.
@@ -207,6 +213,9 @@ class MemPool {
   /// Ends a lease: frees its never-inserted blocks and unpins its cached ones. Returns how many
   /// blocks it still held.
   Result<uint32_t> Release(uint64_t lease_id);
+  /// The name of the namespace lease `lease_id` belongs to (namespace-scoped tokens check it).
+  /// Errors as Renew's for an unknown, expired or 0 lease id. (mempool_limits.cc)
+  Result<std::string> LeaseNamespace(uint64_t lease_id);
   /// The locations of `handles`, each of which lease `lease_id` must hold for `access` (see
   /// BlockAccess): the check a data-plane transfer makes before any byte moves. With
   /// `checksums`, also BlockChecksum of each block's bytes (reads every byte under the lock: for
@@ -244,6 +253,19 @@ class MemPool {
   /// or absent are skipped, and a block that cannot be promoted stops the walk. Returns how many
   /// were promoted. FAILED_PRECONDITION without an SSD tier.
   Result<uint32_t> SwapIn(std::string_view ns, PromptView prompt, uint32_t start_block);
+  /// Attaches the GPU tier: `capacity_bytes` (rounded down to 4 KiB) of device memory from
+  /// `device`, carved into blocks like the host arena. AllocMem(tier kGpu) then allocates there;
+  /// cold GPU blocks are evicted by GPU allocations only (demoted to the SSD tier when there is
+  /// one, else dropped), never to make room on HOST. Call once, before serving.
+  /// FAILED_PRECONDITION if a GPU tier is attached already; INVALID_ARGUMENT for a capacity
+  /// under 4 KiB; the device's RESOURCE_EXHAUSTED when it cannot allocate the memory.
+  Status AttachGpu(std::unique_ptr<memory::DeviceRuntime> device, uint64_t capacity_bytes);
+  /// The GPU tier's device, or null without one. Set once by AttachGpu, before serving.
+  memory::DeviceRuntime* device() const { return device_.get(); }
+  /// Device address of GPU-tier offset 0 (BlockLocation::offset of a kGpu block is relative to
+  /// it); null without a GPU tier.
+  uint8_t* gpu_base() const { return gpu_base_; }
+
   /// Clean shutdown: writes every HOST block the SSD tier lacks to it (dropping the tier's own
   /// coldest blocks when full), then syncs. Returns how many blocks were written. The pool keeps
   /// serving. FAILED_PRECONDITION without an SSD tier.
@@ -281,6 +303,13 @@ class MemPool {
   // and its DISK subtree are dropped).
   Result<memory::Slot> PromoteLocked(NamespaceState& ns, const BlockHash& hash)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Announces the DISK blocks among `hashes` (tiers[i] says which) to the SSD tier, which then
+  // reads them ahead in parallel as PromoteLocked asks for them; keep the result alive while
+  // promoting. Null without an SSD tier.
+  std::unique_ptr<storage::ReadRun> ReadAheadLocked(const NamespaceState& ns,
+                                                    std::span<const BlockHash> hashes,
+                                                    std::span<const Tier> tiers)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   struct HashedPrompt;
   MemPool(const MemPoolOptions& options, Clock* clock, std::unique_ptr<memory::HostArena> arena);
@@ -296,10 +325,21 @@ class MemPool {
   /// Frees or unpins what a lease still holds; returns the number of blocks it held.
   uint32_t EndLeaseLocked(const LeaseRecord& lease) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Status AllocateWithEvictionLocked(NamespaceState& ns, size_t n, uint64_t lease_id,
-                                    std::vector<memory::Slot>* slots)
+                                    std::vector<memory::Slot>* slots, Tier tier = Tier::kHost)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  uint64_t EvictFromLocked(NamespaceState& ns, uint64_t n_blocks)
+  /// Evicts up to n_blocks cold leaves of the memory tiers: of `tier` only (kHost or kGpu), or
+  /// of both with kNone.
+  uint64_t EvictFromLocked(NamespaceState& ns, uint64_t n_blocks, Tier tier = Tier::kNone)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  /// The bytes of a block in pool memory: in the host arena, or for a GPU block copied into
+  /// `scratch` first.
+  Result<std::span<const uint8_t>> BlockBytesLocked(const NamespaceState& ns, memory::Slot slot,
+                                                    std::vector<uint8_t>* scratch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The namespace quota check of a HOST allocation of `n` blocks: evicts the namespace's own
+  // cold HOST blocks past its quota; RESOURCE_EXHAUSTED when that is not enough.
+  // (mempool_limits.cc)
+  Status EnforceQuotaLocked(NamespaceState& ns, size_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Lease LeaseFor(const LeaseRecord& lease) const;
   NamespaceInfo InfoOf(const NamespaceState& ns) const;
 
@@ -309,6 +349,12 @@ class MemPool {
 
   absl::Mutex mu_;
   std::unique_ptr<memory::HostArena> arena_ ABSL_GUARDED_BY(mu_);
+  // The GPU tier (AttachGpu): set once before serving, so read without the lock. Declared
+  // before namespaces_, whose allocators use gpu_arena_, so that they are destroyed first.
+  std::unique_ptr<memory::DeviceRuntime> device_;
+  std::unique_ptr<memory::DeviceBuffer> gpu_memory_;
+  uint8_t* gpu_base_ = nullptr;
+  std::unique_ptr<memory::HostArena> gpu_arena_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::unique_ptr<NamespaceState>> namespaces_
       ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint32_t, NamespaceState*> namespaces_by_id_ ABSL_GUARDED_BY(mu_);

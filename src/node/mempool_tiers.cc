@@ -71,13 +71,25 @@ Status MemPool::WriteToDiskLocked(NamespaceState& ns, memory::Slot slot, bool sy
   if (ns.disk_tree().Contains(m.hash)) return sync ? store_->Sync() : Status::Ok();
   const uint64_t bytes = ns.spec().block_bytes;
   KVPOOL_RETURN_IF_ERROR(MakeDiskRoomLocked(ns, bytes));
-  const uint8_t* data = arena_->base() + ns.allocator().ArenaOffset(slot);
-  KVPOOL_RETURN_IF_ERROR(
-      store_->Put(ns.spec().name, m.hash, ParentOf(m), std::span(data, bytes), sync));
+  std::vector<uint8_t> scratch;  // a GPU block's bytes, copied to the host
+  KVPOOL_ASSIGN_OR_RETURN(std::span<const uint8_t> data, BlockBytesLocked(ns, slot, &scratch));
+  KVPOOL_RETURN_IF_ERROR(store_->Put(ns.spec().name, m.hash, ParentOf(m), data, sync));
   std::vector<index::InsertOutcome> outcome;
   const index::BlockRef none = 0;
   ns.disk_tree().Insert(ParentOf(m), std::span(&m.hash, 1), std::span(&none, 1), &outcome);
   return Status::Ok();
+}
+
+std::unique_ptr<storage::ReadRun> MemPool::ReadAheadLocked(const NamespaceState& ns,
+                                                           std::span<const BlockHash> hashes,
+                                                           std::span<const Tier> tiers) {
+  if (store_ == nullptr) return nullptr;
+  std::vector<BlockHash> disk;
+  for (size_t i = 0; i < hashes.size() && i < tiers.size(); ++i) {
+    if (tiers[i] == Tier::kDisk) disk.push_back(hashes[i]);
+  }
+  if (disk.size() < 2) return nullptr;  // one block gains nothing from reading ahead
+  return std::make_unique<storage::ReadRun>(store_.get(), ns.spec().name, std::move(disk));
 }
 
 Result<memory::Slot> MemPool::PromoteLocked(NamespaceState& ns, const BlockHash& hash) {

@@ -17,6 +17,17 @@ Result<std::unique_ptr<NamespaceState>> NamespaceState::Create(uint32_t id,
   return std::unique_ptr<NamespaceState>(new NamespaceState(id, spec, std::move(allocator)));
 }
 
+Status NamespaceState::EnableGpu(memory::HostArena* device_arena, uint64_t slab_bytes) {
+  if (gpu_allocator_ != nullptr) {
+    return FailedPreconditionError("namespace '" + spec_.name + "' already has a GPU tier");
+  }
+  memory::BlockAllocatorOptions options;
+  options.block_bytes = spec_.block_bytes;
+  options.slab_bytes = slab_bytes;
+  KVPOOL_ASSIGN_OR_RETURN(gpu_allocator_, memory::BlockAllocator::Create(device_arena, options));
+  return Status::Ok();
+}
+
 NamespaceState::NamespaceState(uint32_t id, NamespaceSpec spec,
                                std::unique_ptr<memory::BlockAllocator> alloc)
     : id_(id),
@@ -24,14 +35,34 @@ NamespaceState::NamespaceState(uint32_t id, NamespaceSpec spec,
       hasher_(spec_.name, spec_.salt, spec_.block_tokens),
       allocator_(std::move(alloc)) {}
 
+Tier NamespaceState::TierOf(const BlockHash& hash) const {
+  if (std::optional<index::BlockRef> ref = tree_.Find(hash)) {
+    return TierOfSlot(DecodeHandle(*ref).slot);
+  }
+  return disk_tree_.Contains(hash) ? Tier::kDisk : Tier::kNone;
+}
+
+uint64_t NamespaceState::ArenaOffset(memory::Slot slot) const {
+  return IsGpuSlot(slot) ? gpu_allocator_->ArenaOffset(slot & ~kGpuSlotBit)
+                         : allocator_->ArenaOffset(slot);
+}
+
 BlockHandle NamespaceState::HandleOf(memory::Slot slot) const {
-  return EncodeHandle(id_, meta_[slot].generation, slot);
+  return EncodeHandle(id_, meta(slot).generation, slot);
+}
+
+// True when `slot` names a slot that was ever handed out (in either tier).
+static bool SlotExists(memory::Slot slot, size_t host_slots, size_t gpu_slots) {
+  return NamespaceState::IsGpuSlot(slot) ? (slot & ~NamespaceState::kGpuSlotBit) < gpu_slots
+                                         : slot < host_slots;
 }
 
 std::optional<memory::Slot> NamespaceState::Lookup(BlockHandle handle) const {
   const DecodedHandle decoded = DecodeHandle(handle);
-  if (decoded.namespace_id != id_ || decoded.slot >= meta_.size()) return std::nullopt;
-  const BlockMeta& m = meta_[decoded.slot];
+  if (decoded.namespace_id != id_ || !SlotExists(decoded.slot, meta_.size(), gpu_meta_.size())) {
+    return std::nullopt;
+  }
+  const BlockMeta& m = meta(decoded.slot);
   if (m.generation != decoded.generation || m.state == BlockState::kFree) return std::nullopt;
   return decoded.slot;
 }
@@ -42,11 +73,12 @@ Status NamespaceState::ResolveAll(std::span<const BlockHandle> handles,
   slots->reserve(handles.size());
   if (++request_epoch_ == 0) {  // wrapped: forget every old stamp
     for (BlockMeta& m : meta_) m.seen_epoch = 0;
+    for (BlockMeta& m : gpu_meta_) m.seen_epoch = 0;
     request_epoch_ = 1;
   }
   for (BlockHandle handle : handles) {
     KVPOOL_ASSIGN_OR_RETURN(memory::Slot slot, Resolve(handle));
-    BlockMeta& m = meta_[slot];
+    BlockMeta& m = meta(slot);
     if (m.seen_epoch == request_epoch_) {
       return InvalidArgumentError("block handle " + std::to_string(handle) +
                                   " appears more than once in the request");
@@ -64,7 +96,7 @@ Result<memory::Slot> NamespaceState::Resolve(BlockHandle handle) const {
     return InvalidArgumentError("block handle " + std::to_string(handle) +
                                 " does not belong to namespace '" + spec_.name + "'");
   }
-  if (decoded.slot >= meta_.size()) {
+  if (!SlotExists(decoded.slot, meta_.size(), gpu_meta_.size())) {
     return InvalidArgumentError("block handle " + std::to_string(handle) +
                                 " names no block of namespace '" + spec_.name + "'");
   }
@@ -73,17 +105,23 @@ Result<memory::Slot> NamespaceState::Resolve(BlockHandle handle) const {
 }
 
 BlockLocation NamespaceState::LocationOf(memory::Slot slot) const {
-  return BlockLocation{HandleOf(slot), Tier::kHost, allocator_->ArenaOffset(slot),
-                       spec_.block_bytes};
+  return BlockLocation{HandleOf(slot), TierOfSlot(slot), ArenaOffset(slot), spec_.block_bytes};
 }
 
 Status NamespaceState::AllocateBlocks(size_t n, uint64_t lease_id,
-                                      std::vector<memory::Slot>* slots) {
+                                      std::vector<memory::Slot>* slots, Tier tier) {
   const size_t first = slots->size();
-  KVPOOL_RETURN_IF_ERROR(allocator_->Allocate(n, slots));
-  if (meta_.size() < allocator_->slot_limit()) meta_.resize(allocator_->slot_limit());
+  const bool gpu = tier == Tier::kGpu;
+  if (gpu && gpu_allocator_ == nullptr) {
+    return FailedPreconditionError("namespace '" + spec_.name + "' has no GPU tier");
+  }
+  memory::BlockAllocator& alloc = gpu ? *gpu_allocator_ : *allocator_;
+  KVPOOL_RETURN_IF_ERROR(alloc.Allocate(n, slots));
+  std::vector<BlockMeta>& metas = gpu ? gpu_meta_ : meta_;
+  if (metas.size() < alloc.slot_limit()) metas.resize(alloc.slot_limit());
   for (size_t i = first; i < slots->size(); ++i) {
-    BlockMeta& m = meta_[(*slots)[i]];
+    if (gpu) (*slots)[i] |= kGpuSlotBit;
+    BlockMeta& m = meta((*slots)[i]);
     m.state = BlockState::kAllocated;
     m.owner_lease = lease_id;
     m.pins = 0;
@@ -93,18 +131,22 @@ Status NamespaceState::AllocateBlocks(size_t n, uint64_t lease_id,
 }
 
 void NamespaceState::FreeBlock(memory::Slot slot) {
-  BlockMeta& m = meta_[slot];
+  BlockMeta& m = meta(slot);
   if (m.state == BlockState::kAllocated) --allocated_blocks;
   if (m.state == BlockState::kDetached) --detached_blocks;
   m.state = BlockState::kFree;
   m.owner_lease = 0;
   m.pins = 0;
   ++m.generation;
-  allocator_->Free(slot);
+  if (IsGpuSlot(slot)) {
+    gpu_allocator_->Free(slot & ~kGpuSlotBit);
+  } else {
+    allocator_->Free(slot);
+  }
 }
 
 void NamespaceState::OnRemovedFromTree(memory::Slot slot) {
-  BlockMeta& m = meta_[slot];
+  BlockMeta& m = meta(slot);
   if (m.pins == 0) {
     FreeBlock(slot);
     return;
@@ -116,13 +158,13 @@ void NamespaceState::OnRemovedFromTree(memory::Slot slot) {
 }
 
 void NamespaceState::Pin(memory::Slot slot) {
-  BlockMeta& m = meta_[slot];
+  BlockMeta& m = meta(slot);
   if (m.pins++ == 0) ++pinned_blocks;
   tree_.Pin(m.hash);
 }
 
 void NamespaceState::Unpin(memory::Slot slot) {
-  BlockMeta& m = meta_[slot];
+  BlockMeta& m = meta(slot);
   if (m.pins == 0) return;
   --m.pins;
   if (m.state == BlockState::kCached) {
@@ -142,6 +184,7 @@ NamespaceStats NamespaceState::Snapshot() const {
   s.used_bytes = allocator_->used_blocks() * spec_.block_bytes;
   s.index_bytes = tree_.MemoryBytes() + disk_tree_.MemoryBytes();
   s.disk_blocks = disk_tree_.size();
+  if (gpu_allocator_ != nullptr) s.gpu_used_bytes = gpu_allocator_->used_blocks() * spec_.block_bytes;
   return s;
 }
 

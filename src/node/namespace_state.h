@@ -36,28 +36,44 @@ struct BlockMeta {
 /// One namespace of a node. Not thread-safe; owned by MemPool and used under its lock.
 class NamespaceState {
  public:
+  /// Slots of GPU-tier blocks have this bit set; the rest are HOST slots. Both kinds index
+  /// their own allocator and metadata, and share the prompt tree (`tree()`).
+  static constexpr memory::Slot kGpuSlotBit = 1u << 31;
+  static bool IsGpuSlot(memory::Slot slot) { return (slot & kGpuSlotBit) != 0; }
+
   /// Creates the namespace's allocator on `arena` (which must outlive it).
   static Result<std::unique_ptr<NamespaceState>> Create(uint32_t id, const NamespaceSpec& spec,
                                                         memory::HostArena* arena,
                                                         uint64_t slab_bytes);
+  /// Adds the GPU tier: an allocator on `device_arena` (an arena over device memory, which must
+  /// outlive this). Call at most once.
+  Status EnableGpu(memory::HostArena* device_arena, uint64_t slab_bytes);
+  bool has_gpu() const { return gpu_allocator_ != nullptr; }
 
   uint32_t id() const { return id_; }
   const NamespaceSpec& spec() const { return spec_; }
   const BlockHasher& hasher() const { return hasher_; }
-  /// The HOST tier: blocks in pool memory (refs are block handles).
+  /// The memory tiers: blocks in pool memory, HOST or GPU (refs are block handles; the slot
+  /// says which tier).
   index::PromptTree& tree() { return tree_; }
   const index::PromptTree& tree() const { return tree_; }
   /// The DISK tier: exactly the blocks the SSD tier stores (refs unused, 0). A block may be in
   /// both trees (promoted, or written durably); its tier is then HOST.
   index::PromptTree& disk_tree() { return disk_tree_; }
   const index::PromptTree& disk_tree() const { return disk_tree_; }
-  /// HOST if the block is in pool memory, else DISK if the SSD tier has it, else kNone.
-  Tier TierOf(const BlockHash& hash) const {
-    if (tree_.Contains(hash)) return Tier::kHost;
-    return disk_tree_.Contains(hash) ? Tier::kDisk : Tier::kNone;
-  }
+  /// GPU or HOST if the block is in pool memory, else DISK if the SSD tier has it, else kNone.
+  Tier TierOf(const BlockHash& hash) const;
+  /// The tier of a block in pool memory, by its slot.
+  static Tier TierOfSlot(memory::Slot slot) { return IsGpuSlot(slot) ? Tier::kGpu : Tier::kHost; }
+  /// The HOST tier's allocator.
   memory::BlockAllocator& allocator() { return *allocator_; }
   const memory::BlockAllocator& allocator() const { return *allocator_; }
+  /// The allocator of `tier` (kGpu or kHost); null for kGpu without a GPU tier.
+  memory::BlockAllocator* allocator(Tier tier) {
+    return tier == Tier::kGpu ? gpu_allocator_.get() : allocator_.get();
+  }
+  /// Offset of a slot's first byte from its tier's arena base.
+  uint64_t ArenaOffset(memory::Slot slot) const;
   NamespaceStats& counters() { return counters_; }
 
   /// The current handle of a slot.
@@ -71,12 +87,18 @@ class NamespaceState {
   /// Resolves every handle (as Resolve) into `*slots` (cleared first); INVALID_ARGUMENT if one
   /// block is named twice. O(1) per handle: duplicates are found with a per-call epoch stamp.
   Status ResolveAll(std::span<const BlockHandle> handles, std::vector<memory::Slot>* slots);
-  BlockMeta& meta(memory::Slot slot) { return meta_[slot]; }
-  const BlockMeta& meta(memory::Slot slot) const { return meta_[slot]; }
+  BlockMeta& meta(memory::Slot slot) {
+    return IsGpuSlot(slot) ? gpu_meta_[slot & ~kGpuSlotBit] : meta_[slot];
+  }
+  const BlockMeta& meta(memory::Slot slot) const {
+    return IsGpuSlot(slot) ? gpu_meta_[slot & ~kGpuSlotBit] : meta_[slot];
+  }
   BlockLocation LocationOf(memory::Slot slot) const;
 
-  /// Allocates `n` blocks owned by `lease_id` (all or nothing).
-  Status AllocateBlocks(size_t n, uint64_t lease_id, std::vector<memory::Slot>* slots);
+  /// Allocates `n` blocks of `tier` (kHost or kGpu; kGpu needs EnableGpu) owned by `lease_id`
+  /// (all or nothing).
+  Status AllocateBlocks(size_t n, uint64_t lease_id, std::vector<memory::Slot>* slots,
+                        Tier tier = Tier::kHost);
   /// Returns a block to the allocator; its handle goes stale.
   void FreeBlock(memory::Slot slot);
   /// A block left the tree (evicted or deleted): freed now, or detached while pinned.
@@ -103,9 +125,11 @@ class NamespaceState {
   NamespaceSpec spec_;
   BlockHasher hasher_;
   std::unique_ptr<memory::BlockAllocator> allocator_;
+  std::unique_ptr<memory::BlockAllocator> gpu_allocator_;  // null without a GPU tier
   index::PromptTree tree_;
   index::PromptTree disk_tree_;
-  std::vector<BlockMeta> meta_;
+  std::vector<BlockMeta> meta_;      // HOST slots
+  std::vector<BlockMeta> gpu_meta_;  // GPU slots, indexed without kGpuSlotBit
   // Bumped by every ResolveAll; a slot whose seen_epoch equals it was already named in the call.
   uint32_t request_epoch_ = 0;
   NamespaceStats counters_;

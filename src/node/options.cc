@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "node/validation.h"
+
 namespace kvpool::node {
 
 Status MemPoolOptions::Validate() const {
@@ -22,6 +24,11 @@ Status MemPoolOptions::Validate() const {
   if (max_block_tokens == 0) return InvalidArgumentError("max_block_tokens must be > 0");
   if (max_block_bytes < 64) {
     return InvalidArgumentError("max_block_bytes must be >= 64, got " + std::to_string(max_block_bytes));
+  }
+  for (const auto& [name, bytes] : namespace_quota_bytes) {
+    if (Status st = ValidateNamespaceName(name); !st.ok()) {
+      return InvalidArgumentError("namespace quota: " + std::string(st.message()));
+    }
   }
   return Status::Ok();
 }

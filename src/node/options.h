@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "kvpool/status.h"
@@ -30,6 +31,20 @@ struct MemPoolOptions {
   uint32_t max_block_tokens = 65'536;
   /// Largest block_bytes a namespace may have. Default: 1 GiB.
   uint64_t max_block_bytes = 1ull << 30;
+  /// Per-namespace quotas: the most bytes of host memory the blocks of one namespace may hold
+  /// (allocated, cached and deleted-but-pinned; the GPU and SSD tiers are not counted), by
+  /// namespace name (kvpoold --namespace-quota NAME=BYTES). A namespace not listed gets
+  /// default_namespace_quota_bytes; 0 means no quota. An allocation past the quota evicts that
+  /// namespace's own cold blocks, never another's, else fails RESOURCE_EXHAUSTED. Default: none.
+  std::map<std::string, uint64_t> namespace_quota_bytes;
+  /// Quota of namespaces not in namespace_quota_bytes; 0: none. Default: 0.
+  uint64_t default_namespace_quota_bytes = 0;
+
+  /// The quota of namespace `name` in bytes (0: none).
+  uint64_t QuotaBytesOf(const std::string& name) const {
+    auto it = namespace_quota_bytes.find(name);
+    return it != namespace_quota_bytes.end() ? it->second : default_namespace_quota_bytes;
+  }
 
   /// OK, or INVALID_ARGUMENT naming the first bad field and its value.
   Status Validate() const;

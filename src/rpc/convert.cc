@@ -42,7 +42,7 @@ NamespaceSpec FromProto(const v1::NamespaceSpec& spec) {
   X(allocated_blocks) X(cached_blocks) X(pinned_blocks) X(reserved_bytes) X(used_bytes)     \
   X(hit_blocks) X(miss_blocks) X(match_requests) X(inserted_blocks) X(deduplicated_blocks)  \
   X(evicted_blocks) X(deleted_blocks) X(index_bytes) X(disk_blocks) X(demoted_blocks)        \
-  X(promoted_blocks)
+  X(promoted_blocks) X(gpu_used_bytes)
 
 void ToProto(const NamespaceStats& stats, v1::NamespaceStats* out) {
 #define KVPOOL_SET_(f) out->set_##f(stats.f);
@@ -125,6 +125,10 @@ void ToProto(const PoolStats& stats, v1::GetStatsResponse* out) {
   out->set_uptime_ms(stats.uptime_ms);
   out->set_disk_capacity_bytes(stats.disk_capacity_bytes);
   out->set_disk_used_bytes(stats.disk_used_bytes);
+  out->set_disk_read_bytes_per_s(stats.disk_read_bytes_per_s);
+  out->set_gpu_capacity_bytes(stats.gpu_capacity_bytes);
+  out->set_gpu_free_bytes(stats.gpu_free_bytes);
+  out->set_gpu_device(stats.gpu_device);
   for (const NamespaceInfo& ns : stats.namespaces) ToProto(ns, out->add_namespaces());
 }
 
@@ -141,6 +145,10 @@ PoolStats FromProto(const v1::GetStatsResponse& stats) {
   out.uptime_ms = stats.uptime_ms();
   out.disk_capacity_bytes = stats.disk_capacity_bytes();
   out.disk_used_bytes = stats.disk_used_bytes();
+  out.disk_read_bytes_per_s = stats.disk_read_bytes_per_s();
+  out.gpu_capacity_bytes = stats.gpu_capacity_bytes();
+  out.gpu_free_bytes = stats.gpu_free_bytes();
+  out.gpu_device = stats.gpu_device();
   for (const auto& ns : stats.namespaces()) out.namespaces.push_back(FromProto(ns));
   return out;
 }

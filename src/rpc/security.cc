@@ -79,6 +79,75 @@ Result<std::string> ReadTokenFile(const std::string& path) {
   return std::string(line);
 }
 
+bool NamespaceMatches(const std::vector<std::string>& patterns, std::string_view ns) {
+  for (const std::string& p : patterns) {
+    if (!p.empty() && p.back() == '*') {
+      const std::string_view prefix(p.data(), p.size() - 1);
+      if (ns.substr(0, prefix.size()) == prefix) return true;
+    } else if (ns == p) {
+      return true;
+    }
+  }
+  return false;
+}
+
+namespace {
+
+// A namespace name (node/validation: [A-Za-z0-9._-], 1..128 characters), optionally followed by
+// '*'; "*" alone is allowed.
+bool ValidNamespacePattern(std::string_view p) {
+  if (!p.empty() && p.back() == '*') p.remove_suffix(1);
+  if (p.size() > 128) return false;
+  for (char c : p) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<std::vector<NamespaceToken>> ReadNamespaceTokensFile(const std::string& path) {
+  KVPOOL_ASSIGN_OR_RETURN(std::string text, ReadFile(path, "namespace-tokens file"));
+  std::vector<NamespaceToken> tokens;
+  std::istringstream lines(text);
+  std::string line;
+  for (int number = 1; std::getline(lines, line); ++number) {
+    const std::string where = "namespace-tokens file " + Quote(path) + " line " +
+                              std::to_string(number);
+    const std::string_view trimmed = Trim(line);
+    if (trimmed.empty() || trimmed.front() == '#') continue;
+    std::istringstream fields{std::string(trimmed)};
+    NamespaceToken entry;
+    fields >> entry.token;
+    std::string rest;
+    for (std::string word; fields >> word;) rest += word + ",";
+    std::istringstream names(rest);
+    for (std::string name; std::getline(names, name, ',');) {
+      if (name.empty()) continue;
+      if (!ValidNamespacePattern(name)) {
+        return InvalidArgumentError(where + ": " + Quote(name) +
+                                    " is not a namespace name or prefix* ([A-Za-z0-9._-])");
+      }
+      entry.namespaces.push_back(name);
+    }
+    if (entry.namespaces.empty()) {
+      return InvalidArgumentError(where + ": expected 'TOKEN NAMESPACE[,NAMESPACE...]'");
+    }
+    for (const NamespaceToken& other : tokens) {
+      if (other.token == entry.token) {
+        return InvalidArgumentError(where + ": this token is already given on an earlier line");
+      }
+    }
+    tokens.push_back(std::move(entry));
+  }
+  if (tokens.empty()) {
+    return InvalidArgumentError("namespace-tokens file " + Quote(path) + " holds no token");
+  }
+  return tokens;
+}
+
 Result<std::string> ReadPemFile(const std::string& path) {
   KVPOOL_ASSIGN_OR_RETURN(std::string pem, ReadFile(path, "PEM file"));
   if (pem.find("-----BEGIN ") == std::string::npos) {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "kvpool/client.h"
 #include "kvpool/status.h"
@@ -51,6 +52,25 @@ ChannelSecurity DefaultChannelSecurity();
 /// Reads a token file: its first line with surrounding whitespace removed. NOT_FOUND if the
 /// file cannot be read, INVALID_ARGUMENT if the token is empty or has inner whitespace.
 Result<std::string> ReadTokenFile(const std::string& path);
+/// A bearer token that may use only some namespaces (kvpoold --namespace-tokens-file,
+/// docs/security.md "Namespace-scoped tokens"). Value type.
+struct NamespaceToken {
+  std::string token;
+  /// Namespace names, or prefixes ending in '*' ("tenant-a-*"; "*" alone: every namespace).
+  std::vector<std::string> namespaces;
+};
+
+/// True if `ns` is one of `patterns` or starts with the part before the '*' of one that ends
+/// in '*'.
+bool NamespaceMatches(const std::vector<std::string>& patterns, std::string_view ns);
+
+/// Reads a namespace-tokens file: one `TOKEN NAMESPACE[,NAMESPACE...]` per line (blank lines
+/// and lines starting with '#' skipped; namespaces separated by commas and/or whitespace; a
+/// namespace may end in '*' to name a prefix). NOT_FOUND if the file cannot be read;
+/// INVALID_ARGUMENT naming the file and line for a line without namespaces, a bad namespace
+/// pattern, a token given twice, or a file without any token.
+Result<std::vector<NamespaceToken>> ReadNamespaceTokensFile(const std::string& path);
+
 /// Reads a whole PEM file. NOT_FOUND naming the file if it cannot be read; INVALID_ARGUMENT if
 /// it holds no PEM block.
 Result<std::string> ReadPemFile(const std::string& path);

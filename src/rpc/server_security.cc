@@ -7,10 +7,18 @@
 #include <string_view>
 #include <utility>
 
+#include "common/quote.h"
+
 #include "rpc/server_metrics.h"
 
 namespace kvpool::rpc {
 namespace {
+
+// AuthContext properties of a call made with a namespace-scoped token: kScopedProperty "1" and
+// one kScopeProperty per namespace pattern. Only this processor sets them (request metadata
+// never becomes a property), so a client cannot forge them.
+constexpr char kScopedProperty[] = "kvpool.namespace_scoped";
+constexpr char kScopeProperty[] = "kvpool.namespace";
 
 // Compares without an early exit, so the time taken does not tell how much of a guess matched.
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
@@ -29,6 +37,7 @@ class TokenAuthProcessor final : public grpc::AuthMetadataProcessor {
       : token_(security.token),
         admin_token_(security.admin_token),
         admin_methods_(security.admin_methods),
+        namespace_tokens_(security.namespace_tokens),
         server_(security.server_name),
         registry_(std::move(registry)) {
     if (registry_ != nullptr) {
@@ -41,7 +50,7 @@ class TokenAuthProcessor final : public grpc::AuthMetadataProcessor {
 
   bool IsBlocking() const override { return false; }
 
-  grpc::Status Process(const InputMetadata& metadata, grpc::AuthContext*,
+  grpc::Status Process(const InputMetadata& metadata, grpc::AuthContext* context,
                        OutputMetadata* consumed, OutputMetadata*) override {
     std::string path;
     if (auto it = metadata.find(":path"); it != metadata.end()) {
@@ -63,10 +72,26 @@ class TokenAuthProcessor final : public grpc::AuthMetadataProcessor {
     const std::string_view token = value.substr(kBearer.size());
     const bool admin = !admin_token_.empty() && ConstantTimeEquals(token, admin_token_);
     const bool user = admin || (!token_.empty() && ConstantTimeEquals(token, token_));
-    if (!user) return Refuse(grpc::StatusCode::UNAUTHENTICATED, "wrong bearer token");
-    if (!admin && !admin_token_.empty() && admin_methods_.count(path) > 0) {
+    // Every scoped token is compared, matched or not, so the time taken tells nothing.
+    const NamespaceToken* scoped = nullptr;
+    for (const NamespaceToken& t : namespace_tokens_) {
+      if (ConstantTimeEquals(token, t.token)) scoped = &t;
+    }
+    if (!user && scoped == nullptr) {
+      return Refuse(grpc::StatusCode::UNAUTHENTICATED, "wrong bearer token");
+    }
+    const bool admin_method = admin_methods_.count(path) > 0;
+    if (!user && admin_method) {
+      return Refuse(grpc::StatusCode::PERMISSION_DENIED,
+                    MethodLabel(path) + " needs the admin token (a namespace token never has it)");
+    }
+    if (!admin && !admin_token_.empty() && admin_method) {
       return Refuse(grpc::StatusCode::PERMISSION_DENIED,
                     MethodLabel(path) + " needs the admin token");
+    }
+    if (!user) {
+      context->AddProperty(kScopedProperty, "1");
+      for (const std::string& ns : scoped->namespaces) context->AddProperty(kScopeProperty, ns);
     }
     consumed->insert(std::make_pair(std::string(it->first.data(), it->first.size()),
                                     std::string(value)));
@@ -85,6 +110,7 @@ class TokenAuthProcessor final : public grpc::AuthMetadataProcessor {
   const std::string token_;
   const std::string admin_token_;
   const std::set<std::string> admin_methods_;
+  const std::vector<NamespaceToken> namespace_tokens_;
   const std::string server_;
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>* failures_ = nullptr;
@@ -95,7 +121,8 @@ class TokenAuthProcessor final : public grpc::AuthMetadataProcessor {
 Result<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const ServerSecurity& security, std::shared_ptr<prometheus::Registry> registry) {
   const bool tls = !security.cert_pem.empty() || !security.key_pem.empty();
-  const bool tokens = !security.token.empty() || !security.admin_token.empty();
+  const bool tokens = !security.token.empty() || !security.admin_token.empty() ||
+                      !security.namespace_tokens.empty();
   if (!tls) {
     if (security.require_client_cert) {
       return InvalidArgumentError("tls-require-client-cert needs tls-cert and tls-key");
@@ -126,9 +153,29 @@ Result<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   return creds;
 }
 
+std::optional<std::vector<std::string>> NamespaceScopeOf(const grpc::ServerContext* ctx) {
+  if (ctx == nullptr) return std::nullopt;
+  const std::shared_ptr<const grpc::AuthContext> auth = ctx->auth_context();
+  if (auth == nullptr || auth->FindPropertyValues(kScopedProperty).empty()) return std::nullopt;
+  std::vector<std::string> scope;
+  for (const grpc::string_ref& v : auth->FindPropertyValues(kScopeProperty)) {
+    scope.emplace_back(v.data(), v.size());
+  }
+  return scope;
+}
+
+Status CheckNamespaceAccess(const grpc::ServerContext* ctx, std::string_view ns) {
+  const std::optional<std::vector<std::string>> scope = NamespaceScopeOf(ctx);
+  if (!scope.has_value() || NamespaceMatches(*scope, ns)) return Status::Ok();
+  std::string allowed;
+  for (const std::string& p : *scope) allowed += (allowed.empty() ? "" : ", ") + p;
+  return PermissionDeniedError("this token may not use namespace " + Quote(ns) +
+                               " (it may use: " + allowed + ")");
+}
+
 std::set<std::string> MemPoolAdminMethods() {
   return {"/kvpool.v1.MemPool/DeleteNamespace", "/kvpool.v1.MemPool/Evict",
-          "/kvpool.v1.MemPool/Drain"};
+          "/kvpool.v1.MemPool/Drain", "/kvpool.v1.MemPool/Undrain"};
 }
 
 std::set<std::string> SchedulerAdminMethods() {

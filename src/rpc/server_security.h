@@ -2,7 +2,9 @@
 //
 // A server serves TLS with an optional required client certificate (mutual TLS), and checks
 // `authorization: Bearer <token>` in an AuthMetadataProcessor: UNAUTHENTICATED for a missing or
-// wrong token, PERMISSION_DENIED for an ordinary token on an admin method. Health checks are
+// wrong token, PERMISSION_DENIED for an ordinary or namespace-scoped token on an admin method.
+// A namespace-scoped token's namespaces are attached to the call's AuthContext, where the
+// service checks them (CheckNamespaceAccess). Health checks are
 // always open. Tokens need TLS (gRPC sends call credentials only over a secure channel, and a
 // token in plaintext would be readable on the wire). Kept apart from rpc/security.h so that
 // client programs (libkvpool) do not link prometheus-cpp.
@@ -11,11 +13,17 @@
 #include <grpcpp/security/server_credentials.h>
 #include <prometheus/registry.h>
 
+#include <grpcpp/server_context.h>
+
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "kvpool/status.h"
+#include "rpc/security.h"
 
 namespace kvpool::rpc {
 
@@ -34,6 +42,9 @@ struct ServerSecurity {
   std::string admin_token;
   /// Full gRPC paths ("/kvpool.v1.MemPool/Evict") that need admin_token.
   std::set<std::string> admin_methods;
+  /// Tokens accepted for every method but the admin ones, each for its namespaces only (the
+  /// service checks them with CheckNamespaceAccess). Default: none.
+  std::vector<NamespaceToken> namespace_tokens;
   /// Names the server in kvpool_rpc_auth_failures_total.
   std::string server_name;
 };
@@ -45,7 +56,14 @@ struct ServerSecurity {
 Result<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const ServerSecurity& security, std::shared_ptr<prometheus::Registry> registry);
 
-/// Admin-only methods of kvpoold (DeleteNamespace, Evict, Drain) and kvpool-scheduler
+/// The namespaces the call's token may use (NamespaceToken::namespaces), or nullopt when it may
+/// use any: an ordinary or admin token, no token check, or no call context (`ctx` null).
+std::optional<std::vector<std::string>> NamespaceScopeOf(const grpc::ServerContext* ctx);
+
+/// OK when the call may use namespace `ns`; PERMISSION_DENIED naming the namespace otherwise.
+Status CheckNamespaceAccess(const grpc::ServerContext* ctx, std::string_view ns);
+
+/// Admin-only methods of kvpoold (DeleteNamespace, Evict, Drain, Undrain) and kvpool-scheduler
 /// (DeregisterNode), as full gRPC paths.
 std::set<std::string> MemPoolAdminMethods();
 std::set<std::string> SchedulerAdminMethods();

@@ -53,8 +53,13 @@ Result<PlacementDecision> Placer::PlaceBlocks(const PlacementRequest& request) c
   const NodeInfo* best = nullptr;
   uint64_t best_free = 0;
   size_t alive = 0;
+  size_t draining = 0;
   for (const NodeInfo* node : nodes) {
     if (!registry_->IsAlive(*node, now)) continue;
+    if (node->draining) {  // kvpoolctl drain: no new blocks for it
+      ++draining;
+      continue;
+    }
     ++alive;
     const uint64_t free = FreeBytes(*node, request.tier);
     if (best == nullptr || free > best_free) {
@@ -64,8 +69,11 @@ Result<PlacementDecision> Placer::PlaceBlocks(const PlacementRequest& request) c
   }
   const std::string tier_name(TierName(request.tier));
   if (best == nullptr) {
-    return UnavailableError("placement: no live node" +
-                            std::string(request.allowed_nodes.empty() ? "" : " among the allowed"));
+    return UnavailableError(
+        "placement: no live node" +
+        std::string(request.allowed_nodes.empty() ? "" : " among the allowed") +
+        (draining > 0 ? " that is not draining (" + std::to_string(draining) + " draining)"
+                      : std::string()));
   }
   if (best_free < needed) {
     return ResourceExhaustedError("placement: no node has " + std::to_string(needed) +

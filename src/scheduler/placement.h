@@ -48,12 +48,12 @@ class Placer {
  public:
   Placer(const Registry* registry, const GlobalIndex* index, const NamespaceModels* models);
 
-  /// The live node, among the allowed ones, with the most free bytes in `request.tier` that
+  /// The live node that is not draining, among the allowed ones, with the most free bytes in `request.tier` that
   /// can take all the blocks (ties go to the smaller id).
   /// Returns INVALID_ARGUMENT for an empty namespace, n_blocks == 0 or a tier other than
   /// gpu/host/disk; NOT_FOUND when an allowed node is not registered; UNAVAILABLE when no
-  /// allowed node is alive; RESOURCE_EXHAUSTED when none has room (the message names the
-  /// largest free space).
+  /// allowed node is alive and not draining; RESOURCE_EXHAUSTED when none has room (the
+  /// message names the largest free space).
   Result<PlacementDecision> PlaceBlocks(const PlacementRequest& request) const;
 
   /// Free bytes of `node` in `tier` as PlaceBlocks counts them.

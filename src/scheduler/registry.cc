@@ -1,5 +1,7 @@
 #include "scheduler/registry.h"
 
+#include <cmath>
+#include <string>
 #include <utility>
 
 namespace kvpool::scheduler {
@@ -77,6 +79,10 @@ Result<RegisterOutcome> Registry::RegisterNode(const NodeRegistration& registrat
   node.ucx_worker_address = registration.ucx_worker_address;
   node.capacity_bytes = registration.capacity_bytes;
   node.last_heartbeat_ms = now;
+  if (node.draining != registration.draining) {
+    node.draining = registration.draining;
+    registration.draining ? ++draining_nodes_ : --draining_nodes_;
+  }
   return outcome;
 }
 
@@ -90,11 +96,38 @@ Status Registry::NodeHeartbeat(std::string_view node_id, std::optional<TierBytes
   return Status::Ok();
 }
 
+Status Registry::SetNodeDraining(std::string_view node_id, bool draining) {
+  auto it = nodes_.find(node_id);
+  if (it == nodes_.end()) {
+    return NotFoundError("node '" + std::string(node_id) + "' is not registered");
+  }
+  if (it->second.draining != draining) {
+    it->second.draining = draining;
+    draining ? ++draining_nodes_ : --draining_nodes_;
+  }
+  return Status::Ok();
+}
+
+Status Registry::SetNodeDiskBandwidth(std::string_view node_id, double disk_read_bytes_per_s) {
+  if (!(disk_read_bytes_per_s >= 0) || !std::isfinite(disk_read_bytes_per_s)) {
+    return InvalidArgumentError("disk_read_bytes_per_s of node '" + std::string(node_id) +
+                                "' must be finite and >= 0, got " +
+                                std::to_string(disk_read_bytes_per_s));
+  }
+  auto it = nodes_.find(node_id);
+  if (it == nodes_.end()) {
+    return NotFoundError("node '" + std::string(node_id) + "' is not registered");
+  }
+  if (disk_read_bytes_per_s > 0) it->second.disk_read_bytes_per_s = disk_read_bytes_per_s;
+  return Status::Ok();
+}
+
 Status Registry::RemoveNode(std::string_view node_id) {
   auto it = nodes_.find(node_id);
   if (it == nodes_.end()) {
     return NotFoundError("node '" + std::string(node_id) + "' is not registered");
   }
+  if (it->second.draining) --draining_nodes_;
   nodes_.erase(it);
   return Status::Ok();
 }
@@ -180,6 +213,7 @@ ExpiredMembers Registry::ExpireDead(int64_t now_ms) {
       continue;
     }
     expired.nodes.push_back(it->first);
+    if (it->second.draining) --draining_nodes_;
     it = nodes_.erase(it);
   }
   for (auto it = instances_.begin(); it != instances_.end();) {

@@ -39,6 +39,9 @@ struct NodeRegistration {
   std::string ucx_worker_address;
   /// Pool capacity per tier.
   TierBytes capacity_bytes;
+  /// The node is being drained (kvpoolctl drain): Place skips it and Route skips instances on
+  /// it. Default: false.
+  bool draining = false;
 };
 
 /// A registered node.
@@ -51,6 +54,12 @@ struct NodeInfo {
   std::optional<TierBytes> used_bytes;
   int64_t registered_ms = 0;
   int64_t last_heartbeat_ms = 0;
+  /// As last reported (registration or heartbeat): no new placements, no routes to its
+  /// instances.
+  bool draining = false;
+  /// Read bandwidth of its SSD tier as last reported (measured by the node), in bytes/s; 0
+  /// while it reported none (no tier, nothing read yet). Route prices its DISK blocks with it.
+  double disk_read_bytes_per_s = 0;
 };
 
 /// What an inference instance does.
@@ -158,6 +167,21 @@ class Registry {
   /// NOT_FOUND when the node is not registered (it must register first).
   Status NodeHeartbeat(std::string_view node_id,
                        std::optional<TierBytes> used_bytes = std::nullopt);
+  /// Sets whether a node is draining (its heartbeats carry the flag). NOT_FOUND when it is not
+  /// registered.
+  Status SetNodeDraining(std::string_view node_id, bool draining);
+  /// Registered nodes that are draining. O(1).
+  size_t draining_nodes() const { return draining_nodes_; }
+  /// True when `node_id` is registered and draining.
+  bool IsDraining(std::string_view node_id) const {
+    if (draining_nodes_ == 0) return false;
+    const NodeInfo* node = FindNode(node_id);
+    return node != nullptr && node->draining;
+  }
+  /// Records the node's measured SSD-tier read bandwidth (bytes/s, from its heartbeat); 0
+  /// keeps the last figure. INVALID_ARGUMENT for a negative or not finite value (naming it);
+  /// NOT_FOUND when the node is not registered.
+  Status SetNodeDiskBandwidth(std::string_view node_id, double disk_read_bytes_per_s);
   /// Removes a node (graceful leave). NOT_FOUND when it is not registered.
   Status RemoveNode(std::string_view node_id);
   /// The node, or nullptr. Valid until the next mutating call.
@@ -205,6 +229,7 @@ class Registry {
   const Clock* clock_;
   ById<NodeInfo> nodes_;
   ById<InstanceInfo> instances_;
+  size_t draining_nodes_ = 0;
 };
 
 }  // namespace kvpool::scheduler

@@ -250,13 +250,15 @@ Result<RouteResult> Router::Route(const RouteRequest& request) {
 
   // Eligible instances, in id order (deterministic ranking and round robin).
   const int64_t now = registry_->NowMs();
-  size_t dead = 0, other_role = 0;
+  size_t dead = 0, other_role = 0, draining = 0;
   eligible_.clear();
   auto consider = [&](const InstanceInfo& instance) {
     if (!registry_->IsAlive(instance, now)) {
       ++dead;
     } else if (!RoleQualifies(instance.role, request.role)) {
       ++other_role;
+    } else if (!instance.node_id.empty() && registry_->IsDraining(instance.node_id)) {
+      ++draining;  // its node is going down for maintenance: no new requests
     } else {
       eligible_.push_back(&instance);
     }
@@ -279,16 +281,28 @@ Result<RouteResult> Router::Route(const RouteRequest& request) {
     return UnavailableError("route: no live " + std::string(InstanceRoleName(request.role)) +
                             " instance (" + std::to_string(dead) + " dead, " +
                             std::to_string(other_role) + " of another role" +
+                            (draining > 0 ? ", " + std::to_string(draining) +
+                                                " on draining nodes"
+                                          : std::string()) +
                             (request.candidates.empty() ? "" : ", among the named candidates") +
                             ")");
   }
 
-  scanner_.Scan(*index_, request.ns, request.hashes);
-  const uint32_t pooled = scanner_.pooled_prefix_blocks();
   const double block_bytes = static_cast<double>(model.block_bytes);
   const double local_s = block_bytes / options_.local_bandwidth_bytes_per_s;
   const double remote_s = block_bytes / options_.remote_bandwidth_bytes_per_s;
-  const double disk_s = block_bytes / options_.disk_bandwidth_bytes_per_s;
+  const double default_disk_s = block_bytes / options_.disk_bandwidth_bytes_per_s;
+  // Each node's SSD tier at its own measured bandwidth (the option while it reported none).
+  disk_block_s_.assign(index_->node_slots(), default_disk_s);
+  for (const auto& named : registry_->nodes()) {
+    const NodeInfo& node = named.second;
+    if (node.disk_read_bytes_per_s <= 0) continue;
+    if (std::optional<NodeIndex> n = index_->FindNode(node.id)) {
+      disk_block_s_[*n] = block_bytes / node.disk_read_bytes_per_s;
+    }
+  }
+  scanner_.Scan(*index_, request.ns, request.hashes, disk_block_s_, default_disk_s);
+  const uint32_t pooled = scanner_.pooled_prefix_blocks();
 
   scored_.clear();
   for (const InstanceInfo* instance : eligible_) {
@@ -300,6 +314,12 @@ Result<RouteResult> Router::Route(const RouteRequest& request) {
                                         : index_->FindNode(instance->node_id);
     const NodePrefixStats& s = node ? scanner_.node(*node) : NodePrefixStats{};
     c.local_prefix_blocks = s.leading_blocks;
+    const NodeInfo* node_info =
+        instance->node_id.empty() ? nullptr : registry_->FindNode(instance->node_id);
+    c.disk_read_bytes_per_s = node_info != nullptr && node_info->disk_read_bytes_per_s > 0
+                                  ? node_info->disk_read_bytes_per_s
+                                  : options_.disk_bandwidth_bytes_per_s;
+    const double disk_s = block_bytes / c.disk_read_bytes_per_s;
 
     // Plan "pull": the whole pooled prefix, from this node where it has the blocks.
     const uint32_t remote = pooled - s.fast_blocks - s.disk_blocks;
@@ -307,8 +327,11 @@ Result<RouteResult> Router::Route(const RouteRequest& request) {
     const uint32_t remote_disk = remote - remote_fast;
     const uint64_t pull_prefix_tokens =
         std::min<uint64_t>(uint64_t{pooled} * model.block_tokens, prompt_tokens);
+    // Disk-only blocks of other nodes: read on the fastest SSD tier holding each, then moved.
+    const double remote_disk_read_s = std::max(0.0, scanner_.disk_only_s() - s.disk_only_held_s);
     const double pull_transfer = s.fast_blocks * local_s + s.disk_blocks * disk_s +
-                                 remote_fast * remote_s + remote_disk * (disk_s + remote_s);
+                                 remote_fast * remote_s + remote_disk * remote_s +
+                                 remote_disk_read_s;
     const double pull_compute =
         model.ComputeSeconds(pull_prefix_tokens, prompt_tokens - pull_prefix_tokens);
     // Plan "local": only the node's own leading blocks; recompute the rest.
@@ -355,6 +378,7 @@ Result<RouteResult> Router::Route(const RouteRequest& request) {
     c.remote_blocks = from.remote_blocks;
     c.new_tokens = from.new_tokens;
     c.load = from.load;
+    c.disk_read_bytes_per_s = from.disk_read_bytes_per_s;
     c.cost = from.cost;
     if (request.explain) {
       Explain(policy, cache_aware_by_prefix_, i, scored_.size(), result.prompt_blocks, &c);

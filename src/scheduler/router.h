@@ -50,7 +50,8 @@ struct RouterOptions {
   /// Bandwidth from another node's pool (gpu/host tier), in bytes/s. Must be > 0.
   /// Default: 12.5e9 (100 Gb/s).
   double remote_bandwidth_bytes_per_s = 12.5e9;
-  /// Read bandwidth of a disk tier (a disk block is promoted before it moves), in bytes/s.
+  /// Read bandwidth of a node's disk tier (a disk block is promoted before it moves) while the
+  /// node reports no measured figure of its own (NodeInfo::disk_read_bytes_per_s), in bytes/s.
   /// Must be > 0. Default: 2e9.
   double disk_bandwidth_bytes_per_s = 2e9;
   /// Queue wait added per running request of an instance, in seconds. Must be >= 0.
@@ -120,6 +121,9 @@ struct RouteCandidate {
   uint64_t new_tokens = 0;
   /// Load the estimate used: the last report plus what was routed since.
   InstanceLoad load;
+  /// Read bandwidth of its node's SSD tier the estimate used (bytes/s): the node's measured
+  /// figure, else RouterOptions::disk_bandwidth_bytes_per_s.
+  double disk_read_bytes_per_s = 0;
   CostEstimate cost;
   /// Why it ranks where it does (empty unless RouteRequest::explain).
   std::string reason;
@@ -142,6 +146,10 @@ struct RouteResult {
 /// instance reports again, so once a hot prefix's holder is busy, pulling the prefix from the
 /// pool to an idle instance becomes cheaper than waiting.
 ///
+/// Disk blocks: each node's are priced with its own SSD tier's measured read bandwidth (its
+/// heartbeat's figure; RouterOptions::disk_bandwidth_bytes_per_s while it reported none), and a
+/// block held on disk only, on other nodes, with the fastest of those nodes' figures.
+///
 /// Cached blocks: the estimate counts the pooled prefix (blocks [0, k) that some node holds);
 /// blocks after the first hole are treated as uncached. Each instance is rated under both plans,
 /// pull the pooled prefix or use only its own node's prefix, and the cheaper one counts.
@@ -154,12 +162,14 @@ class Router {
   Router(RouterOptions options, const GlobalIndex* index, const Registry* registry,
          const NamespaceModels* models);
 
-  /// Ranks the live instances of `request.role` (among `request.candidates` if given).
+  /// Ranks the live instances of `request.role` (among `request.candidates` if given), leaving
+  /// out instances whose node is draining (kvpoolctl drain).
   /// After choosing one, call Registry::NoteRouted(id, candidate.new_tokens).
   /// Returns INVALID_ARGUMENT for an empty namespace, prompt_tokens below the hashed blocks or an
   /// unknown policy;
   /// NOT_FOUND when a named candidate is not registered; UNAVAILABLE when no live instance of
-  /// the role remains (the message says how many were dead or of another role).
+  /// the role remains (the message says how many were dead, of another role or on draining
+  /// nodes).
   Result<RouteResult> Route(const RouteRequest& request);
 
   const RouterOptions& options() const { return options_; }
@@ -177,6 +187,7 @@ class Router {
     uint32_t remote_blocks = 0;
     uint64_t new_tokens = 0;
     InstanceLoad load;
+    double disk_read_bytes_per_s = 0;
     CostEstimate cost;
   };
 
@@ -195,6 +206,8 @@ class Router {
   // Scratch, reused across calls.
   std::vector<const InstanceInfo*> eligible_;
   std::vector<Scored> scored_;
+  // Seconds to read one block from each node's SSD tier, by NodeIndex.
+  std::vector<double> disk_block_s_;
 };
 
 }  // namespace kvpool::scheduler

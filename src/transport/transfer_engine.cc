@@ -241,6 +241,7 @@ class TransferEngine::Impl {
   UcpWorker worker_;
   ProcessIdentity identity_;
   bool shared_memory_ = false;  // the context opened a shared-memory transport
+  bool reaches_cuda_ = false;   // UCX reports CUDA among its memory types
   std::string worker_address_;
   int event_fd_ = -1;  // owned by worker_
   // The worker's event fd (data 0) and every watched peer's pidfd (data = peer id).
@@ -304,6 +305,7 @@ Status TransferEngine::Impl::Init() {
   KVPOOL_ASSIGN_OR_RETURN(worker_, UcpWorker::Create(context_));
   KVPOOL_ASSIGN_OR_RETURN(identity_, CurrentProcessIdentity());
   shared_memory_ = context_.HasSharedMemoryTransport();
+  reaches_cuda_ = context_.ReachesCudaMemory();
   WorkerAddress address;
   address.process = identity_;
   address.shared_memory = shared_memory_;
@@ -985,6 +987,8 @@ Result<std::unique_ptr<TransferEngine>> TransferEngine::Create(
 }
 
 const std::string& TransferEngine::worker_address() const { return impl_->worker_address_; }
+
+bool TransferEngine::ReachesCudaMemory() const { return impl_->reaches_cuda_; }
 
 Result<LocalRegion> TransferEngine::RegisterMemory(void* data, uint64_t size_bytes) {
   if (data == nullptr) return InvalidArgumentError("RegisterMemory: null pointer");

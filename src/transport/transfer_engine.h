@@ -195,6 +195,10 @@ class TransferEngine {
   /// This engine's address: opaque bytes for peers' Connect() (UCX's packed worker address in
   /// an envelope naming this process and host; see worker_address.h).
   const std::string& worker_address() const;
+  /// True when this UCX moves CUDA device memory itself (the capability check that picks the
+  /// GPU tier's data path, docs/gpu.md). False for Debian's UCX, which has no CUDA transport:
+  /// device memory then goes through pinned staging (StagedCopier).
+  bool ReachesCudaMemory() const;
 
   // ---- Memory --------------------------------------------------------------------------------
 

@@ -133,6 +133,13 @@ std::vector<std::string> UcpContext::ResourceNames() const {
   return names;
 }
 
+bool UcpContext::ReachesCudaMemory() const {
+  ucp_context_attr_t attr{};
+  attr.field_mask = UCP_ATTR_FIELD_MEMORY_TYPES;
+  if (ucp_context_query(context_, &attr) != UCS_OK) return false;
+  return (attr.memory_types & UCS_BIT(UCS_MEMORY_TYPE_CUDA)) != 0;
+}
+
 bool UcpContext::HasSharedMemoryTransport() const {
   for (const std::string& name : ResourceNames()) {
     for (std::string_view tl : {"posix/", "sysv/", "cma/", "xpmem/", "knem/"}) {

@@ -77,6 +77,8 @@ class UcpContext {
   std::vector<std::string> ResourceNames() const;
   /// True when a shared-memory transport (posix, sysv, cma, xpmem, knem) is among them.
   bool HasSharedMemoryTransport() const;
+  /// True when UCX can move CUDA device memory itself (a UCX built with its CUDA transports).
+  bool ReachesCudaMemory() const;
 
  private:
   explicit UcpContext(ucp_context_h context) : context_(context) {}

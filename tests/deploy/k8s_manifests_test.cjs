@@ -9,7 +9,11 @@
 //   4. the pieces agree: probes on gRPC at the container's port, kvpoold's --listen port, the
 //      hugepages request equal to the pool capacity, config keys the volumes name, Service
 //      selectors that match the Deployment, Prometheus scrape annotations on both workloads
-//      at the port each daemon serves metrics on.
+//      at the port each daemon serves metrics on;
+//   5. the optional Prometheus-operator folder (deploy/kubernetes/monitoring, not in the base
+//      kustomization because it needs the ServiceMonitor CRD): the ServiceMonitor validates
+//      against the operator's schema (@kubernetes-models/prometheus-operator), selects its
+//      metrics Services, which select the workloads and reach their metrics ports.
 // Usage: node k8s_manifests_test.cjs SOURCE_DIR TOOLS_DIR KVPOOLD KVPOOL_SCHEDULER
 // Exit 77 (ctest SKIP) when the npm tools are missing; 1 on any problem, each one printed.
 'use strict';
@@ -28,6 +32,7 @@ let YAML;
 try {
   YAML = toolsRequire('yaml');
   toolsRequire.resolve('kubernetes-models/package.json');
+  toolsRequire.resolve('@kubernetes-models/prometheus-operator/package.json');
 } catch (e) {
   console.log(`SKIP: npm tools missing in ${toolsDir} (run scripts/setup.sh): ${e.message}`);
   process.exit(77);
@@ -42,7 +47,8 @@ const manifestDir = path.join(sourceDir, 'deploy', 'kubernetes');
 // name that no schema knows is a typo. Free-form maps (labels, ConfigMap data, resources) are
 // skipped by the key that holds them.
 const knownFields = new Set();
-for (const pkg of ['kubernetes-models', '@kubernetes-models/apimachinery']) {
+for (const pkg of ['kubernetes-models', '@kubernetes-models/apimachinery',
+                   '@kubernetes-models/prometheus-operator']) {
   const schemaDir = path.join(path.dirname(toolsRequire.resolve(`${pkg}/package.json`)), '_schemas');
   for (const file of fs.readdirSync(schemaDir).filter((f) => f.endsWith('.js'))) {
     const text = fs.readFileSync(path.join(schemaDir, file), 'utf8');
@@ -64,8 +70,10 @@ function checkFieldNames(value, where) {
 
 function modelFor(apiVersion, kind) {
   const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') : [null, apiVersion];
-  const modulePath = group ? `kubernetes-models/${group}/${version}/${kind}`
-                           : `kubernetes-models/${version}/${kind}`;
+  const modulePath = group === 'monitoring.coreos.com'
+      ? `@kubernetes-models/prometheus-operator/${group}/${version}/${kind}`
+      : group ? `kubernetes-models/${group}/${version}/${kind}`
+              : `kubernetes-models/${version}/${kind}`;
   try {
     return toolsRequire(modulePath)[kind];
   } catch (e) {
@@ -73,13 +81,15 @@ function modelFor(apiVersion, kind) {
   }
 }
 
+// Every object of the YAML files in `dir` (not its subfolders), validated; its kustomization.
+function loadDir(dir, prefix) {
 const objects = [];  // {file, doc}
-const manifestFiles = fs.readdirSync(manifestDir).filter((f) => /\.ya?ml$/.test(f)).sort();
+const manifestFiles = fs.readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort();
 let kustomization = null;
 for (const file of manifestFiles) {
-  const docs = YAML.parseAllDocuments(fs.readFileSync(path.join(manifestDir, file), 'utf8'));
+  const docs = YAML.parseAllDocuments(fs.readFileSync(path.join(dir, file), 'utf8'));
   for (const [i, doc] of docs.entries()) {
-    const where = `${file}#${i}`;
+    const where = `${prefix}${file}#${i}`;
     if (doc.errors.length) {
       problem(where, `YAML: ${doc.errors.map((e) => e.message).join('; ')}`);
       continue;
@@ -104,19 +114,29 @@ for (const file of manifestFiles) {
     objects.push({ file, obj });
   }
 }
-if (objects.length === 0) problem(manifestDir, 'no Kubernetes objects found');
+if (objects.length === 0) problem(dir, 'no Kubernetes objects found');
 
 // ---- 2. Kustomization ---------------------------------------------------------------------
 if (!kustomization) {
-  problem(manifestDir, 'no kustomization.yaml');
+  problem(dir, 'no kustomization.yaml');
 } else {
   const listed = new Set(kustomization.obj.resources || []);
   for (const f of listed) {
-    if (!fs.existsSync(path.join(manifestDir, f))) problem(kustomization.file, `lists missing ${f}`);
+    if (!fs.existsSync(path.join(dir, f))) problem(prefix + kustomization.file, `lists missing ${f}`);
   }
   for (const f of manifestFiles) {
-    if (f !== kustomization.file && !listed.has(f)) problem(kustomization.file, `does not list ${f}`);
+    if (f !== kustomization.file && !listed.has(f)) problem(prefix + kustomization.file, `does not list ${f}`);
   }
+}
+return { objects, manifestFiles, kustomization };
+}
+
+const base = loadDir(manifestDir, '');
+const { objects, manifestFiles, kustomization } = base;
+const monitoringDir = path.join(manifestDir, 'monitoring');
+const monitoring = loadDir(monitoringDir, 'monitoring/');
+if (kustomization && (kustomization.obj.resources || []).some((r) => r.replace(/\/$/, '') === 'monitoring')) {
+  problem(kustomization.file, 'lists monitoring/: it needs the ServiceMonitor CRD, keep it optional');
 }
 
 // ---- 3. Flags against the real binaries ----------------------------------------------------
@@ -275,10 +295,58 @@ for (const { obj } of objects.filter(({ obj: o }) => o.kind === 'Service')) {
   if (!target) problem(`Service/${obj.metadata.name}`, 'selector matches no workload');
 }
 
+// ---- 5. The Prometheus-operator folder -----------------------------------------------------
+const monitors = monitoring.objects.filter(({ obj }) => obj.kind === 'ServiceMonitor');
+const metricsServices = monitoring.objects.filter(({ obj }) => obj.kind === 'Service');
+if (monitors.length === 0) problem('monitoring/', 'no ServiceMonitor');
+const scraped = new Set();
+for (const { obj: sm } of monitors) {
+  const where = `monitoring/ ServiceMonitor/${sm.metadata.name}`;
+  const match = (sm.spec.selector || {}).matchLabels || {};
+  const namespaces = ((sm.spec.namespaceSelector || {}).matchNames) || [sm.metadata.namespace];
+  const selected = metricsServices.filter(({ obj: svc }) =>
+      namespaces.includes(svc.metadata.namespace) &&
+      Object.entries(match).every(([k, v]) => (svc.metadata.labels || {})[k] === v));
+  if (selected.length === 0) problem(where, 'selects no Service of monitoring/');
+  for (const ep of sm.spec.endpoints || []) {
+    for (const { obj: svc } of selected) {
+      const port = (svc.spec.ports || []).find((p) => p.name === ep.port);
+      if (!port) {
+        problem(where, `endpoint port '${ep.port}' is not a port of Service/${svc.metadata.name}`);
+        continue;
+      }
+      // The Service must reach the workload's metrics container port, where the daemon serves
+      // metrics (section 4 ties that port to metrics-listen and prometheus.io/port).
+      const workload = podSpecs().find(({ obj: w }) => w.metadata.namespace === svc.metadata.namespace &&
+          Object.entries(svc.spec.selector || {}).every(([k, v]) => (w.spec.template.metadata.labels || {})[k] === v));
+      if (!workload) {
+        problem(`monitoring/ Service/${svc.metadata.name}`, 'selector matches no workload of the base');
+        continue;
+      }
+      const ann = workload.obj.spec.template.metadata.annotations || {};
+      const containerPorts = workload.spec.containers.flatMap((c) => c.ports || []);
+      const target = containerPorts.find((p) => p.name === port.targetPort ||
+          p.containerPort === port.targetPort);
+      if (!target || String(target.containerPort) !== ann['prometheus.io/port']) {
+        problem(`monitoring/ Service/${svc.metadata.name}`,
+                `targetPort '${port.targetPort}' is not the metrics port ${ann['prometheus.io/port']} of ${workload.obj.kind}/${workload.obj.metadata.name}`);
+      }
+      if ((ep.path || '/metrics') !== (ann['prometheus.io/path'] || '/metrics')) {
+        problem(where, `path '${ep.path}' differs from prometheus.io/path of ${workload.obj.metadata.name}`);
+      }
+      scraped.add(workload.obj.metadata.name);
+    }
+  }
+}
+for (const { obj } of podSpecs()) {
+  if (!scraped.has(obj.metadata.name)) problem('monitoring/', `no ServiceMonitor scrapes ${obj.kind}/${obj.metadata.name}`);
+}
+
 if (problems.length) {
   for (const p of problems) console.error(`FAIL ${p}`);
   console.error(`${problems.length} problem(s) in ${manifestDir}`);
   process.exit(1);
 }
-console.log(`${objects.length} Kubernetes objects in ${manifestFiles.length} files valid; ` +
+console.log(`${objects.length} Kubernetes objects in ${manifestFiles.length} files valid, ` +
+            `${monitoring.objects.length} in monitoring/; ` +
             `flags checked against ${kvpooldBin} and ${schedulerBin}`);

@@ -198,6 +198,116 @@ TEST_CASE("Security: a node joins a mutual-TLS scheduler with its certificate an
   CHECK(!SchedulerClient::Connect(sched_address, pki.Client("", "user-secret-1")).ok());
 }
 
+TEST_CASE("Security: Drain and Undrain need the admin token", "[integration][security]") {
+  TempDir dir;
+  TestPki pki(dir);
+  auto node = StartNode(dir, pki.ServerFlags());
+  auto user = KVPOOL_IT_VALUE(
+      Client::Connect(node->address(), pki.Client("client", "user-secret-1")));
+  KVPOOL_IT_CHECK_ERROR(user->Drain(), StatusCode::kPermissionDenied,
+                        "Drain needs the admin token");
+  KVPOOL_IT_CHECK_ERROR(user->Undrain(), StatusCode::kPermissionDenied,
+                        "Undrain needs the admin token");
+  const std::vector<std::string> tls{"--tls-ca", pki.File("ca.pem"), "--tls-cert",
+                                     pki.File("client.pem"), "--tls-key", pki.File("client.key")};
+  std::vector<std::string> args = tls;
+  args.insert(args.end(), {"--token-file", pki.File("user.token"), "drain"});
+  const CommandResult refused = RunKvpoolctl(node->address(), args);
+  CHECK(refused.exit_code == 1);
+  CHECK_THAT(refused.err, Catch::Contains("PERMISSION_DENIED"));
+
+  auto admin = KVPOOL_IT_VALUE(
+      Client::Connect(node->address(), pki.Client("client", "admin-secret-2")));
+  CHECK_FALSE(KVPOOL_IT_VALUE(admin->Drain()).was_draining);
+  args = tls;
+  args.insert(args.end(), {"--token-file", pki.File("admin.token"), "undrain"});
+  const CommandResult undrained = RunKvpoolctl(node->address(), args);
+  CHECK(undrained.exit_code == 0);
+  CHECK_THAT(undrained.out, Catch::Contains("back in service"));
+  CHECK(node->process().Running());
+}
+
+TEST_CASE("Security: a namespace-scoped token reaches only its namespaces and their leases",
+          "[integration][security]") {
+  TempDir dir;
+  TestPki pki(dir);
+  WriteFile(dir.File("ns.tokens"),
+            "# token            namespaces\n"
+            "tenant-a-secret    tenant-a, shared-*\n"
+            "\n"
+            "tenant-b-secret    tenant-b\n");
+  std::vector<std::string> flags = pki.ServerFlags();
+  flags.push_back("--namespace-tokens-file=" + dir.File("ns.tokens"));
+  auto node = StartNode(dir, flags);
+  const std::string address = node->address();
+  auto admin = KVPOOL_IT_VALUE(Client::Connect(address, pki.Client("client", "admin-secret-2")));
+  auto a = KVPOOL_IT_VALUE(Client::Connect(address, pki.Client("client", "tenant-a-secret")));
+  auto b = KVPOOL_IT_VALUE(Client::Connect(address, pki.Client("client", "tenant-b-secret")));
+
+  // Each tenant creates and uses its own namespaces; the other's are PERMISSION_DENIED.
+  KVPOOL_IT_REQUIRE_OK(a->CreateNamespace({"tenant-a", 16, 4096, "salt-a"}));
+  KVPOOL_IT_REQUIRE_OK(a->CreateNamespace({"shared-docs", 16, 4096, ""}));
+  KVPOOL_IT_CHECK_ERROR(a->CreateNamespace({"tenant-b", 16, 4096, ""}),
+                        StatusCode::kPermissionDenied, "may not use namespace 'tenant-b'");
+  KVPOOL_IT_REQUIRE_OK(b->CreateNamespace({"tenant-b", 16, 4096, "salt-b"}));
+  KVPOOL_IT_REQUIRE_OK(admin->CreateNamespace({"ops", 16, 4096, ""}));
+
+  const std::vector<uint32_t> prompt = MakeTokens(2 * 16, 4);
+  const Allocation a_alloc = KVPOOL_IT_VALUE(a->AllocMem("tenant-a", 2));
+  KVPOOL_IT_REQUIRE_OK(a->Insert("tenant-a", PromptView::Tokens(prompt), 0, HandlesOf(a_alloc),
+                                 a_alloc.lease.id));
+  CHECK(KVPOOL_IT_VALUE(a->Match("tenant-a", PromptView::Tokens(prompt))).matched_blocks == 2);
+  const Allocation b_alloc = KVPOOL_IT_VALUE(b->AllocMem("tenant-b", 2));
+
+  // Calls naming the other namespace: nothing runs, nothing is handed out.
+  KVPOOL_IT_CHECK_ERROR(b->Match("tenant-a", PromptView::Tokens(prompt)),
+                        StatusCode::kPermissionDenied, "may not use namespace 'tenant-a'");
+  KVPOOL_IT_CHECK_ERROR(b->AllocMem("tenant-a", 1), StatusCode::kPermissionDenied, "tenant-a");
+  KVPOOL_IT_CHECK_ERROR(b->Exists("tenant-a", PromptView::Tokens(prompt)),
+                        StatusCode::kPermissionDenied, "tenant-a");
+  KVPOOL_IT_CHECK_ERROR(b->GetNamespace("tenant-a"), StatusCode::kPermissionDenied, "tenant-a");
+  KVPOOL_IT_CHECK_ERROR(b->Delete("tenant-a", PromptView::Tokens(prompt)),
+                        StatusCode::kPermissionDenied, "tenant-a");
+  KVPOOL_IT_CHECK_ERROR(b->AllocMem("ops", 1), StatusCode::kPermissionDenied, "'ops'");
+  // ... or a lease of it: its blocks' addresses and the lease itself stay the owner's.
+  KVPOOL_IT_CHECK_ERROR(b->ResolveBlocks(a_alloc.lease.id, HandlesOf(a_alloc), false),
+                        StatusCode::kPermissionDenied, "tenant-a");
+  KVPOOL_IT_CHECK_ERROR(b->Renew(a_alloc.lease.id), StatusCode::kPermissionDenied, "tenant-a");
+  KVPOOL_IT_CHECK_ERROR(b->Release(a_alloc.lease.id), StatusCode::kPermissionDenied,
+                        "tenant-a");
+  KVPOOL_IT_CHECK_ERROR(b->TransferToNode(a_alloc.lease.id, HandlesOf(a_alloc),
+                                          NodeBlocks{"elsewhere", b_alloc.lease.id,
+                                                     HandlesOf(b_alloc)}),
+                        StatusCode::kPermissionDenied, "tenant-a");
+  KVPOOL_IT_CHECK_ERROR(a->Release(b_alloc.lease.id), StatusCode::kPermissionDenied,
+                        "tenant-b");
+  // Admin methods are never a tenant's.
+  KVPOOL_IT_CHECK_ERROR(a->Evict("tenant-a", 1), StatusCode::kPermissionDenied,
+                        "needs the admin token");
+  KVPOOL_IT_CHECK_ERROR(a->DeleteNamespace("tenant-a"), StatusCode::kPermissionDenied,
+                        "needs the admin token");
+
+  // Listings show a tenant only its namespaces; the admin token sees all.
+  auto names = [](const std::vector<NamespaceInfo>& infos) {
+    std::vector<std::string> out;
+    for (const NamespaceInfo& i : infos) out.push_back(i.spec.name);
+    return out;
+  };
+  CHECK(names(KVPOOL_IT_VALUE(a->ListNamespaces())) ==
+        std::vector<std::string>{"shared-docs", "tenant-a"});
+  CHECK(names(KVPOOL_IT_VALUE(b->GetStats()).namespaces) == std::vector<std::string>{"tenant-b"});
+  CHECK(names(KVPOOL_IT_VALUE(admin->ListNamespaces())).size() == 4);
+
+  // The owner's own lease calls work; the server still serves everyone.
+  KVPOOL_IT_VALUE(a->Renew(a_alloc.lease.id));
+  KVPOOL_IT_VALUE(a->Release(a_alloc.lease.id));
+  KVPOOL_IT_VALUE(b->Release(b_alloc.lease.id));
+  auto wrong = KVPOOL_IT_VALUE(Client::Connect(address, pki.Client("client", "tenant-c-secret")));
+  KVPOOL_IT_CHECK_ERROR(wrong->ListNamespaces(), StatusCode::kUnauthenticated,
+                        "wrong bearer token");
+  CHECK(node->process().Running());
+}
+
 TEST_CASE("Security: namespaces with different salts never match each other's prefixes",
           "[integration][security]") {
   TestDaemon d;

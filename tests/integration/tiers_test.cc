@@ -8,7 +8,11 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "kvpool/block_hash.h"
 #include "kvpool/data_plane.h"
+#include "kvpool/scheduler_client.h"
 #include "launch/local_kvpoold.h"
 #include "tests/integration/daemon_fixture.h"
 
@@ -37,6 +41,7 @@ class TierNode {
     client_.reset();
   }
   Client& client() { return *client_; }
+  const std::string& address() const { return daemon_->address(); }
   DataPlane& dp() {
     if (dp_ == nullptr) dp_ = KVPOOL_IT_VALUE(DataPlane::Connect(*client_));
     return *dp_;
@@ -233,6 +238,117 @@ TEST_CASE("Tiers: --disk-capacity without --data-dir, and a foreign data dir, st
                  10'000);
   CHECK(foreign.exit_code == 1);
   CHECK_THAT(foreign.out + foreign.err, Catch::Contains("cannot open the SSD tier"));
+}
+
+TEST_CASE("Tiers: the SSD tier's measured read bandwidth reaches the scheduler and its routes",
+          "[integration][storage]") {
+  TempDir dir;
+  TestScheduler sched(dir, 0, "sched");
+  const std::vector<std::string> to_scheduler = NodeConfig(sched.address(), "n1").extra_args;
+  const auto tokens = MakeTokens(6 * kBlockTokens, 9);
+  auto bytes = RandomBytes(6 * kBlockBytes, 9);
+  double measured = 0;
+  {
+    TierNode node(dir, to_scheduler);
+    KVPOOL_IT_REQUIRE_OK(node.client().CreateNamespace(kSpec).status());
+    // A fresh tier has read nothing: no figure yet.
+    CHECK(KVPOOL_IT_VALUE(node.client().GetStats()).disk_read_bytes_per_s == 0);
+    Publish(node, tokens, bytes, false);
+    CHECK(KVPOOL_IT_VALUE(node.client().SwapOut(kSpec.name, 6)) == 6);
+    CHECK(ReadBack(node, tokens) == bytes);  // six promotions, each a timed read
+    measured = KVPOOL_IT_VALUE(node.client().GetStats()).disk_read_bytes_per_s;
+    CHECK(measured > 0);
+
+    // The next heartbeats carry it; ListNodes and the route answer show it.
+    double reported = 0;
+    CHECK(PollUntil(5'000, [&] {
+      const auto nodes = sched.client().ListNodes();
+      if (!nodes.ok() || nodes->empty()) return false;
+      reported = nodes->front().disk_read_bytes_per_s;
+      return reported > 0;
+    }));
+    CHECK(reported == measured);
+    KVPOOL_IT_REQUIRE_OK(sched.client().RegisterInstance("i1", "colocated", "n1"));
+    RouteQuery query;
+    query.ns = kSpec.name;
+    query.hashes = BlockHasher(kSpec.name, kSpec.salt, kBlockTokens).HashPrompt(tokens);
+    query.policy = "cost";
+    const RouteAnswer route = KVPOOL_IT_VALUE(sched.client().Route(query));
+    REQUIRE(route.ranked.size() == 1);
+    CHECK(route.ranked[0].disk_read_bytes_per_s == measured);
+
+    node.Stop(SIGTERM);
+  }
+  // After a restart the start-up probe reads stored blocks: a figure before any promotion.
+  TierNode node(dir);
+  CHECK(KVPOOL_IT_VALUE(node.client().GetStats()).disk_read_bytes_per_s > 0);
+}
+
+TEST_CASE("Tiers: kvpoolctl swap-out and swap-in move blocks and say where they are",
+          "[integration][storage]") {
+  TempDir dir;
+  TierNode node(dir);
+  KVPOOL_IT_REQUIRE_OK(node.client().CreateNamespace(kSpec).status());
+  const auto tokens = MakeTokens(6 * kBlockTokens, 10);
+  auto bytes = RandomBytes(6 * kBlockBytes, 10);
+  Publish(node, tokens, bytes, false);
+
+  CommandResult out = RunKvpoolctl(node.address(), {"swap-out", kSpec.name, "4"});
+  INFO(out.out << out.err);
+  CHECK(out.exit_code == 0);
+  CHECK_THAT(out.out, Catch::Contains("swapped out 4 of 4 blocks of namespace 'tiers' to the "
+                                      "SSD tier"));
+  CHECK_THAT(out.out, Catch::Contains("2 blocks in host memory, 4 on the SSD tier"));
+  CHECK(TiersOf(node, tokens) == std::vector<Tier>{Tier::kHost, Tier::kHost, Tier::kDisk,
+                                                   Tier::kDisk, Tier::kDisk, Tier::kDisk});
+  // Asking for more than there is moves what there is, and says so.
+  out = RunKvpoolctl(node.address(), {"swap-out", kSpec.name, "9"});
+  CHECK(out.exit_code == 0);
+  CHECK_THAT(out.out, Catch::Contains("swapped out 2 of 9 blocks"));
+  CHECK(TiersOf(node, tokens) == std::vector<Tier>(6, Tier::kDisk));
+
+  std::string token_text;
+  for (uint32_t t : tokens) token_text += std::to_string(t) + " ";
+  WriteFile(dir.File("prompt.txt"), token_text + "\n");
+  out = RunKvpoolctl(node.address(), {"--json", "swap-in", kSpec.name, "--tokens-file",
+                                      dir.File("prompt.txt"), "--start-block", "2"});
+  INFO(out.out << out.err);
+  REQUIRE(out.exit_code == 0);
+  const nlohmann::json j = nlohmann::json::parse(out.out);
+  CHECK(j["promoted_blocks"] == 4);
+  CHECK(j["prompt_blocks"] == 6);
+  CHECK(j["prompt"]["memory_blocks"] == 4);
+  CHECK(j["prompt"]["disk_blocks"] == 2);
+  CHECK(j["now"]["disk_blocks"] == 6);  // the SSD tier keeps its copies
+  CHECK(TiersOf(node, tokens) == std::vector<Tier>{Tier::kDisk, Tier::kDisk, Tier::kHost,
+                                                   Tier::kHost, Tier::kHost, Tier::kHost});
+  out = RunKvpoolctl(node.address(),
+                     {"swap-in", kSpec.name, "--tokens-file", dir.File("prompt.txt")});
+  CHECK(out.exit_code == 0);
+  CHECK_THAT(out.out, Catch::Contains("swapped in 2 blocks of namespace 'tiers'"));
+  CHECK_THAT(out.out, Catch::Contains("the prompt's 6 blocks: 6 in memory, 0 on the SSD tier, "
+                                      "0 not cached"));
+  CHECK(ReadBack(node, tokens) == bytes);
+
+  // Bad input: named in the message, exit code 1 (2 for a command line CLI11 refuses).
+  out = RunKvpoolctl(node.address(), {"swap-out", "nope", "1"});
+  CHECK(out.exit_code == 1);
+  CHECK_THAT(out.err, Catch::Contains("NOT_FOUND") && Catch::Contains("nope"));
+  out = RunKvpoolctl(node.address(), {"swap-out", kSpec.name, "0"});
+  CHECK(out.exit_code == 2);
+  out = RunKvpoolctl(node.address(), {"swap-in", kSpec.name});
+  CHECK(out.exit_code == 1);
+  CHECK_THAT(out.err, Catch::Contains("exactly one of --tokens-file and --hashes"));
+  out = RunKvpoolctl(node.address(), {"--json", "swap-in", kSpec.name, "--hashes", "xyz"});
+  CHECK(out.exit_code == 1);
+  CHECK_THAT(out.out, Catch::Contains("INVALID_ARGUMENT"));
+
+  // A node without an SSD tier says why.
+  TestDaemon plain;
+  KVPOOL_IT_REQUIRE_OK(plain.client().CreateNamespace(kSpec).status());
+  out = RunKvpoolctl(plain.address(), {"swap-out", kSpec.name, "1"});
+  CHECK(out.exit_code == 1);
+  CHECK_THAT(out.err, Catch::Contains("FAILED_PRECONDITION") && Catch::Contains("SSD tier"));
 }
 
 }  // namespace

@@ -685,3 +685,33 @@ TEST_CASE("PromptTree: random operations agree with a reference model", "[index]
 
 }  // namespace
 }  // namespace kvpool::index
+
+namespace kvpool::index {
+namespace {
+
+TEST_CASE("PromptTree: EvictIf takes only eligible leaves and keeps the others in LRU order",
+          "[index]") {
+  PromptTree tree;
+  // Two chains: 1 <- 2 <- 3 (odd refs: "tier A") and 4 <- 5 (even: "tier B"), plus leaf 6 (B).
+  Insert(tree, std::nullopt, {1, 2, 3});
+  Insert(tree, std::nullopt, {4, 5});
+  Insert(tree, std::nullopt, {6});
+  auto tier_b = [](BlockRef ref) { return ref == 40 || ref == 50 || ref == 60; };
+  std::vector<RemovedBlock> removed;
+  // Coldest eligible first; 5's parent 4 becomes a leaf and goes in the same call.
+  CHECK(tree.EvictIf(2, tier_b, &removed) == 2);
+  REQUIRE(removed.size() == 2);
+  CHECK(removed[0].ref == 50);
+  CHECK(removed[1].ref == 40);
+  CHECK(tree.size() == 4);
+  // Nothing else of tier B but 6; a larger budget stops when none is left.
+  removed.clear();
+  CHECK(tree.EvictIf(10, tier_b, &removed) == 1);
+  CHECK(removed[0].ref == 60);
+  // Tier A's chain is untouched and still evicts deepest first.
+  CHECK(EvictAllIds(tree) == std::vector<uint64_t>{3, 2, 1});
+  CHECK(tree.CheckInvariants());
+}
+
+}  // namespace
+}  // namespace kvpool::index

@@ -1,0 +1,106 @@
+#include "daemon/ops_drain.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/logging.h"
+
+namespace kvpool::daemon {
+namespace {
+
+// Blocks demoted per SwapOut: each holds the pool's lock while it writes them to the SSD tier.
+constexpr uint64_t kDemoteChunkBlocks = 256;
+constexpr uint32_t kDefaultSchedulerTimeoutMs = 2000;
+
+uint32_t SchedulerTimeout(uint32_t requested) {
+  return requested == 0 ? kDefaultSchedulerTimeoutMs : requested;
+}
+
+}  // namespace
+
+void NodeDrain::SetReporter(DrainReporter reporter) {
+  absl::MutexLock lock(&mu_);
+  reporter_ = std::move(reporter);
+  if (reporter_ && draining()) reporter_(true, 0);
+}
+
+bool NodeDrain::Report(bool draining, uint32_t timeout_ms) {
+  return reporter_ ? reporter_(draining, timeout_ms) : false;
+}
+
+Status NodeDrain::Drain(const v1::DrainRequest& request, v1::DrainResponse* response) {
+  absl::MutexLock lock(&mu_);
+  const bool was = draining_.exchange(true);
+  response->set_was_draining(was);
+  response->set_has_scheduler(static_cast<bool>(reporter_));
+  response->set_scheduler_acknowledged(
+      Report(true, SchedulerTimeout(request.scheduler_timeout_ms())));
+  if (!was) {
+    KVPOOL_LOG(INFO) << "draining: the scheduler "
+                     << (!response->has_scheduler() ? "(none) is not told"
+                         : response->scheduler_acknowledged()
+                             ? "stops placing and routing new work here"
+                             : "did not acknowledge yet (it is told with every heartbeat)");
+  }
+
+  const bool has_store = pool_->has_store();
+  response->set_has_disk_tier(has_store);
+  uint64_t budget = request.max_blocks() == 0 ? UINT64_MAX : request.max_blocks();
+  uint64_t demoted = 0, dropped = 0;
+  if (has_store && !request.mark_only()) {
+    for (const NamespaceInfo& ns : pool_->ListNamespaces()) {
+      // Demote in chunks until the namespace has nothing movable left or the budget is spent.
+      while (budget > 0) {
+        const uint64_t n = std::min(budget, kDemoteChunkBlocks);
+        Result<node::SwapOutResult> moved = pool_->SwapOut(ns.spec.name, n);
+        if (!moved.ok()) {
+          if (moved.status().code() == StatusCode::kNotFound) break;  // deleted meanwhile
+          return moved.status();
+        }
+        const uint64_t left_host = moved->demoted_blocks + moved->dropped_blocks;
+        demoted += moved->demoted_blocks;
+        dropped += moved->dropped_blocks;
+        budget -= std::min(budget, left_host);
+        if (left_host < n) break;  // the rest is leased, or there is no more
+      }
+      if (budget == 0) break;
+    }
+  }
+  response->set_demoted_blocks(demoted);
+  response->set_dropped_blocks(dropped);
+
+  const PoolStats stats = pool_->GetStats();
+  uint64_t host = 0, pinned = 0, allocated = 0, disk = 0;
+  for (const NamespaceInfo& ns : stats.namespaces) {
+    host += ns.stats.cached_blocks;
+    pinned += ns.stats.pinned_blocks;
+    allocated += ns.stats.allocated_blocks;
+    disk += ns.stats.disk_blocks;
+  }
+  response->set_host_blocks(host);
+  response->set_pinned_blocks(pinned);
+  response->set_allocated_blocks(allocated);
+  response->set_disk_blocks(disk);
+  response->set_namespaces(static_cast<uint32_t>(stats.namespaces.size()));
+  if (demoted > 0 || dropped > 0 || !was) {
+    KVPOOL_LOG(INFO) << "drain: demoted=" << demoted << " dropped=" << dropped
+                     << " host_blocks_left=" << host << " pinned=" << pinned
+                     << (has_store ? "" : " (no SSD tier: host blocks stay in memory)");
+  }
+  return Status::Ok();
+}
+
+Status NodeDrain::Undrain(const v1::UndrainRequest& request, v1::UndrainResponse* response) {
+  absl::MutexLock lock(&mu_);
+  const bool was = draining_.exchange(false);
+  response->set_was_draining(was);
+  response->set_has_scheduler(static_cast<bool>(reporter_));
+  response->set_scheduler_acknowledged(
+      Report(false, SchedulerTimeout(request.scheduler_timeout_ms())));
+  if (was) KVPOOL_LOG(INFO) << "drain ended: the node takes new work again";
+  return Status::Ok();
+}
+
+}  // namespace kvpool::daemon
