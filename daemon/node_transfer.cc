@@ -403,13 +403,9 @@ Status NodeTransfer::RegionBatch(bool is_put, const v1::RegionBlocks& region,
   Ops ops;
   for (size_t i = 0; i < blocks.size(); ++i) {
     const uint64_t offset = region.offsets(static_cast<int>(i));
-    if (offset > remote.size_bytes) {
-      return InvalidArgumentError("region offset " + std::to_string(i) + " (" +
-                                  std::to_string(offset) + ") lies outside the " +
-                                  std::to_string(remote.size_bytes) + "-byte region");
-    }
-    // The engine checks every full range against the region before anything moves.
-    if (blocks[i].length > remote.size_bytes - offset) {
+    // Checked whole here, before anything moves: staged GPU blocks reach the engine chunk by
+    // chunk, so its own range check would come after earlier chunks had moved.
+    if (offset > remote.size_bytes || blocks[i].length > remote.size_bytes - offset) {
       return InvalidArgumentError("region offset " + std::to_string(i) + " [" +
                                   std::to_string(offset) + ", +" +
                                   std::to_string(blocks[i].length) + ") lies outside the " +

@@ -42,6 +42,16 @@ std::vector<std::vector<Piece>> CutIntoChunks(std::span<const TransferOp> ops,
   return chunks;
 }
 
+// The network side of one chunk: each piece between its place in the staging slot and the peer.
+void NetworkOps(const std::vector<Piece>& chunk, const uint8_t* slot,
+                std::vector<TransferOp>* ops) {
+  ops->clear();
+  for (const Piece& p : chunk) {
+    ops->push_back(TransferOp{reinterpret_cast<uint64_t>(slot) + p.slot_offset, p.remote_address,
+                              p.size_bytes});
+  }
+}
+
 int64_t MsLeft(Clock::time_point deadline) {
   return std::max<int64_t>(
       0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
@@ -180,11 +190,7 @@ Status StagedCopier::Put(PeerId peer, const RemoteRegion& remote,
   // Sends chunk j once its device copy is in the slot.
   auto send = [&](size_t j) -> Status {
     KVPOOL_RETURN_IF_ERROR(lane->stream->WaitFor(tickets[j]));
-    net.clear();
-    for (const Piece& p : chunks[j]) {
-      net.push_back(TransferOp{reinterpret_cast<uint64_t>(slot(j)) + p.slot_offset,
-                               p.remote_address, p.size_bytes});
-    }
+    NetworkOps(chunks[j], slot(j), &net);
     KVPOOL_ASSIGN_OR_RETURN(lane->inflight[j % k], engine_->Put(peer, remote, net));
     return Status::Ok();
   };
@@ -231,11 +237,7 @@ Status StagedCopier::Get(PeerId peer, const RemoteRegion& remote,
   for (size_t j = 0; j < chunks.size(); ++j) {
     // The slot is free once the device copy of the chunk that used it before has run.
     if (j >= k) KVPOOL_RETURN_IF_ERROR(lane->stream->WaitFor(tickets[j - k]));
-    net.clear();
-    for (const Piece& p : chunks[j]) {
-      net.push_back(TransferOp{reinterpret_cast<uint64_t>(slot(j)) + p.slot_offset,
-                               p.remote_address, p.size_bytes});
-    }
+    NetworkOps(chunks[j], slot(j), &net);
     KVPOOL_ASSIGN_OR_RETURN(lane->inflight[j % k], engine_->Get(peer, remote, net));
     // The device copies chunk j - 1 while the network delivers chunk j.
     if (j > 0) KVPOOL_RETURN_IF_ERROR(unstage(j - 1));
