@@ -11,8 +11,10 @@
 // executable. They are weak, so a process without TSan (a shell, a tool the tests run) that
 // inherits LD_PRELOAD loads the shim and calls only the real functions.
 //
-// Known gap: the condition of Mutex::Await is evaluated inside abseil while TSan considers the
-// mutex released; a race reported in a Condition function is worth a look, not proof.
+// Conditions (Mutex::Await, LockWhen, and the waiters' conditions that Unlock evaluates to pick
+// whom to wake) run inside abseil while it holds the mutex, at a moment the annotations above
+// present it as released. Condition::Eval is interposed too: within those calls it annotates a
+// read lock of the mutex around the evaluation (a Condition only reads the guarded state).
 #include <dlfcn.h>
 
 #include <cstdint>
@@ -36,6 +38,22 @@ constexpr unsigned kTryLock = 1 << 4;
 constexpr unsigned kTryLockFailed = 1 << 5;
 
 bool Tsan() { return __tsan_mutex_post_lock != nullptr; }
+
+// The mutex this thread is inside abseil for (Unlock, Await, LockWhen): a Condition evaluated
+// meanwhile is evaluated under it.
+thread_local void* t_inside_mu = nullptr;
+
+// Marks the scope of a call into abseil that may evaluate Conditions under `mu`.
+class InsideMutex {
+ public:
+  explicit InsideMutex(void* mu) : saved_(t_inside_mu) { t_inside_mu = mu; }
+  ~InsideMutex() { t_inside_mu = saved_; }
+  InsideMutex(const InsideMutex&) = delete;
+  InsideMutex& operator=(const InsideMutex&) = delete;
+
+ private:
+  void* saved_;
+};
 
 void* Real(const char* name) {
   void* fn = dlsym(RTLD_NEXT, name);
@@ -78,6 +96,7 @@ void _ZN4absl7debian35Mutex4LockEv(void* mu) {
 void _ZN4absl7debian35Mutex6UnlockEv(void* mu) {
   KVPOOL_REAL(void (*)(void*), "_ZN4absl7debian35Mutex6UnlockEv");
   Unlocking(mu, 0);
+  InsideMutex inside(mu);
   real(mu);
 }
 void _ZN4absl7debian35Mutex10ReaderLockEv(void* mu) {
@@ -88,6 +107,7 @@ void _ZN4absl7debian35Mutex10ReaderLockEv(void* mu) {
 void _ZN4absl7debian35Mutex12ReaderUnlockEv(void* mu) {
   KVPOOL_REAL(void (*)(void*), "_ZN4absl7debian35Mutex12ReaderUnlockEv");
   Unlocking(mu, kReadLock);
+  InsideMutex inside(mu);
   real(mu);
 }
 bool _ZN4absl7debian35Mutex7TryLockEv(void* mu) {
@@ -110,14 +130,21 @@ bool _ZN4absl7debian35Mutex13ReaderTryLockEv(void* mu) {
 }
 void _ZN4absl7debian35Mutex8LockWhenERKNS0_9ConditionE(void* mu, const void* cond) {
   KVPOOL_REAL(void (*)(void*, const void*), "_ZN4absl7debian35Mutex8LockWhenERKNS0_9ConditionE");
-  real(mu, cond);
+  {
+    InsideMutex inside(mu);
+    real(mu, cond);
+  }
   Locked(mu, 0);
 }
 // The *LockWhen* calls return holding the mutex, whether or not the condition became true.
 #define KVPOOL_LOCK_WHEN(name, flags)                                                   \
   bool name(void* mu, const void* cond, Pair d) {                                       \
     KVPOOL_REAL(bool (*)(void*, const void*, Pair), #name);                             \
-    const bool ok = real(mu, cond, d);                                                  \
+    bool ok;                                                                            \
+    {                                                                                   \
+      InsideMutex inside(mu);                                                           \
+      ok = real(mu, cond, d);                                                           \
+    }                                                                                   \
     Locked(mu, flags);                                                                  \
     return ok;                                                                          \
   }
@@ -130,7 +157,10 @@ KVPOOL_LOCK_WHEN(_ZN4absl7debian35Mutex26ReaderLockWhenWithDeadlineERKNS0_9Condi
 void _ZN4absl7debian35Mutex14ReaderLockWhenERKNS0_9ConditionE(void* mu, const void* cond) {
   KVPOOL_REAL(void (*)(void*, const void*),
               "_ZN4absl7debian35Mutex14ReaderLockWhenERKNS0_9ConditionE");
-  real(mu, cond);
+  {
+    InsideMutex inside(mu);
+    real(mu, cond);
+  }
   Locked(mu, kReadLock);
 }
 bool _ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE(void* mu,
@@ -139,7 +169,11 @@ bool _ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE(void*
   KVPOOL_REAL(bool (*)(void*, const void*, Pair),
               "_ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE");
   Unlocking(mu, 0);
-  const bool ok = real(mu, cond, t);
+  bool ok;
+  {
+    InsideMutex inside(mu);
+    ok = real(mu, cond, t);
+  }
   Locked(mu, 0);
   return ok;
 }
@@ -147,7 +181,10 @@ bool _ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE(void*
 void _ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE(void* mu, const void* cond) {
   KVPOOL_REAL(void (*)(void*, const void*), "_ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE");
   Unlocking(mu, 0);
-  real(mu, cond);
+  {
+    InsideMutex inside(mu);
+    real(mu, cond);
+  }
   Locked(mu, 0);
 }
 bool _ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE(void* mu,
@@ -156,9 +193,24 @@ bool _ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE(vo
   KVPOOL_REAL(bool (*)(void*, const void*, Pair),
               "_ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE");
   Unlocking(mu, 0);
-  const bool ok = real(mu, cond, d);
+  bool ok;
+  {
+    InsideMutex inside(mu);
+    ok = real(mu, cond, d);
+  }
   Locked(mu, 0);
   return ok;
+}
+
+// ---- absl::Condition: evaluated under the mutex of the call it runs in (see the top) -------
+bool _ZNK4absl7debian39Condition4EvalEv(const void* cond) {
+  KVPOOL_REAL(bool (*)(const void*), "_ZNK4absl7debian39Condition4EvalEv");
+  void* mu = t_inside_mu;
+  if (mu == nullptr || !Tsan()) return real(cond);
+  Locked(mu, kReadLock);
+  const bool result = real(cond);
+  Unlocking(mu, kReadLock);
+  return result;
 }
 
 // ---- absl::CondVar: Wait releases the mutex and holds it again when it returns ------------
