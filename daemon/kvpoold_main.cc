@@ -171,6 +171,12 @@ int Run(const KvpooldOptions& opts) {
   MemPoolService service(pool->get(), endpoint, transfer.get());
   if ((*ops)->metrics_server() != nullptr) {
     (*ops)->metrics_server()->Add(MakePoolCollector([p = pool->get()] { return p->GetStats(); }));
+    (*ops)->metrics_server()->Add(
+        MakeDrainCollector([d = &service.drain()] { return d->draining(); }));
+  }
+  // With a data dir, a drain survives a restart (the scheduler is told once it is connected).
+  if (!opts.data_dir.empty()) {
+    service.drain().PersistIn((std::filesystem::path(opts.data_dir) / "DRAINING").string());
   }
 
   grpc::EnableDefaultHealthCheckService(true);

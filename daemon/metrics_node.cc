@@ -122,7 +122,28 @@ class PoolCollector final : public prometheus::Collectable {
   std::function<PoolStats()> stats_;
 };
 
+class DrainCollector final : public prometheus::Collectable {
+ public:
+  explicit DrainCollector(std::function<bool()> draining) : draining_(std::move(draining)) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::vector<prometheus::MetricFamily> out;
+    out.push_back(FamilyBuilder::Gauge("kvpool_node_draining",
+                                       "1 while the node is draining (kvpoolctl drain), else 0")
+                      .Add({}, draining_() ? 1.0 : 0.0)
+                      .Build());
+    return out;
+  }
+
+ private:
+  std::function<bool()> draining_;
+};
+
 }  // namespace
+
+std::shared_ptr<prometheus::Collectable> MakeDrainCollector(std::function<bool()> draining) {
+  return std::make_shared<DrainCollector>(std::move(draining));
+}
 
 std::shared_ptr<prometheus::Collectable> MakePoolCollector(std::function<PoolStats()> stats) {
   return std::make_shared<PoolCollector>(std::move(stats));

@@ -15,4 +15,8 @@ namespace kvpool::daemon {
 /// thread-safe (MemPool::GetStats is) and outlive the collectable. Thread-safe.
 std::shared_ptr<prometheus::Collectable> MakePoolCollector(std::function<PoolStats()> stats);
 
+/// A Collectable for kvpool_node_draining: 1 while `draining` returns true (kvpoolctl drain),
+/// else 0. `draining` must be thread-safe and outlive the collectable.
+std::shared_ptr<prometheus::Collectable> MakeDrainCollector(std::function<bool()> draining);
+
 }  // namespace kvpool::daemon

@@ -1,6 +1,8 @@
 #include "daemon/ops_drain.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,6 +28,38 @@ void NodeDrain::SetReporter(DrainReporter reporter) {
   if (reporter_ && draining()) reporter_(true, 0);
 }
 
+void NodeDrain::PersistIn(std::string state_file) {
+  absl::MutexLock lock(&mu_);
+  state_file_ = std::move(state_file);
+  std::error_code ec;
+  if (std::filesystem::exists(state_file_, ec)) {
+    draining_.store(true);
+    KVPOOL_LOG(WARNING) << "draining since before the restart (" << state_file_
+                        << " exists): no new work is placed or routed here until "
+                           "`kvpoolctl undrain`";
+  } else if (ec) {
+    KVPOOL_LOG(WARNING) << "cannot read the drain state " << state_file_ << ": " << ec.message();
+  }
+}
+
+void NodeDrain::Save(bool draining) {
+  if (state_file_.empty()) return;
+  std::error_code ec;
+  if (!draining) {
+    std::filesystem::remove(state_file_, ec);
+  } else {
+    std::ofstream out(state_file_, std::ios::trunc);
+    out << "kvpoold drain state: this node is draining (kvpoolctl undrain ends it)\n";
+    out.flush();
+    if (!out) ec = std::make_error_code(std::errc::io_error);
+  }
+  if (ec) {
+    KVPOOL_LOG(WARNING) << "cannot " << (draining ? "write" : "remove") << " the drain state "
+                        << state_file_ << " (" << ec.message()
+                        << "): the node's drain state would not survive a restart";
+  }
+}
+
 bool NodeDrain::Report(bool draining, uint32_t timeout_ms) {
   return reporter_ ? reporter_(draining, timeout_ms) : false;
 }
@@ -33,6 +67,7 @@ bool NodeDrain::Report(bool draining, uint32_t timeout_ms) {
 Status NodeDrain::Drain(const v1::DrainRequest& request, v1::DrainResponse* response) {
   absl::MutexLock lock(&mu_);
   const bool was = draining_.exchange(true);
+  if (!was) Save(true);
   response->set_was_draining(was);
   response->set_has_scheduler(static_cast<bool>(reporter_));
   response->set_scheduler_acknowledged(
@@ -95,6 +130,7 @@ Status NodeDrain::Drain(const v1::DrainRequest& request, v1::DrainResponse* resp
 Status NodeDrain::Undrain(const v1::UndrainRequest& request, v1::UndrainResponse* response) {
   absl::MutexLock lock(&mu_);
   const bool was = draining_.exchange(false);
+  if (was) Save(false);
   response->set_was_draining(was);
   response->set_has_scheduler(static_cast<bool>(reporter_));
   response->set_scheduler_acknowledged(

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -35,6 +36,12 @@ class NodeDrain {
   /// already, the new reporter is told so at once (without waiting).
   void SetReporter(DrainReporter reporter);
 
+  /// Keeps the drain state across restarts in `state_file` (kvpoold: <data-dir>/DRAINING):
+  /// Drain creates the file, Undrain removes it. When the file exists already (the node was
+  /// draining when it stopped), the node starts draining again, and the scheduler is told
+  /// as soon as a reporter is set. Call once, before serving. An unreadable state is logged.
+  void PersistIn(std::string state_file);
+
   /// True while the node is draining.
   bool draining() const { return draining_.load(std::memory_order_relaxed); }
 
@@ -50,10 +57,14 @@ class NodeDrain {
  private:
   // Tells the reporter, if any; false without one.
   bool Report(bool draining, uint32_t timeout_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes (draining) or removes the state file, if any; logs a failure (the drain itself
+  // stands: it only would not survive a restart).
+  void Save(bool draining) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   node::MemPool* const pool_;
   absl::Mutex mu_;
   DrainReporter reporter_ ABSL_GUARDED_BY(mu_);
+  std::string state_file_ ABSL_GUARDED_BY(mu_);  // empty: not persisted
   std::atomic<bool> draining_{false};
 };
 

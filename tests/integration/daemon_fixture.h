@@ -179,6 +179,9 @@ CommandResult RunKvpoolctl(const std::string& address, const std::vector<std::st
 /// Polls `done` every few ms until it returns true or `timeout_ms` passes; returns its last value.
 bool PollUntil(int timeout_ms, const std::function<bool()>& done);
 
+/// A loopback TCP port that was free a moment ago (for a daemon's --metrics-listen).
+int FreePort();
+
 /// `n` pseudo-random bytes, deterministic in `seed` (KV contents for byte-exact checks).
 std::vector<uint8_t> RandomBytes(size_t n, uint64_t seed);
 /// `n` token ids, deterministic in `seed`; different seeds give different prompts.

@@ -1,9 +1,5 @@
 // /metrics on kvpoold and kvpool-scheduler: real daemons, real operations, scraped over HTTP by
 // `kvpoolctl metrics`, and the values checked to move as the operations say.
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -13,20 +9,6 @@ namespace kvpool::itest {
 namespace {
 
 using json = nlohmann::json;
-
-// A loopback port that was free a moment ago (the daemons' metrics endpoint takes it).
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-  socklen_t len = sizeof(addr);
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 // All samples of a scrape, as (name, labels) -> value.
 using Samples = std::map<std::pair<std::string, std::map<std::string, std::string>>, double>;
@@ -78,6 +60,7 @@ TEST_CASE("Metrics: kvpoold and the scheduler export counters that follow the op
   const Samples before = Scrape(node_target);
   CHECK(Value(before, "kvpool_pool_capacity_bytes", {{"tier", "host"}}) == 64.0 * (1 << 20));
   CHECK(Value(before, "kvpool_leases_active") == 0);
+  CHECK(Value(before, "kvpool_node_draining") == 0);
 
   Client& c = d.client();
   KVPOOL_IT_REQUIRE_OK(c.CreateNamespace({"m", 16, 4096, ""}));
@@ -92,6 +75,7 @@ TEST_CASE("Metrics: kvpoold and the scheduler export counters that follow the op
 
   const Samples after = Scrape(node_target);
   const std::map<std::string, std::string> ns{{"namespace", "m"}};
+  CHECK(Value(after, "kvpool_node_draining") == 0);
   CHECK(Value(after, "kvpool_namespace_inserted_blocks_total", ns) == 4);
   CHECK(Value(after, "kvpool_namespace_cached_blocks", ns) == 4);
   CHECK(Value(after, "kvpool_namespace_hit_blocks_total", ns) == 4);

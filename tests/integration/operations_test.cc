@@ -206,6 +206,49 @@ TEST_CASE("Drain: a node without SSD tier or scheduler is marked and says what s
   CHECK_FALSE(KVPOOL_IT_VALUE(d.client().Undrain()).was_draining);
 }
 
+TEST_CASE("Drain: the drain state survives a restart of the node and shows in its metrics",
+          "[integration][operations]") {
+  TempDir dir;
+  launch::LocalKvpooldOptions options;
+  options.binary = kKvpooldPath;
+  options.work_dir = dir.path();
+  options.capacity = "16MiB";
+  const int metrics_port = FreePort();
+  options.extra_args = {"--no-data-plane",
+                        "--metrics-listen=127.0.0.1:" + std::to_string(metrics_port)};
+  const std::string target = "127.0.0.1:" + std::to_string(metrics_port);
+  auto Draining = [&] {
+    const CommandResult r = RunKvpoolctl("127.0.0.1:1", {"metrics", "--target", target, "--json"});
+    INFO("kvpoolctl metrics: " << r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    const json doc = ParseJson(r.out);
+    for (const json& s : doc.at("samples")) {
+      if (s.at("name") == "kvpool_node_draining") return s.at("value").get<double>();
+    }
+    return -1.0;
+  };
+  {
+    auto node = KVPOOL_IT_VALUE(launch::LocalKvpoold::Start(options));
+    auto c = KVPOOL_IT_VALUE(Client::Connect(node->address()));
+    CHECK(Draining() == 0);
+    CHECK_FALSE(KVPOOL_IT_VALUE(c->Drain()).was_draining);
+    CHECK(Draining() == 1);
+  }  // SIGTERM: a planned stop during maintenance
+  {
+    auto node = KVPOOL_IT_VALUE(launch::LocalKvpoold::Start(options));
+    auto c = KVPOOL_IT_VALUE(Client::Connect(node->address()));
+    CHECK(Draining() == 1);
+    CHECK_THAT(ReadFile(node->log_path()), Catch::Contains("draining since before the restart"));
+    CHECK(KVPOOL_IT_VALUE(c->Undrain()).was_draining);
+    CHECK(Draining() == 0);
+  }
+  // Undrained before the stop: the next start takes new work at once.
+  auto node = KVPOOL_IT_VALUE(launch::LocalKvpoold::Start(options));
+  auto c = KVPOOL_IT_VALUE(Client::Connect(node->address()));
+  CHECK(Draining() == 0);
+  CHECK_FALSE(KVPOOL_IT_VALUE(c->Undrain()).was_draining);
+}
+
 TEST_CASE("advertise-address: the scheduler and peers get the advertised address, not the "
           "listen address",
           "[integration][operations]") {
