@@ -55,6 +55,7 @@ int RunNodes(SchedulerClient& client, const GlobalFlags& flags) {
                          {"capacity_host_bytes", n.capacity_host_bytes},
                          {"used_host_bytes", n.used_host_bytes},
                          {"last_heartbeat_age_ms", n.last_heartbeat_age_ms},
+                         {"disk_read_bytes_per_s", n.disk_read_bytes_per_s},
                          {"indexed_blocks", {{"gpu", n.indexed_blocks.gpu},
                                              {"host", n.indexed_blocks.host},
                                              {"disk", n.indexed_blocks.disk}}}});
@@ -62,13 +63,18 @@ int RunNodes(SchedulerClient& client, const GlobalFlags& flags) {
     Print(json{{"nodes", arr}});
     return 0;
   }
-  TextTable t({"NODE", "ADDRESS", "STATE", "CAPACITY", "USED", "BLOCKS", "HEARTBEAT"});
+  TextTable t(
+      {"NODE", "ADDRESS", "STATE", "CAPACITY", "USED", "BLOCKS", "DISK READ", "HEARTBEAT"});
   for (const PoolNode& n : *nodes) {
+    // The SSD tier's measured read bandwidth, as the router prices DISK hits with it.
+    const std::string disk_read = n.disk_read_bytes_per_s > 0
+                                      ? FormatFixed(n.disk_read_bytes_per_s / 1e9, 2) + " GB/s"
+                                      : "-";
     t.AddRow({n.node_id, n.address,
               std::string(n.alive ? "alive" : "dead") + (n.synced ? "" : ", unsynced") +
                   (n.draining ? ", draining" : ""),
               FormatBytes(n.capacity_host_bytes), FormatBytes(n.used_host_bytes),
-              std::to_string(n.indexed_blocks.total()),
+              std::to_string(n.indexed_blocks.total()), disk_read,
               std::to_string(n.last_heartbeat_age_ms) + " ms ago"});
   }
   t.Print(std::cout);

@@ -276,6 +276,15 @@ TEST_CASE("Tiers: the SSD tier's measured read bandwidth reaches the scheduler a
     const RouteAnswer route = KVPOOL_IT_VALUE(sched.client().Route(query));
     REQUIRE(route.ranked.size() == 1);
     CHECK(route.ranked[0].disk_read_bytes_per_s == measured);
+    // kvpoolctl nodes shows it too (JSON exact; the table in GB/s).
+    const std::string sched_flag = "--scheduler=" + sched.address();
+    const CommandResult nodes_json = RunKvpoolctl("127.0.0.1:1", {"nodes", "--json", sched_flag});
+    INFO(nodes_json.out << nodes_json.err);
+    REQUIRE(nodes_json.exit_code == 0);
+    const nlohmann::json nj = nlohmann::json::parse(nodes_json.out);
+    CHECK(nj["nodes"][0]["disk_read_bytes_per_s"].get<double>() == measured);
+    const CommandResult nodes_table = RunKvpoolctl("127.0.0.1:1", {"nodes", sched_flag});
+    CHECK_THAT(nodes_table.out, Catch::Contains("DISK READ") && Catch::Contains(" GB/s"));
 
     node.Stop(SIGTERM);
   }
