@@ -406,6 +406,13 @@ std::optional<BlockRef> PromptTree::Find(const BlockHash& hash) const {
   return impl_->At(idx).ref;
 }
 
+bool PromptTree::SetRef(const BlockHash& hash, BlockRef ref) {
+  const uint32_t idx = impl_->Lookup(hash);
+  if (idx == kNil) return false;
+  impl_->At(idx).ref = ref;
+  return true;
+}
+
 bool PromptTree::Pin(const BlockHash& hash) {
   Impl& m = *impl_;
   const uint32_t idx = m.Lookup(hash);

@@ -77,6 +77,9 @@ class PromptTree {
   /// The ref of a cached hash, without touching LRU order.
   std::optional<BlockRef> Find(const BlockHash& hash) const;
   bool Contains(const BlockHash& hash) const { return Find(hash).has_value(); }
+  /// Replaces the ref of a cached hash in place: its links, pins and LRU place stay (the owner
+  /// moved the block, e.g. to another memory tier). Returns false if `hash` is not cached.
+  bool SetRef(const BlockHash& hash, BlockRef ref);
 
   /// Adds one pin to a cached entry. Returns false (and does nothing) if `hash` is not cached.
   bool Pin(const BlockHash& hash);

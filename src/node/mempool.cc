@@ -295,10 +295,45 @@ uint64_t MemPool::EvictFromLocked(NamespaceState& ns, uint64_t n_blocks, Tier ti
         },
         &removed);
   }
+  const bool gpu = tier == Tier::kGpu && ns.has_gpu();
+  // GPU blocks go down to HOST when it has or can make room (GPU -> HOST -> DISK), else as HOST
+  // blocks do. A block whose parent was cached (in the tree, or evicted in this call) goes to
+  // HOST only while that parent still is: host eviction for an earlier block, or the parent's
+  // own fall to DISK, may have taken it, and the block would then hang below a hole.
+  absl::flat_hash_set<BlockHash, BlockHashHasher> under_cached;
+  if (gpu) {
+    absl::flat_hash_set<BlockHash, BlockHashHasher> batch;
+    for (const auto& block : removed) batch.insert(block.hash);
+    for (const auto& block : removed) {
+      const BlockMeta& m = ns.meta(DecodeHandle(block.ref).slot);
+      if (m.has_parent && (batch.contains(m.parent) || ns.tree().Contains(m.parent))) {
+        under_cached.insert(block.hash);
+      }
+    }
+  }
   std::vector<BlockHash> demoted;
   std::vector<BlockHash> dropped;
-  for (const auto& block : removed) {
+  auto leave = [&](const index::RemovedBlock& block, bool may_go_to_host) {
+    mu_.AssertHeld();  // called below, under the lock this method holds
     const memory::Slot slot = DecodeHandle(block.ref).slot;
+    if (may_go_to_host && NamespaceState::IsGpuSlot(slot)) {
+      const BlockMeta& m = ns.meta(slot);
+      if (!under_cached.contains(block.hash) || ns.tree().Contains(m.parent)) {
+        if (std::optional<memory::Slot> host = CopyGpuToHostLocked(ns, slot)) {
+          // Back under the same parent (still cached, or a segment root as before).
+          const index::BlockRef ref = ns.HandleOf(*host);
+          std::vector<index::InsertOutcome> outcome;
+          ns.tree().Insert(m.has_parent ? std::optional<BlockHash>(m.parent) : std::nullopt,
+                           std::span(&block.hash, 1), std::span(&ref, 1), &outcome);
+          ns.OnRemovedFromTree(slot);
+          if (m.has_parent && ns.TierOf(m.parent) == Tier::kGpu) ns.gpu_blocks_over_host = true;
+          // Now, not with the batch: host eviction for the next block may move this one on.
+          ++ns.counters().demoted_blocks;
+          EmitLocked(PoolEvent::Kind::kTierChanged, ns, std::nullopt, {block.hash}, Tier::kHost);
+          return;
+        }
+      }
+    }
     // With an SSD tier the block goes down a tier instead of away (it may be there already).
     bool kept = false;
     if (store_ != nullptr) {
@@ -312,12 +347,97 @@ uint64_t MemPool::EvictFromLocked(NamespaceState& ns, uint64_t n_blocks, Tier ti
     }
     (kept ? demoted : dropped).push_back(block.hash);
     ns.OnRemovedFromTree(slot);
+  };
+  if (gpu) {
+    // EvictIf lists a leaf before the parent it exposed: parents first here.
+    for (auto it = removed.rbegin(); it != removed.rend(); ++it) leave(*it, true);
+    if (evicted < n_blocks && ns.gpu_blocks_over_host) {
+      std::vector<index::RemovedBlock> subtrees;  // parents first
+      evicted += EvictGpuInteriorLocked(ns, n_blocks - evicted, &subtrees);
+      for (const auto& block : subtrees) leave(block, false);
+    }
+  } else {
+    for (const auto& block : removed) leave(block, false);
   }
   ns.counters().evicted_blocks += dropped.size();
   ns.counters().demoted_blocks += demoted.size();
   EmitLocked(PoolEvent::Kind::kTierChanged, ns, std::nullopt, std::move(demoted), Tier::kDisk);
   EmitLocked(PoolEvent::Kind::kRemoved, ns, std::nullopt, std::move(dropped));
   return evicted;
+}
+
+uint64_t MemPool::EvictGpuInteriorLocked(NamespaceState& ns, uint64_t n_blocks,
+                                         std::vector<index::RemovedBlock>* removed) {
+  // A GPU block whose children went to HOST is no leaf, so EvictIf never sees it again; without
+  // this pass such blocks would fill the GPU tier for good.
+  struct Cached {
+    BlockHash hash;
+    index::BlockRef ref;
+  };
+  std::vector<Cached> gpu_blocks;
+  absl::flat_hash_set<BlockHash, BlockHashHasher> gpu_parents;
+  ns.tree().ForEach([&](const BlockHash& hash, const std::optional<BlockHash>& parent,
+                        index::BlockRef ref) {
+    if (!NamespaceState::IsGpuSlot(DecodeHandle(ref).slot)) return;
+    gpu_blocks.push_back(Cached{hash, ref});
+    if (parent.has_value()) gpu_parents.insert(*parent);
+  });
+  uint64_t moved = 0;
+  bool more = false;  // candidates left for a later call (pinned, or past n_blocks)
+  // Children before parents: a parent whose only GPU child moves is still skipped this call.
+  for (auto it = gpu_blocks.rbegin(); it != gpu_blocks.rend(); ++it) {
+    if (gpu_parents.contains(it->hash)) continue;
+    if (moved == n_blocks || ns.tree().PinCount(it->hash) > 0) {
+      more = true;
+      continue;
+    }
+    const memory::Slot slot = DecodeHandle(it->ref).slot;
+    const BlockMeta& m = ns.meta(slot);
+    if (std::optional<memory::Slot> host = CopyGpuToHostLocked(ns, slot)) {
+      ns.tree().SetRef(it->hash, ns.HandleOf(*host));
+      ++ns.counters().demoted_blocks;
+      EmitLocked(PoolEvent::Kind::kTierChanged, ns, std::nullopt, {it->hash}, Tier::kHost);
+      if (m.has_parent && ns.TierOf(m.parent) == Tier::kGpu) more = true;
+      ns.OnRemovedFromTree(slot);
+    } else {
+      // HOST is full: the block leaves with its (GPU-free) subtree, as it would have before.
+      ns.tree().Delete(it->hash, removed);
+    }
+    ++moved;
+  }
+  ns.gpu_blocks_over_host = more;
+  return moved;
+}
+
+std::optional<memory::Slot> MemPool::CopyGpuToHostLocked(NamespaceState& ns,
+                                                         memory::Slot gpu_slot) {
+  const uint64_t bytes = ns.spec().block_bytes;
+  const BlockMeta& gpu_meta = ns.meta(gpu_slot);
+  // The usual host allocation (quota, then this namespace's cold HOST leaves, then others'),
+  // with the block's parent pinned so that making room never takes it: the block goes below it.
+  const bool parent_pinned = gpu_meta.has_parent && ns.tree().Pin(gpu_meta.parent);
+  std::vector<memory::Slot> slots;
+  const Status allocated = AllocateWithEvictionLocked(ns, 1, /*lease_id=*/0, &slots, Tier::kHost);
+  if (parent_pinned) ns.tree().Unpin(gpu_meta.parent);
+  if (!allocated.ok()) return std::nullopt;
+  const memory::Slot slot = slots[0];
+  const Status copied = device_->CopySync(arena_->base() + ns.ArenaOffset(slot),
+                                          gpu_base_ + ns.ArenaOffset(gpu_slot), bytes);
+  if (!copied.ok()) {
+    KVPOOL_LOG(WARNING) << "cannot copy GPU block " << ns.meta(gpu_slot).hash.ToHex()
+                        << " of namespace " << Quote(ns.spec().name) << " to HOST: " << copied;
+    ns.FreeBlock(slot);
+    return std::nullopt;
+  }
+  const BlockMeta& from = ns.meta(gpu_slot);
+  BlockMeta& to = ns.meta(slot);
+  to.state = BlockState::kCached;
+  to.owner_lease = 0;
+  to.hash = from.hash;
+  to.parent = from.parent;
+  to.has_parent = from.has_parent;
+  --ns.allocated_blocks;
+  return slot;
 }
 
 Status MemPool::AllocateWithEvictionLocked(NamespaceState& ns, size_t n, uint64_t lease_id,

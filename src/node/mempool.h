@@ -110,7 +110,8 @@ struct SwapOutResult {
 /// block down again writes nothing. Host memory under pressure demotes its coldest unleased
 /// HOST leaves (no HOST child: deepest first) instead of dropping them; it drops them only when
 /// there is no SSD tier or it cannot take them. The SSD tier drops its own least recently used
-/// leaves when full. Match with a lease promotes the DISK blocks of the matched run to HOST
+/// leaves when full. GPU memory under pressure moves its coldest unleased GPU blocks down to
+/// HOST (GPU -> HOST -> DISK; AttachGpu). Match with a lease promotes the DISK blocks of the matched run to HOST
 /// before answering (a DISK block is never handed out as readable); without a lease it reports
 /// them as DISK with handle 0. Prefix property: each tier alone has no holes below a prompt's
 /// first block it holds; demotion goes deepest first, so along a prompt HOST blocks come before
@@ -255,8 +256,10 @@ class MemPool {
   Result<uint32_t> SwapIn(std::string_view ns, PromptView prompt, uint32_t start_block);
   /// Attaches the GPU tier: `capacity_bytes` (rounded down to 4 KiB) of device memory from
   /// `device`, carved into blocks like the host arena. AllocMem(tier kGpu) then allocates there;
-  /// cold GPU blocks are evicted by GPU allocations only (demoted to the SSD tier when there is
-  /// one, else dropped), never to make room on HOST. Call once, before serving.
+  /// cold GPU blocks are evicted by GPU allocations only, never to make room on HOST. An evicted
+  /// GPU block goes down to HOST (copied into a HOST block of its namespace that takes its place
+  /// in the tree; host room is made as for a host allocation, never from the block's parent),
+  /// else to the SSD tier when there is one, else away (docs/gpu.md). Call once, before serving.
   /// FAILED_PRECONDITION if a GPU tier is attached already; INVALID_ARGUMENT for a capacity
   /// under 4 KiB; the device's RESOURCE_EXHAUSTED when it cannot allocate the memory.
   Status AttachGpu(std::unique_ptr<memory::DeviceRuntime> device, uint64_t capacity_bytes);
@@ -330,6 +333,22 @@ class MemPool {
   /// Evicts up to n_blocks cold leaves of the memory tiers: of `tier` only (kHost or kGpu), or
   /// of both with kNone.
   uint64_t EvictFromLocked(NamespaceState& ns, uint64_t n_blocks, Tier tier = Tier::kNone)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  /// GPU-tier eviction's second pass, when too few GPU leaves could be evicted: GPU blocks that
+  /// are unpinned and have no GPU child (their children went to HOST) move to HOST in place
+  /// (each counted and announced as it moves); when HOST has no room, each leaves the tree with
+  /// its subtree (appended to `*removed`, to go to DISK or away). Returns how many GPU blocks
+  /// left the GPU tier. O(blocks in the tree).
+  uint64_t EvictGpuInteriorLocked(NamespaceState& ns, uint64_t n_blocks,
+                                  std::vector<index::RemovedBlock>* removed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  /// Copies a cached GPU block into a fresh HOST slot of its namespace, cached with the same
+  /// hash and parent, when the namespace's host quota allows one more block and HOST has one
+  /// free or can make one by the usual host eviction (which may demote HOST blocks to DISK; it
+  /// never evicts the block's parent, nor leased or pinned blocks); nullopt otherwise (then
+  /// nothing was copied, though host eviction may have run). The caller points the tree at the
+  /// new slot and frees the GPU slot.
+  std::optional<memory::Slot> CopyGpuToHostLocked(NamespaceState& ns, memory::Slot gpu_slot)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   /// The bytes of a block in pool memory: in the host arena, or for a GPU block copied into
   /// `scratch` first.

@@ -114,6 +114,10 @@ class NamespaceState {
   uint64_t allocated_blocks = 0;
   uint64_t detached_blocks = 0;
   uint64_t pinned_blocks = 0;
+  /// True when a GPU block may have only HOST children (some went down from the GPU tier under
+  /// it): such a block is no leaf, so GPU pressure looks for it apart (MemPool's
+  /// EvictGpuInteriorLocked), only while this is set.
+  bool gpu_blocks_over_host = false;
 
   /// Current counters with the gauges filled in.
   NamespaceStats Snapshot() const;

@@ -2,6 +2,7 @@
 // and events, per-tier eviction, checksums of device bytes, demotion to the SSD tier; and the
 // same on a real CUDA device where there is one ([gpu]).
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <numeric>
@@ -22,10 +23,13 @@ struct Events : EventSink {
   std::vector<PoolEvent> events;
 };
 
-// 16 host blocks and `gpu_blocks` GPU blocks of 4 KiB, namespace "ns".
+// 16 host blocks and `gpu_blocks` GPU blocks of 4 KiB, namespace "ns" (with a host quota of
+// `quota_blocks` blocks unless 0).
 struct GpuFixture {
-  explicit GpuFixture(std::unique_ptr<memory::DeviceRuntime> device, uint64_t gpu_blocks = 8) {
+  explicit GpuFixture(std::unique_ptr<memory::DeviceRuntime> device, uint64_t gpu_blocks = 8,
+                      uint64_t quota_blocks = 0) {
     MemPoolOptions o;
+    o.default_namespace_quota_bytes = quota_blocks * kBlockBytes;
     o.capacity_bytes = 16 * kBlockBytes;
     o.huge_pages = false;
     o.slab_bytes = 4 * kBlockBytes;
@@ -136,12 +140,13 @@ TEST_CASE("MemPool GPU tier: GPU pressure evicts GPU blocks only and host pressu
   f.Publish(host_prompt, Tier::kHost, 0);
   const auto gpu_a = GpuFixture::Tokens(4, 2000);
   f.Publish(gpu_a, Tier::kGpu, 1);
-  // A second GPU prompt fills the GPU tier again: gpu_a is evicted, the host blocks stay.
+  // A second GPU prompt fills the GPU tier again: gpu_a leaves it (down to HOST, which has
+  // room), the host blocks stay.
   const auto gpu_b = GpuFixture::Tokens(4, 3000);
   f.Publish(gpu_b, Tier::kGpu, 2);
   auto exists = f.pool->Exists("ns", PromptView::Tokens(gpu_a));
   REQUIRE(exists.ok());
-  CHECK(exists->tiers == std::vector<Tier>(4, Tier::kNone));
+  CHECK(exists->tiers == std::vector<Tier>(4, Tier::kHost));
   auto host = f.pool->Exists("ns", PromptView::Tokens(host_prompt));
   REQUIRE(host.ok());
   CHECK(host->tiers == std::vector<Tier>(4, Tier::kHost));
@@ -222,11 +227,16 @@ TEST_CASE("MemPool GPU tier: evicted GPU blocks are demoted to the SSD tier byte
     REQUIRE(f.pool->AttachStore(std::move(store).value()).ok());
     const auto prompt = GpuFixture::Tokens(2, 40);
     f.Publish(prompt, Tier::kGpu, 50);
-    // Fill the GPU tier again: the first prompt goes down to DISK, not away.
+    // HOST is full of leased blocks, so filling the GPU tier again sends the first prompt down
+    // to DISK, not away.
+    auto host = f.pool->AllocMem("ns", 16, Tier::kHost, 0);
+    REQUIRE(host.ok());
     f.Publish(GpuFixture::Tokens(2, 90), Tier::kGpu, 60);
+    REQUIRE(f.pool->Release(host->lease.id).ok());
     auto exists = f.pool->Exists("ns", PromptView::Tokens(prompt));
     REQUIRE(exists.ok());
     CHECK(exists->tiers == std::vector<Tier>(2, Tier::kDisk));
+    CHECK(f.pool->GetStats().namespaces[0].stats.demoted_blocks == 2);
     // Match with a lease promotes to HOST; the bytes are the ones written on the device.
     auto m = f.pool->Match("ns", PromptView::Tokens(prompt), 0, true, 0);
     REQUIRE(m.ok());
@@ -241,6 +251,244 @@ TEST_CASE("MemPool GPU tier: evicted GPU blocks are demoted to the SSD tier byte
       CHECK(resolved->checksums[i] == BlockChecksum(expect.data(), expect.size()));
     }
     REQUIRE(f.pool->Release(m->lease.id).ok());
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// The checksums of `n` blocks of `prompt` read through a lease, which must match all of them.
+std::vector<uint64_t> MatchedChecksums(MemPool& pool, const std::vector<uint32_t>& prompt,
+                                       uint32_t n, std::vector<Tier>* tiers) {
+  auto m = pool.Match("ns", PromptView::Tokens(prompt), 0, true, 0);
+  REQUIRE(m.ok());
+  REQUIRE(m->matched_blocks == n);
+  std::vector<BlockHandle> handles;
+  tiers->clear();
+  for (const BlockLocation& b : m->blocks) {
+    handles.push_back(b.handle);
+    tiers->push_back(b.tier);
+  }
+  auto resolved = pool.ResolveLeased(m->lease.id, handles, BlockAccess::kRead, true);
+  REQUIRE(resolved.ok());
+  REQUIRE(pool.Release(m->lease.id).ok());
+  return resolved->checksums;
+}
+
+uint64_t FilledChecksum(int byte) {
+  std::vector<uint8_t> expect(kBlockBytes);
+  std::memset(expect.data(), byte, expect.size());
+  return BlockChecksum(expect.data(), expect.size());
+}
+
+// The hashes of the TIER_CHANGED events to `tier` since event `first`, in order.
+std::vector<BlockHash> TierChanges(const Events& sink, size_t first, Tier tier) {
+  std::vector<BlockHash> out;
+  for (size_t i = first; i < sink.events.size(); ++i) {
+    const PoolEvent& e = sink.events[i];
+    if (e.kind == PoolEvent::Kind::kTierChanged && e.tier == tier) {
+      out.insert(out.end(), e.hashes.begin(), e.hashes.end());
+    }
+  }
+  return out;
+}
+
+size_t CountRemoved(const Events& sink, size_t first) {
+  size_t n = 0;
+  for (size_t i = first; i < sink.events.size(); ++i) {
+    if (sink.events[i].kind == PoolEvent::Kind::kRemoved) n += sink.events[i].hashes.size();
+  }
+  return n;
+}
+
+TEST_CASE("MemPool GPU tier: GPU pressure demotes the coldest GPU blocks to HOST byte-exact",
+          "[node]") {
+  GpuFixture f(memory::NewEmulatedDevice(), /*gpu_blocks=*/4);
+  const auto prompt = GpuFixture::Tokens(4, 700);
+  f.Publish(prompt, Tier::kGpu, 20);
+  REQUIRE(f.sink.events.back().kind == PoolEvent::Kind::kStored);
+  const std::vector<BlockHash> hashes = f.sink.events.back().hashes;
+  REQUIRE(hashes.size() == 4);
+
+  // Two GPU blocks wanted: the prompt's two deepest blocks (the coldest leaves) go to HOST,
+  // their parents stay on GPU where they are.
+  size_t first = f.sink.events.size();
+  auto two = f.pool->AllocMem("ns", 2, Tier::kGpu, 0);
+  REQUIRE(two.ok());
+  auto exists = f.pool->Exists("ns", PromptView::Tokens(prompt));
+  REQUIRE(exists.ok());
+  CHECK(exists->tiers == std::vector<Tier>{Tier::kGpu, Tier::kGpu, Tier::kHost, Tier::kHost});
+  std::vector<BlockHash> moved = TierChanges(f.sink, first, Tier::kHost);
+  std::sort(moved.begin(), moved.end());
+  std::vector<BlockHash> expect_moved{hashes[2], hashes[3]};
+  std::sort(expect_moved.begin(), expect_moved.end());
+  CHECK(moved == expect_moved);
+  CHECK(CountRemoved(f.sink, first) == 0);
+  NamespaceStats st = f.pool->GetStats().namespaces[0].stats;
+  CHECK(st.demoted_blocks == 2);
+  CHECK(st.evicted_blocks == 0);
+  CHECK(st.cached_blocks == 4);
+  CHECK(st.used_bytes == 2 * kBlockBytes);
+  CHECK(st.gpu_used_bytes == 4 * kBlockBytes);  // 2 cached + 2 allocated
+
+  // Two more: the GPU parents have only HOST children now, and go down too.
+  first = f.sink.events.size();
+  auto more = f.pool->AllocMem("ns", 2, Tier::kGpu, 0);
+  REQUIRE(more.ok());
+  exists = f.pool->Exists("ns", PromptView::Tokens(prompt));
+  REQUIRE(exists.ok());
+  CHECK(exists->tiers == std::vector<Tier>(4, Tier::kHost));
+  moved = TierChanges(f.sink, first, Tier::kHost);
+  std::sort(moved.begin(), moved.end());
+  expect_moved = {hashes[0], hashes[1]};
+  std::sort(expect_moved.begin(), expect_moved.end());
+  CHECK(moved == expect_moved);
+
+  // Match finds the whole prompt on HOST with the bytes written on the device.
+  std::vector<Tier> tiers;
+  const std::vector<uint64_t> sums = MatchedChecksums(*f.pool, prompt, 4, &tiers);
+  CHECK(tiers == std::vector<Tier>(4, Tier::kHost));
+  for (int i = 0; i < 4; ++i) CHECK(sums[i] == FilledChecksum(20 + i));
+  PoolSnapshot snap = f.pool->Snapshot();
+  REQUIRE(snap.namespaces.size() == 1);
+  CHECK(snap.namespaces[0].tiers == std::vector<Tier>(4, Tier::kHost));
+  st = f.pool->GetStats().namespaces[0].stats;
+  CHECK(st.demoted_blocks == 4);
+  CHECK(st.evicted_blocks == 0);
+  CHECK(st.cached_blocks == 4);
+  CHECK(st.used_bytes == 4 * kBlockBytes);
+  CHECK(st.gpu_used_bytes == 4 * kBlockBytes);
+  REQUIRE(f.pool->Release(two->lease.id).ok());
+  REQUIRE(f.pool->Release(more->lease.id).ok());
+  CHECK(f.pool->GetStats().namespaces[0].stats.gpu_used_bytes == 0);
+
+  // The demoted blocks are ordinary HOST blocks: host pressure evicts them.
+  auto host = f.pool->AllocMem("ns", 16, Tier::kHost, 0);
+  REQUIRE(host.ok());
+  exists = f.pool->Exists("ns", PromptView::Tokens(prompt));
+  REQUIRE(exists.ok());
+  CHECK(exists->tiers == std::vector<Tier>(4, Tier::kNone));
+  st = f.pool->GetStats().namespaces[0].stats;
+  CHECK(st.cached_blocks == 0);
+  CHECK(st.used_bytes == 16 * kBlockBytes);
+  REQUIRE(f.pool->Release(host->lease.id).ok());
+}
+
+TEST_CASE("MemPool GPU tier: a full HOST tier or a quota drops evicted GPU blocks without an SSD",
+          "[node]") {
+  SECTION("HOST full of leased blocks") {
+    GpuFixture f(memory::NewEmulatedDevice(), /*gpu_blocks=*/4);
+    const auto prompt = GpuFixture::Tokens(4, 800);
+    f.Publish(prompt, Tier::kGpu, 30);
+    auto host = f.pool->AllocMem("ns", 16, Tier::kHost, 0);
+    REQUIRE(host.ok());
+    const size_t first = f.sink.events.size();
+    auto gpu = f.pool->AllocMem("ns", 4, Tier::kGpu, 0);
+    REQUIRE(gpu.ok());
+    auto exists = f.pool->Exists("ns", PromptView::Tokens(prompt));
+    REQUIRE(exists.ok());
+    CHECK(exists->tiers == std::vector<Tier>(4, Tier::kNone));
+    CHECK(TierChanges(f.sink, first, Tier::kHost).empty());
+    CHECK(CountRemoved(f.sink, first) == 4);
+    const NamespaceStats st = f.pool->GetStats().namespaces[0].stats;
+    CHECK(st.demoted_blocks == 0);
+    CHECK(st.evicted_blocks == 4);
+    CHECK(st.cached_blocks == 0);
+    CHECK(st.used_bytes == 16 * kBlockBytes);
+    CHECK(st.gpu_used_bytes == 4 * kBlockBytes);
+  }
+  SECTION("the namespace's host quota") {
+    // A quota of 3 host blocks, 2 of them leased: one GPU block fits under it, the rest drop.
+    GpuFixture f(memory::NewEmulatedDevice(), /*gpu_blocks=*/4, /*quota_blocks=*/3);
+    const auto prompt = GpuFixture::Tokens(4, 900);
+    f.Publish(prompt, Tier::kGpu, 40);
+    auto host = f.pool->AllocMem("ns", 2, Tier::kHost, 0);
+    REQUIRE(host.ok());
+    const size_t first = f.sink.events.size();
+    auto gpu = f.pool->AllocMem("ns", 4, Tier::kGpu, 0);
+    REQUIRE(gpu.ok());
+    auto exists = f.pool->Exists("ns", PromptView::Tokens(prompt));
+    REQUIRE(exists.ok());
+    // Parents go first: block 0 takes the free quota slot, the rest are dropped.
+    CHECK(exists->tiers == std::vector<Tier>{Tier::kHost, Tier::kNone, Tier::kNone, Tier::kNone});
+    CHECK(TierChanges(f.sink, first, Tier::kHost).size() == 1);
+    CHECK(CountRemoved(f.sink, first) == 3);
+    const NamespaceStats st = f.pool->GetStats().namespaces[0].stats;
+    CHECK(st.demoted_blocks == 1);
+    CHECK(st.evicted_blocks == 3);
+    CHECK(st.used_bytes == 3 * kBlockBytes);
+    std::vector<Tier> tiers;
+    const std::vector<uint64_t> sums = MatchedChecksums(*f.pool, prompt, 1, &tiers);
+    CHECK(sums[0] == FilledChecksum(40));
+  }
+}
+
+TEST_CASE("MemPool GPU tier: a full HOST tier makes room for demoted GPU blocks by host eviction",
+          "[node]") {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("kvpool-gpu-room-" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  {
+    const bool ssd = GENERATE(false, true);
+    CAPTURE(ssd);
+    GpuFixture f(memory::NewEmulatedDevice(), /*gpu_blocks=*/4);
+    if (ssd) {
+      storage::BlockStoreOptions so;
+      so.path = dir.string();
+      so.capacity_bytes = 64 * kBlockBytes;
+      auto store = storage::BlockStore::Open(so);
+      REQUIRE(store.ok());
+      REQUIRE(f.pool->AttachStore(std::move(store).value()).ok());
+    }
+    // HOST full of cached blocks: the coldest is the last block of `prefix` (2 blocks), whose
+    // only child is the GPU block published under it.
+    const auto prompt = GpuFixture::Tokens(3, 5000);
+    const std::vector<uint32_t> prefix(prompt.begin(), prompt.begin() + 2 * kBlockTokens);
+    f.Publish(prefix, Tier::kHost, 0);
+    const auto filler = GpuFixture::Tokens(14, 6000);
+    f.Publish(filler, Tier::kHost, 0);
+    auto alloc = f.pool->AllocMem("ns", 1, Tier::kGpu, 0);
+    REQUIRE(alloc.ok());
+    std::vector<uint8_t> bytes(kBlockBytes, 77);
+    REQUIRE(f.pool->device()
+                ->CopySync(f.pool->gpu_base() + alloc->blocks[0].offset, bytes.data(),
+                           kBlockBytes)
+                .ok());
+    const BlockHandle handle = alloc->blocks[0].handle;
+    REQUIRE(f.pool
+                ->Insert("ns", PromptView::Tokens(prompt), 2, std::span(&handle, 1),
+                         alloc->lease.id, false)
+                .ok());
+    REQUIRE(f.pool->Release(alloc->lease.id).ok());
+    f.Publish(GpuFixture::Tokens(3, 7000), Tier::kGpu, 90);
+    REQUIRE(f.pool->GetStats().namespaces[0].stats.used_bytes == 16 * kBlockBytes);
+
+    // One GPU block wanted: the GPU block under `prefix` is the coldest GPU leaf and goes to
+    // HOST; host eviction makes it room from the filler's last block, never from its own
+    // parent, though that was the colder HOST leaf.
+    const size_t first = f.sink.events.size();
+    auto gpu = f.pool->AllocMem("ns", 1, Tier::kGpu, 0);
+    REQUIRE(gpu.ok());
+    auto exists = f.pool->Exists("ns", PromptView::Tokens(prompt));
+    REQUIRE(exists.ok());
+    CHECK(exists->tiers == std::vector<Tier>(3, Tier::kHost));
+    exists = f.pool->Exists("ns", PromptView::Tokens(filler));
+    REQUIRE(exists.ok());
+    std::vector<Tier> expect(13, Tier::kHost);
+    expect.push_back(ssd ? Tier::kDisk : Tier::kNone);
+    CHECK(exists->tiers == expect);
+    CHECK(TierChanges(f.sink, first, Tier::kHost).size() == 1);
+    CHECK(TierChanges(f.sink, first, Tier::kDisk).size() == (ssd ? 1 : 0));
+    CHECK(CountRemoved(f.sink, first) == (ssd ? 0 : 1));
+    const NamespaceStats st = f.pool->GetStats().namespaces[0].stats;
+    CHECK(st.demoted_blocks == (ssd ? 2 : 1));
+    CHECK(st.evicted_blocks == (ssd ? 0 : 1));
+    CHECK(st.used_bytes == 16 * kBlockBytes);
+    CHECK(st.cached_blocks == 2 + 14 + 3);  // prompt, filler less one, the other GPU prompt
+    CHECK(st.gpu_used_bytes == 4 * kBlockBytes);
+    REQUIRE(f.pool->Release(gpu->lease.id).ok());
+    std::vector<Tier> tiers;
+    const std::vector<uint64_t> sums = MatchedChecksums(*f.pool, prompt, 3, &tiers);
+    CHECK(tiers == std::vector<Tier>(3, Tier::kHost));
+    CHECK(sums[2] == FilledChecksum(77));
   }
   std::filesystem::remove_all(dir);
 }
