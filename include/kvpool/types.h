@@ -56,7 +56,7 @@ struct NamespaceStats {
   uint64_t deleted_blocks = 0;
   uint64_t index_bytes = 0;       ///< memory of the prompt tree
   uint64_t disk_blocks = 0;       ///< blocks the SSD tier stores (some may be on HOST too)
-  uint64_t demoted_blocks = 0;    ///< HOST blocks moved to the SSD tier (pressure or SwapOut)
+  uint64_t demoted_blocks = 0;    ///< blocks moved down a tier: GPU to HOST or DISK, HOST to DISK (pressure or SwapOut)
   uint64_t promoted_blocks = 0;   ///< DISK blocks read back into pool memory
   uint64_t gpu_used_bytes = 0;    ///< bytes of live GPU-tier blocks (not in used_bytes)
 };
