@@ -109,6 +109,46 @@ struct BuiltOps {
   }
 };
 
+// One request of a batch the node runs against a host region of this process: a pull
+// (TransferFromRegion) for a Put, a push (Transfer to the region) for a Get.
+struct NodeRequest {
+  uint64_t lease = 0;
+  v1::TransferFromRegionRequest pull;  // Put
+  v1::TransferRequest push;            // Get
+  std::set<BlockHandle> named;
+};
+
+// Runs the requests one after the other; the first failure ends the batch.
+Status RunNodeRequests(v1::MemPool::Stub& stub, bool is_put,
+                       const std::vector<NodeRequest>& requests, uint32_t deadline_ms) {
+  for (const NodeRequest& p : requests) {
+    v1::TransferResponse resp;
+    KVPOOL_RETURN_IF_ERROR(
+        is_put ? rpc::CallUnary(stub, &v1::MemPool::Stub::TransferFromRegion, p.pull, &resp,
+                                deadline_ms)
+               : rpc::CallUnary(stub, &v1::MemPool::Stub::Transfer, p.push, &resp, deadline_ms));
+  }
+  return Status::Ok();
+}
+
+// Queues every copy on `stream` and waits for all of them, also after a refused copy: no copy
+// may still run into memory the caller reuses once this returns.
+Status CopyAll(memory::CopyStream& stream,
+               const std::vector<std::pair<uint8_t*, const uint8_t*>>& dst_src,
+               const std::vector<uint64_t>& sizes) {
+  Status st = Status::Ok();
+  for (size_t i = 0; i < dst_src.size() && st.ok(); ++i) {
+    st = stream.CopyAsync(dst_src[i].first, dst_src[i].second, sizes[i]);
+  }
+  Status synced = stream.Synchronize();
+  return st.ok() ? synced : st;
+}
+
+// The pinned bounce buffer of device-region batches on the node's GPU tier (see
+// DataPlane::Put): the node reaches only host memory of this process, so those bytes go device
+// -> bounce -> node and back. At least this big; larger when a block is.
+constexpr uint64_t kBounceBytes = 4ull << 20;
+
 // [offset, offset + length) inside [0, limit), without overflow.
 bool InRange(uint64_t offset, uint64_t length, uint64_t limit) {
   return offset <= limit && length <= limit - offset;
@@ -161,6 +201,11 @@ struct DataPlane::Impl {
       pending.swap(pulls);
     }
     for (auto& [region, pull] : pending) pull.wait();
+    absl::MutexLock lock(&bounce.mu);
+    DropBounceLocked();
+    for (Bounce::Buffer& old : bounce.retired) engine->Deregister(old.engine_id).IgnoreError();
+    bounce.retired.clear();
+    bounce.stream.reset();
   }
 
   // Forgets finished pulls.
@@ -175,11 +220,32 @@ struct DataPlane::Impl {
   std::unique_ptr<memory::DeviceRuntime> device ABSL_GUARDED_BY(mu);
   std::unique_ptr<transport::StagedCopier> staging ABSL_GUARDED_BY(mu);
 
+  // The bounce buffer (kBounceBytes) of device regions and GPU-tier blocks, created by the first
+  // such batch. Its mutex is held by the one batch using it for the whole batch.
+  struct Bounce {
+    struct Buffer {
+      std::unique_ptr<memory::PinnedBuffer> memory;
+      transport::RegionId engine_id{};
+      std::string rkey;
+    };
+    absl::Mutex mu;
+    Buffer current ABSL_GUARDED_BY(mu);
+    // Buffers of failed batches: the node may still write them after its RPC gave up, so they
+    // are never reused, only deregistered with the DataPlane.
+    std::vector<Buffer> retired ABSL_GUARDED_BY(mu);
+    std::unique_ptr<memory::CopyStream> stream ABSL_GUARDED_BY(mu);
+  };
+  Bounce bounce;
+
   // Opens the device and the staging buffers once.
   Status EnsureDeviceLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (staging != nullptr) return Status::Ok();
     if (device == nullptr) {
-      KVPOOL_ASSIGN_OR_RETURN(device, memory::OpenCudaDevice(options.cuda_device));
+      if (options.emulate_device) {
+        device = memory::NewEmulatedDevice();
+      } else {
+        KVPOOL_ASSIGN_OR_RETURN(device, memory::OpenCudaDevice(options.cuda_device));
+      }
     }
     KVPOOL_ASSIGN_OR_RETURN(staging, transport::StagedCopier::Create(engine.get(), device.get(),
                                                                      transport::StagingOptions{}));
@@ -268,11 +334,7 @@ struct DataPlane::Impl {
     }
     KVPOOL_ASSIGN_OR_RETURN(BuiltOps built, BuildOps(*node, region, offsets, blocks, is_put));
     if (built.node_gpu) {
-      if (built.local_device) {
-        return UnimplementedError(
-            "GPU-tier blocks of the node and a device region: move them through a host region "
-            "(or allocate host blocks)");
-      }
+      if (built.local_device) return SubmitBounced(is_put, region, blocks, std::move(built));
       return SubmitNodeDriven(is_put, region, offsets, blocks, built.bytes());
     }
     if (built.local_device) return SubmitStaged(is_put, region, std::move(node), built.ops);
@@ -335,24 +397,42 @@ struct DataPlane::Impl {
       absl::MutexLock lock(&mu);
       local = regions.at(static_cast<uint64_t>(region));
     }
-    // One request per lease; a block named twice (a batch may write one block repeatedly)
-    // starts another request, because the node refuses a repeated handle in one.
-    struct Pending {
-      uint64_t lease = 0;
-      v1::TransferFromRegionRequest pull;  // is_put
-      v1::TransferRequest push;            // !is_put
-      std::set<BlockHandle> named;
-    };
-    std::vector<Pending> requests;
+    std::vector<NodeRequest> requests =
+        NodeRequests(is_put, local, offsets, blocks, LeasesOf(is_put, blocks));
+    return RunAsync(region, bytes,
+                    [stub = stub, is_put, requests = std::move(requests),
+                     deadline_ms = options.transfer_timeout_ms + rpc_timeout_ms]() -> Status {
+                      return RunNodeRequests(*stub, is_put, requests, deadline_ms);
+                    });
+  }
+
+  // The lease holding each block (for a Put the one that may write it), looked up now: the
+  // lease book may change while a batch runs.
+  std::vector<uint64_t> LeasesOf(bool is_put, std::span<const BlockLocation> blocks) {
+    std::vector<uint64_t> out;
+    out.reserve(blocks.size());
+    for (const BlockLocation& b : blocks) {
+      out.push_back(is_put ? leases->WritableLeaseOf(b.handle) : leases->LeaseOf(b.handle));
+    }
+    return out;
+  }
+
+  // The node's requests moving blocks[i] (held by lease_of[i]) from or to `local` +
+  // offsets[i]: one per lease; a block named twice (a batch may write one block repeatedly)
+  // starts another request, because the node refuses a repeated handle in one.
+  std::vector<NodeRequest> NodeRequests(bool is_put, const RegisteredRegion& local,
+                                        std::span<const uint64_t> offsets,
+                                        std::span<const BlockLocation> blocks,
+                                        std::span<const uint64_t> lease_of) {
+    std::vector<NodeRequest> requests;
     for (size_t i = 0; i < blocks.size(); ++i) {
-      const uint64_t lease = is_put ? leases->WritableLeaseOf(blocks[i].handle)
-                                    : leases->LeaseOf(blocks[i].handle);
-      auto fits = [&](const Pending& p) {
+      const uint64_t lease = lease_of[i];
+      auto fits = [&](const NodeRequest& p) {
         return p.lease == lease && p.named.count(blocks[i].handle) == 0;
       };
       auto it = std::find_if(requests.begin(), requests.end(), fits);
       if (it == requests.end()) {
-        requests.push_back(Pending{lease, {}, {}, {}});
+        requests.push_back(NodeRequest{lease, {}, {}, {}});
         it = std::prev(requests.end());
       }
       it->named.insert(blocks[i].handle);
@@ -378,19 +458,120 @@ struct DataPlane::Impl {
       }
       where->add_offsets(offsets[i]);
     }
+    return requests;
+  }
+
+  // A batch of a device region with GPU-tier blocks (the rest of the batch may be host blocks):
+  // the node cannot reach device memory of this process and no peer can reach its GPU blocks,
+  // so the bytes go through the bounce buffer, a chunk of whole blocks at a time. Put: device ->
+  // bounce, then the node pulls the chunk; Get: the node pushes the chunk, then bounce ->
+  // device. The batch is already validated.
+  Result<TransferHandle> SubmitBounced(bool is_put, RegionId region,
+                                       std::span<const BlockLocation> blocks, BuiltOps built) {
+    memory::DeviceRuntime* dev = nullptr;
+    {
+      absl::MutexLock lock(&mu);
+      dev = device.get();
+    }
+    const uint64_t bytes = built.bytes();
     return RunAsync(region, bytes,
-                    [stub = stub, is_put, requests = std::move(requests),
-                     deadline_ms = options.transfer_timeout_ms + rpc_timeout_ms]() -> Status {
-                      for (const Pending& p : requests) {
-                        v1::TransferResponse resp;
-                        KVPOOL_RETURN_IF_ERROR(
-                            is_put ? rpc::CallUnary(*stub, &v1::MemPool::Stub::TransferFromRegion,
-                                                    p.pull, &resp, deadline_ms)
-                                   : rpc::CallUnary(*stub, &v1::MemPool::Stub::Transfer, p.push,
-                                                    &resp, deadline_ms));
-                      }
-                      return Status::Ok();
+                    [this, dev, is_put, ops = std::move(built.ops),
+                     blocks = std::vector<BlockLocation>(blocks.begin(), blocks.end()),
+                     lease_of = LeasesOf(is_put, blocks)]() -> Status {
+                      return RunBounced(dev, is_put, ops, blocks, lease_of);
                     });
+  }
+
+  Status RunBounced(memory::DeviceRuntime* dev, bool is_put,
+                    const std::vector<transport::TransferOp>& ops,
+                    const std::vector<BlockLocation>& blocks,
+                    const std::vector<uint64_t>& lease_of) {
+    uint64_t largest = 0;
+    for (const transport::TransferOp& op : ops) largest = std::max(largest, op.size_bytes);
+    absl::MutexLock hold(&bounce.mu);
+    KVPOOL_RETURN_IF_ERROR(EnsureBounceLocked(dev, std::max(kBounceBytes, largest)));
+    uint8_t* const base = bounce.current.memory->data();
+    const RegisteredRegion staged{bounce.current.engine_id, reinterpret_cast<uint64_t>(base),
+                                  bounce.current.memory->size_bytes(), bounce.current.rkey};
+    const uint32_t deadline_ms = options.transfer_timeout_ms + rpc_timeout_ms;
+    size_t first = 0;
+    while (first < ops.size()) {
+      // The chunk: blocks first..end-1, packed from the start of the bounce buffer. The buffer
+      // holds the largest block, so every chunk has at least one.
+      std::vector<uint64_t> at;
+      std::vector<uint64_t> sizes;
+      std::vector<std::pair<uint8_t*, const uint8_t*>> copies;
+      uint64_t used = 0;
+      size_t end = first;
+      for (; end < ops.size() && ops[end].size_bytes <= staged.size_bytes - used; ++end) {
+        uint8_t* device_bytes = reinterpret_cast<uint8_t*>(ops[end].local_address);
+        copies.push_back(is_put ? std::make_pair(base + used, device_bytes)
+                                : std::make_pair(device_bytes, base + used));
+        at.push_back(used);
+        sizes.push_back(ops[end].size_bytes);
+        used += ops[end].size_bytes;
+      }
+      if (is_put) {
+        KVPOOL_RETURN_IF_ERROR(
+            CopyAll(*bounce.stream, copies, sizes).WithContext("device -> bounce buffer"));
+      }
+      const size_t n = end - first;
+      Status moved = RunNodeRequests(
+          *stub, is_put,
+          NodeRequests(is_put, staged, at,
+                       std::span<const BlockLocation>(blocks).subspan(first, n),
+                       std::span<const uint64_t>(lease_of).subspan(first, n)),
+          deadline_ms);
+      if (!moved.ok()) {
+        // The node may still be moving bytes of this chunk after its RPC ended.
+        RetireBounceLocked();
+        return moved;
+      }
+      if (!is_put) {
+        KVPOOL_RETURN_IF_ERROR(
+            CopyAll(*bounce.stream, copies, sizes).WithContext("bounce buffer -> device"));
+      }
+      first = end;
+    }
+    return Status::Ok();
+  }
+
+  // A registered bounce buffer of at least `bytes` and a stream, made on first use and grown
+  // when a batch has a larger block.
+  Status EnsureBounceLocked(memory::DeviceRuntime* dev, uint64_t bytes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(bounce.mu) {
+    if (bounce.stream == nullptr) {
+      KVPOOL_ASSIGN_OR_RETURN(bounce.stream, dev->NewStream());
+    }
+    if (bounce.current.memory != nullptr && bounce.current.memory->size_bytes() >= bytes) {
+      return Status::Ok();
+    }
+    DropBounceLocked();
+    Result<std::unique_ptr<memory::PinnedBuffer>> memory = dev->AllocatePinned(bytes);
+    if (!memory.ok()) {
+      return memory.status().WithContext("pinned bounce buffer for GPU-tier blocks");
+    }
+    Result<transport::LocalRegion> registered =
+        engine->RegisterMemory((*memory)->data(), (*memory)->size_bytes());
+    if (!registered.ok()) {
+      return registered.status().WithContext("registering the bounce buffer for GPU-tier blocks");
+    }
+    bounce.current = Bounce::Buffer{*std::move(memory), registered->id, registered->rkey};
+    return Status::Ok();
+  }
+
+  // Frees the bounce buffer; no transfer may use it any more.
+  void DropBounceLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(bounce.mu) {
+    if (bounce.current.memory == nullptr) return;
+    engine->Deregister(bounce.current.engine_id).IgnoreError();
+    bounce.current = Bounce::Buffer{};
+  }
+
+  // Sets the bounce buffer aside after a failed batch; the next batch makes a new one.
+  void RetireBounceLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(bounce.mu) {
+    if (bounce.current.memory == nullptr) return;
+    bounce.retired.push_back(std::move(bounce.current));
+    bounce.current = Bounce::Buffer{};
   }
 
   // Validates the whole batch and builds its ops; nothing moves on error.
@@ -502,7 +683,9 @@ Result<RegionId> DataPlane::RegisterMemory(void* ptr, size_t size_bytes, MemoryK
     absl::MutexLock lock(&impl_->mu);
     KVPOOL_RETURN_IF_ERROR(impl_->EnsureDeviceLocked());
     const uint8_t* last = static_cast<const uint8_t*>(ptr) + size_bytes - 1;
-    if (!impl_->device->IsDevicePointer(ptr) || !impl_->device->IsDevicePointer(last)) {
+    // The emulation's "device" memory is host memory: any range is accepted.
+    if (!impl_->device->emulated() &&
+        (!impl_->device->IsDevicePointer(ptr) || !impl_->device->IsDevicePointer(last))) {
       return InvalidArgumentError("RegisterMemory: [" + std::to_string(address) + ", +" +
                                   std::to_string(size_bytes) + ") is not device memory of " +
                                   impl_->device->Describe());

@@ -63,6 +63,11 @@ struct DataPlaneOptions {
   PutPath put_path = PutPath::kAuto;
   /// CUDA device whose memory RegisterMemory(..., MemoryKind::kDevice) takes. Default: 0.
   int cuda_device = 0;
+  /// For tests and demos without a GPU, like kvpoold's --gpu-emulate: device regions are host
+  /// memory of this process (any host range is accepted as MemoryKind::kDevice) and the device
+  /// copies of the staging paths are memcpy, so every device-region path runs without CUDA.
+  /// cuda_device is then ignored. Not for production. Default: false.
+  bool emulate_device = false;
 };
 
 /// The outcome of one asynchronous Put or Get batch. Cheap to copy; copies observe the same
@@ -130,11 +135,13 @@ class DataPlane {
   /// the memory cannot be registered.
   ///
   /// MemoryKind::kDevice: `ptr` is CUDA device memory (cudaMalloc) of options.cuda_device, e.g.
-  /// the engine's own KV cache. UCX here cannot reach device memory, so its transfers go
-  /// through pinned host staging buffers of this DataPlane (device -> pinned -> UCX and back,
-  /// pipelined in chunks; docs/gpu.md). UNAVAILABLE without a CUDA device or driver,
-  /// UNIMPLEMENTED in a build without CUDA, INVALID_ARGUMENT when `ptr` is not device memory.
-  /// A device region moves host-tier blocks only and cannot be exported.
+  /// the engine's own KV cache (with options.emulate_device: any host memory). UCX here cannot
+  /// reach device memory, so its transfers go through pinned host memory of this DataPlane:
+  /// for host-tier blocks staging buffers (device -> pinned -> UCX and back, pipelined in
+  /// chunks), for GPU-tier blocks a bounce buffer that the node reads or writes itself (see
+  /// Put; docs/gpu.md). UNAVAILABLE without a CUDA device or driver, UNIMPLEMENTED in a build
+  /// without CUDA, INVALID_ARGUMENT when `ptr` is not device memory. A device region cannot be
+  /// exported.
   Result<RegionId> RegisterMemory(void* ptr, size_t size_bytes,
                                   MemoryKind kind = MemoryKind::kHost);
   /// NOT_FOUND for an unknown region; FAILED_PRECONDITION while a batch uses it.
@@ -150,17 +157,22 @@ class DataPlane {
   /// Writes, for each i, blocks[i].length bytes from `region` + region_offsets[i] into the
   /// node's block blocks[i] (at its offset). Batched and asynchronous. Blocks of the node's GPU
   /// tier, which no peer can reach one-sided, are written by the node itself (it pulls the
-  /// region and stages the bytes to the device: TransferFromRegion). Refused before any byte
-  /// moves: INVALID_ARGUMENT for an empty batch, spans of different lengths, a block of length
-  /// 0 or of the disk tier, a host block outside the node's region, or a region range
-  /// outside `region`; UNIMPLEMENTED for GPU-tier blocks with a device region; FAILED_PRECONDITION for a block the Client holds no live lease for, one
-  /// already inserted (read-only), or one whose offset or length differs from the node's;
-  /// NOT_FOUND for an unknown region; UNAVAILABLE when the node is known dead.
+  /// region and stages the bytes to the device: TransferFromRegion). A batch with GPU-tier
+  /// blocks from a device region goes through a pinned bounce buffer of this DataPlane (at
+  /// least 4 MiB, at least the largest block): chunk by chunk, device -> bounce, then the node
+  /// pulls the bounce buffer; one such batch at a time per DataPlane, others wait. Refused
+  /// before any byte moves: INVALID_ARGUMENT for an empty batch, spans of different lengths, a
+  /// block of length 0 or of the disk tier, a host block outside the node's region, or a
+  /// region range outside `region`; FAILED_PRECONDITION for a block the Client holds no live
+  /// lease for, one already inserted (read-only), or one whose offset or length differs from
+  /// the node's; NOT_FOUND for an unknown region; UNAVAILABLE when the node is known dead.
+  /// While the batch runs, Deregister(region) is refused.
   Result<TransferHandle> Put(RegionId region, std::span<const uint64_t> region_offsets,
                              std::span<const BlockLocation> blocks);
   /// Reads each block into `region` + region_offsets[i]. Refusals as Put, except that blocks
   /// pinned by a Match lease may be read. GPU-tier blocks are sent by the node (Transfer to
-  /// this region).
+  /// this region; for a device region into the bounce buffer, then bounce -> device, chunk by
+  /// chunk).
   Result<TransferHandle> Get(std::span<const BlockLocation> blocks, RegionId region,
                              std::span<const uint64_t> region_offsets);
   /// Debugging: compares BlockChecksum of each block's bytes on the node (ResolveBlocks, which
