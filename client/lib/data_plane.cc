@@ -131,14 +131,19 @@ Status RunNodeRequests(v1::MemPool::Stub& stub, bool is_put,
   return Status::Ok();
 }
 
+// One device copy: `bytes` from `src` to `dst`.
+struct DeviceCopy {
+  uint8_t* dst = nullptr;
+  const uint8_t* src = nullptr;
+  uint64_t bytes = 0;
+};
+
 // Queues every copy on `stream` and waits for all of them, also after a refused copy: no copy
 // may still run into memory the caller reuses once this returns.
-Status CopyAll(memory::CopyStream& stream,
-               const std::vector<std::pair<uint8_t*, const uint8_t*>>& dst_src,
-               const std::vector<uint64_t>& sizes) {
+Status CopyAll(memory::CopyStream& stream, const std::vector<DeviceCopy>& copies) {
   Status st = Status::Ok();
-  for (size_t i = 0; i < dst_src.size() && st.ok(); ++i) {
-    st = stream.CopyAsync(dst_src[i].first, dst_src[i].second, sizes[i]);
+  for (size_t i = 0; i < copies.size() && st.ok(); ++i) {
+    st = stream.CopyAsync(copies[i].dst, copies[i].src, copies[i].bytes);
   }
   Status synced = stream.Synchronize();
   return st.ok() ? synced : st;
@@ -498,22 +503,21 @@ struct DataPlane::Impl {
     while (first < ops.size()) {
       // The chunk: blocks first..end-1, packed from the start of the bounce buffer. The buffer
       // holds the largest block, so every chunk has at least one.
-      std::vector<uint64_t> at;
-      std::vector<uint64_t> sizes;
-      std::vector<std::pair<uint8_t*, const uint8_t*>> copies;
+      std::vector<uint64_t> at;  // each block's offset in the bounce buffer
+      std::vector<DeviceCopy> copies;
       uint64_t used = 0;
       size_t end = first;
       for (; end < ops.size() && ops[end].size_bytes <= staged.size_bytes - used; ++end) {
         uint8_t* device_bytes = reinterpret_cast<uint8_t*>(ops[end].local_address);
-        copies.push_back(is_put ? std::make_pair(base + used, device_bytes)
-                                : std::make_pair(device_bytes, base + used));
+        const uint64_t size = ops[end].size_bytes;
+        copies.push_back(is_put ? DeviceCopy{base + used, device_bytes, size}
+                                : DeviceCopy{device_bytes, base + used, size});
         at.push_back(used);
-        sizes.push_back(ops[end].size_bytes);
-        used += ops[end].size_bytes;
+        used += size;
       }
       if (is_put) {
         KVPOOL_RETURN_IF_ERROR(
-            CopyAll(*bounce.stream, copies, sizes).WithContext("device -> bounce buffer"));
+            CopyAll(*bounce.stream, copies).WithContext("device -> bounce buffer"));
       }
       const size_t n = end - first;
       Status moved = RunNodeRequests(
@@ -529,7 +533,7 @@ struct DataPlane::Impl {
       }
       if (!is_put) {
         KVPOOL_RETURN_IF_ERROR(
-            CopyAll(*bounce.stream, copies, sizes).WithContext("bounce buffer -> device"));
+            CopyAll(*bounce.stream, copies).WithContext("bounce buffer -> device"));
       }
       first = end;
     }

@@ -424,18 +424,17 @@ std::optional<memory::Slot> MemPool::CopyGpuToHostLocked(NamespaceState& ns,
   const Status copied = device_->CopySync(arena_->base() + ns.ArenaOffset(slot),
                                           gpu_base_ + ns.ArenaOffset(gpu_slot), bytes);
   if (!copied.ok()) {
-    KVPOOL_LOG(WARNING) << "cannot copy GPU block " << ns.meta(gpu_slot).hash.ToHex()
+    KVPOOL_LOG(WARNING) << "cannot copy GPU block " << gpu_meta.hash.ToHex()
                         << " of namespace " << Quote(ns.spec().name) << " to HOST: " << copied;
     ns.FreeBlock(slot);
     return std::nullopt;
   }
-  const BlockMeta& from = ns.meta(gpu_slot);
   BlockMeta& to = ns.meta(slot);
   to.state = BlockState::kCached;
   to.owner_lease = 0;
-  to.hash = from.hash;
-  to.parent = from.parent;
-  to.has_parent = from.has_parent;
+  to.hash = gpu_meta.hash;
+  to.parent = gpu_meta.parent;
+  to.has_parent = gpu_meta.has_parent;
   --ns.allocated_blocks;
   return slot;
 }

@@ -19,6 +19,8 @@
 #include <sstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 extern char** environ;
 
 namespace kvpool::itest {
@@ -210,6 +212,25 @@ int FreePort() {
   REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
   ::close(fd);
   return ntohs(addr.sin_port);
+}
+
+MetricSamples Scrape(const std::string& target) {
+  const CommandResult r = RunKvpoolctl("127.0.0.1:1", {"metrics", "--target", target, "--json"});
+  INFO("kvpoolctl metrics: " << r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  const nlohmann::json doc = nlohmann::json::parse(r.out);
+  MetricSamples out;
+  for (const nlohmann::json& s : doc.at("samples")) {
+    out[{s.at("name").get<std::string>(),
+         s.at("labels").get<std::map<std::string, std::string>>()}] = s.at("value").get<double>();
+  }
+  return out;
+}
+
+double Value(const MetricSamples& samples, const std::string& name,
+             const std::map<std::string, std::string>& labels) {
+  auto it = samples.find({name, labels});
+  return it == samples.end() ? -1 : it->second;
 }
 
 bool PollUntil(int timeout_ms, const std::function<bool()>& done) {

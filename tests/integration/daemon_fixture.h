@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -181,6 +182,15 @@ bool PollUntil(int timeout_ms, const std::function<bool()>& done);
 
 /// A loopback TCP port that was free a moment ago (for a daemon's --metrics-listen).
 int FreePort();
+
+/// All samples of one scrape of a /metrics endpoint (`kvpoolctl metrics --target TARGET
+/// --json`), as (name, labels) -> value. REQUIREs that the scrape works.
+using MetricSamples =
+    std::map<std::pair<std::string, std::map<std::string, std::string>>, double>;
+MetricSamples Scrape(const std::string& target);
+/// The value of one sample, or -1 when the scrape has none of that name and labels.
+double Value(const MetricSamples& samples, const std::string& name,
+             const std::map<std::string, std::string>& labels = {});
 
 /// `n` pseudo-random bytes, deterministic in `seed` (KV contents for byte-exact checks).
 std::vector<uint8_t> RandomBytes(size_t n, uint64_t seed);

@@ -1,36 +1,9 @@
 // /metrics on kvpoold and kvpool-scheduler: real daemons, real operations, scraped over HTTP by
 // `kvpoolctl metrics`, and the values checked to move as the operations say.
-#include <map>
-#include <nlohmann/json.hpp>
-
 #include "tests/integration/daemon_fixture.h"
 
 namespace kvpool::itest {
 namespace {
-
-using json = nlohmann::json;
-
-// All samples of a scrape, as (name, labels) -> value.
-using Samples = std::map<std::pair<std::string, std::map<std::string, std::string>>, double>;
-
-Samples Scrape(const std::string& target) {
-  const CommandResult r = RunKvpoolctl("127.0.0.1:1", {"metrics", "--target", target, "--json"});
-  INFO("kvpoolctl metrics: " << r.out << r.err);
-  REQUIRE(r.exit_code == 0);
-  const json doc = json::parse(r.out);
-  Samples out;
-  for (const json& s : doc.at("samples")) {
-    out[{s.at("name").get<std::string>(),
-         s.at("labels").get<std::map<std::string, std::string>>()}] = s.at("value").get<double>();
-  }
-  return out;
-}
-
-double Value(const Samples& samples, const std::string& name,
-             const std::map<std::string, std::string>& labels = {}) {
-  auto it = samples.find({name, labels});
-  return it == samples.end() ? -1 : it->second;
-}
 
 }  // namespace
 
@@ -57,7 +30,7 @@ TEST_CASE("Metrics: kvpoold and the scheduler export counters that follow the op
   const std::string node_target = "127.0.0.1:" + std::to_string(node_metrics);
   const std::string sched_target = "127.0.0.1:" + std::to_string(sched_metrics);
 
-  const Samples before = Scrape(node_target);
+  const MetricSamples before = Scrape(node_target);
   CHECK(Value(before, "kvpool_pool_capacity_bytes", {{"tier", "host"}}) == 64.0 * (1 << 20));
   CHECK(Value(before, "kvpool_leases_active") == 0);
   CHECK(Value(before, "kvpool_node_draining") == 0);
@@ -73,7 +46,7 @@ TEST_CASE("Metrics: kvpoold and the scheduler export counters that follow the op
   CHECK(KVPOOL_IT_VALUE(c.Match("m", PromptView::Tokens(other))).matched_blocks == 0);
   KVPOOL_IT_CHECK_ERROR(c.GetNamespace("absent"), StatusCode::kNotFound, "absent");
 
-  const Samples after = Scrape(node_target);
+  const MetricSamples after = Scrape(node_target);
   const std::map<std::string, std::string> ns{{"namespace", "m"}};
   CHECK(Value(after, "kvpool_node_draining") == 0);
   CHECK(Value(after, "kvpool_namespace_inserted_blocks_total", ns) == 4);
@@ -94,7 +67,7 @@ TEST_CASE("Metrics: kvpoold and the scheduler export counters that follow the op
               {{"server", "kvpoold"}, {"method", "Match"}}) == 2);
 
   // The scheduler: the node registered and its insert arrived as KV events.
-  Samples s;
+  MetricSamples s;
   const bool indexed = PollUntil(10'000, [&] {
     s = Scrape(sched_target);
     return Value(s, "kvpool_scheduler_index_blocks") == 4;

@@ -217,16 +217,7 @@ TEST_CASE("Drain: the drain state survives a restart of the node and shows in it
   options.extra_args = {"--no-data-plane",
                         "--metrics-listen=127.0.0.1:" + std::to_string(metrics_port)};
   const std::string target = "127.0.0.1:" + std::to_string(metrics_port);
-  auto Draining = [&] {
-    const CommandResult r = RunKvpoolctl("127.0.0.1:1", {"metrics", "--target", target, "--json"});
-    INFO("kvpoolctl metrics: " << r.out << r.err);
-    REQUIRE(r.exit_code == 0);
-    const json doc = ParseJson(r.out);
-    for (const json& s : doc.at("samples")) {
-      if (s.at("name") == "kvpool_node_draining") return s.at("value").get<double>();
-    }
-    return -1.0;
-  };
+  auto Draining = [&] { return Value(Scrape(target), "kvpool_node_draining"); };
   {
     auto node = KVPOOL_IT_VALUE(launch::LocalKvpoold::Start(options));
     auto c = KVPOOL_IT_VALUE(Client::Connect(node->address()));
