@@ -15,6 +15,7 @@ enum class MemPoolMethod : uint8_t {
   kCreateNamespace, kGetNamespace, kListNamespaces, kDeleteNamespace, kAllocMem, kFreeMem,
   kInsert, kMatch, kExists, kDelete, kRenew, kRelease, kGetStats, kEvict, kGetDataPlane,
   kResolveBlocks, kTransfer, kTransferWithInsert, kTransferFromRegion, kSwapOut, kSwapIn,
+  kDrain, kUndrain,
   kCount,
 };
 

@@ -186,6 +186,16 @@ class Harness {
         Call(r, &S::SwapIn, &resp, [](v1::SwapInRequest&) {});
         break;
       }
+      case M::kDrain: {  // no scheduler, no SSD tier: marks the node, demotes nothing
+        v1::DrainResponse resp;
+        Call(r, &S::Drain, &resp, [](v1::DrainRequest&) {});
+        break;
+      }
+      case M::kUndrain: {
+        v1::UndrainResponse resp;
+        Call(r, &S::Undrain, &resp, [](v1::UndrainRequest&) {});
+        break;
+      }
       case M::kCount:
         break;
     }
@@ -286,6 +296,8 @@ const google::protobuf::Message* Request(uint8_t method) {
     case M::kTransferFromRegion: return &v1::TransferFromRegionRequest::default_instance();
     case M::kSwapOut: return &v1::SwapOutRequest::default_instance();
     case M::kSwapIn: return &v1::SwapInRequest::default_instance();
+    case M::kDrain: return &v1::DrainRequest::default_instance();
+    case M::kUndrain: return &v1::UndrainRequest::default_instance();
     case M::kCount: break;
   }
   return nullptr;

@@ -219,6 +219,8 @@ void MemPoolSeeds(CorpusWriter& w) {
   rec(&flow, M::kAllocMem, Bytes(alloc), kAdvanceClock | (2 << 3));
   rec(&flow, M::kFreeMem, Bytes(free), kLease);
   rec(&flow, M::kEvict, Bytes(evict));
+  rec(&flow, M::kDrain, "");
+  rec(&flow, M::kUndrain, "");
   rec(&flow, M::kGetNamespace, Bytes(get));
   rec(&flow, M::kListNamespaces, "");
   rec(&flow, M::kDeleteNamespace, Bytes(delete_ns));
