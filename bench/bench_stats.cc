@@ -1,10 +1,22 @@
 #include "bench/bench_stats.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 
 namespace kvpool::bench {
+
+uint64_t ReadTicks() {
+#if defined(__x86_64__) || defined(__i386__)
+  return __rdtsc();
+#else
+  return static_cast<uint64_t>(BenchClock::now().time_since_epoch().count());
+#endif
+}
 
 Summary Summarize(std::vector<double>& samples) {
   Summary s;

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "absl/synchronization/mutex.h"
 #include "bench/cluster_command.h"
 #include "bench/control_bench.h"
 #include "bench/gen_trace_command.h"
@@ -42,6 +43,10 @@ std::string SiblingBinary(const char* name) {
 
 int main(int argc, char** argv) {
   using namespace kvpool::bench;
+  // Debian builds abseil without NDEBUG, which leaves Mutex deadlock detection on: a lock-order
+  // graph update on every acquisition. The daemons turn it off, and so does an engine built for
+  // production (docs/api.md); the benchmarks measure that configuration.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   CLI::App app{"kvpool-bench: kvpool benchmarks (tables, or JSON with --json)", "kvpool-bench"};
   app.require_subcommand(1);
   app.fallthrough();  // global flags may also follow the subcommand

@@ -14,13 +14,14 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/inlined_vector.h"
+#include "absl/synchronization/mutex.h"
 #include "client/lib/client_impl.h"
 #include "client/lib/lease_book.h"
-#include "absl/synchronization/mutex.h"
 #include "kvpool/v1/mempool.grpc.pb.h"
+#include "memory/device.h"
 #include "rpc/client_channel.h"
 #include "rpc/status_convert.h"
-#include "memory/device.h"
 #include "transport/staged_copier.h"
 #include "transport/transfer_engine.h"
 
@@ -99,7 +100,9 @@ struct RegisteredRegion {
 
 // A validated batch.
 struct BuiltOps {
-  std::vector<transport::TransferOp> ops;  // remote_address 0 for GPU-tier blocks
+  // remote_address 0 for GPU-tier blocks. Inline storage: most calls move a few blocks, and an
+  // allocation is a noticeable share of a one-block call.
+  absl::InlinedVector<transport::TransferOp, 4> ops;
   bool node_gpu = false;      // some block is in the node's GPU tier: the node moves the bytes
   bool local_device = false;  // the region is device memory: this process stages the bytes
   uint64_t bytes() const {
@@ -262,6 +265,27 @@ struct DataPlane::Impl {
     return link;
   }
 
+  // The link and one local region, read under one acquisition of `mu` (this runs on every
+  // Put and Get). `found` is false when the region is not registered.
+  struct CallView {
+    std::shared_ptr<const NodeLink> node;
+    bool found = false;
+    uint64_t address = 0;
+    uint64_t size_bytes = 0;
+    bool device = false;
+  };
+  CallView View(RegionId region) {
+    absl::MutexLock lock(&mu);
+    CallView view{link};
+    auto it = regions.find(static_cast<uint64_t>(region));
+    if (it == regions.end()) return view;
+    view.found = true;
+    view.address = it->second.address;
+    view.size_bytes = it->second.size_bytes;
+    view.device = it->second.device;
+    return view;
+  }
+
   // Asks the node for its data plane and connects to it, finishing the handshake.
   Result<std::shared_ptr<const NodeLink>> OpenLink() {
     v1::GetDataPlaneRequest req;
@@ -330,19 +354,23 @@ struct DataPlane::Impl {
 
   Result<TransferHandle> Submit(bool is_put, RegionId region, std::span<const uint64_t> offsets,
                                 std::span<const BlockLocation> blocks) {
-    std::shared_ptr<const NodeLink> node = Link();
-    if (node->failed.load(std::memory_order_relaxed)) {
+    CallView view = View(region);
+    if (view.node->failed.load(std::memory_order_relaxed)) {
       // An earlier batch found the node gone: reconnect first. A restarted node voids this
       // client's leases, so the call fails; the same node just gets a fresh endpoint.
-      KVPOOL_RETURN_IF_ERROR(Relink(node, UnavailableError("an earlier transfer found the node unreachable")));
-      node = Link();
+      KVPOOL_RETURN_IF_ERROR(
+          Relink(view.node, UnavailableError("an earlier transfer found the node unreachable")));
+      view = View(region);
     }
-    KVPOOL_ASSIGN_OR_RETURN(BuiltOps built, BuildOps(*node, region, offsets, blocks, is_put));
+    KVPOOL_ASSIGN_OR_RETURN(BuiltOps built, BuildOps(view, region, offsets, blocks, is_put));
+    std::shared_ptr<const NodeLink> node = std::move(view.node);
     if (built.node_gpu) {
       if (built.local_device) return SubmitBounced(is_put, region, blocks, std::move(built));
       return SubmitNodeDriven(is_put, region, offsets, blocks, built.bytes());
     }
-    if (built.local_device) return SubmitStaged(is_put, region, std::move(node), built.ops);
+    if (built.local_device) {
+      return SubmitStaged(is_put, region, std::move(node), {built.ops.begin(), built.ops.end()});
+    }
     if (is_put && node_pulls_puts) {
       return SubmitNodeDriven(true, region, offsets, blocks, built.bytes());
     }
@@ -480,7 +508,8 @@ struct DataPlane::Impl {
     }
     const uint64_t bytes = built.bytes();
     return RunAsync(region, bytes,
-                    [this, dev, is_put, ops = std::move(built.ops),
+                    [this, dev, is_put,
+                     ops = std::vector<transport::TransferOp>(built.ops.begin(), built.ops.end()),
                      blocks = std::vector<BlockLocation>(blocks.begin(), blocks.end()),
                      lease_of = LeasesOf(is_put, blocks)]() -> Status {
                       return RunBounced(dev, is_put, ops, blocks, lease_of);
@@ -579,56 +608,54 @@ struct DataPlane::Impl {
   }
 
   // Validates the whole batch and builds its ops; nothing moves on error.
-  Result<BuiltOps> BuildOps(const NodeLink& node, RegionId region,
+  Result<BuiltOps> BuildOps(const CallView& view, RegionId region,
                             std::span<const uint64_t> offsets,
                             std::span<const BlockLocation> blocks, bool for_write) {
-    const transport::RemoteRegion& node_region = node.region;
+    const transport::RemoteRegion& node_region = view.node->region;
     if (blocks.empty()) return InvalidArgumentError("a transfer needs at least one block");
     if (offsets.size() != blocks.size()) {
       return InvalidArgumentError("a transfer needs one region offset per block: got " +
                                   std::to_string(offsets.size()) + " offsets for " +
                                   std::to_string(blocks.size()) + " blocks");
     }
-    RegisteredRegion local;
-    {
-      absl::MutexLock lock(&mu);
-      auto it = regions.find(static_cast<uint64_t>(region));
-      if (it == regions.end()) {
-        return NotFoundError("region " + std::to_string(static_cast<uint64_t>(region)) +
-                             " is not registered with this DataPlane");
-      }
-      local = it->second;
+    if (!view.found) {
+      return NotFoundError("region " + std::to_string(static_cast<uint64_t>(region)) +
+                           " is not registered with this DataPlane");
     }
     BuiltOps built;
-    built.local_device = local.device;
-    std::vector<transport::TransferOp>& ops = built.ops;
+    built.local_device = view.device;
+    const uint64_t local_address = view.address;
+    const uint64_t local_bytes = view.size_bytes;
+    // Messages are built only for a bad block: this loop runs on every call.
+    auto which = [&](size_t i) {
+      return "block " + std::to_string(i) + " (handle " + std::to_string(blocks[i].handle) + ")";
+    };
+    auto& ops = built.ops;
     ops.reserve(blocks.size());
     for (size_t i = 0; i < blocks.size(); ++i) {
       const BlockLocation& b = blocks[i];
-      const std::string which = "block " + std::to_string(i) + " (handle " +
-                                std::to_string(b.handle) + ")";
       if (b.tier != Tier::kHost && b.tier != Tier::kGpu) {
-        return InvalidArgumentError(which + " is in tier " + std::string(TierName(b.tier)) +
+        return InvalidArgumentError(which(i) + " is in tier " + std::string(TierName(b.tier)) +
                                     "; the data plane moves host and GPU blocks (Match with a "
                                     "lease promotes disk blocks first)");
       }
-      if (b.length == 0) return InvalidArgumentError(which + " has length 0");
+      if (b.length == 0) return InvalidArgumentError(which(i) + " has length 0");
       if (b.tier == Tier::kGpu) {
         built.node_gpu = true;  // the node checks its own device offsets
       } else if (!InRange(b.offset, b.length, node_region.size_bytes)) {
-        return InvalidArgumentError(which + " [" + std::to_string(b.offset) + ", +" +
+        return InvalidArgumentError(which(i) + " [" + std::to_string(b.offset) + ", +" +
                                     std::to_string(b.length) + ") lies outside the node's " +
                                     std::to_string(node_region.size_bytes) + "-byte region");
       }
-      if (!InRange(offsets[i], b.length, local.size_bytes)) {
+      if (!InRange(offsets[i], b.length, local_bytes)) {
         return InvalidArgumentError("region offset " + std::to_string(i) + " [" +
                                     std::to_string(offsets[i]) + ", +" +
                                     std::to_string(b.length) + ") lies outside the " +
-                                    std::to_string(local.size_bytes) + "-byte region " +
+                                    std::to_string(local_bytes) + "-byte region " +
                                     std::to_string(static_cast<uint64_t>(region)));
       }
       ops.push_back(transport::TransferOp{
-          local.address + offsets[i], b.tier == Tier::kGpu ? 0 : node_region.address + b.offset,
+          local_address + offsets[i], b.tier == Tier::kGpu ? 0 : node_region.address + b.offset,
           b.length});
     }
     KVPOOL_RETURN_IF_ERROR(leases->Check(blocks, for_write));
@@ -763,8 +790,8 @@ Result<TransferHandle> DataPlane::Get(std::span<const BlockLocation> blocks, Reg
 Status DataPlane::Verify(uint64_t lease_id, std::span<const BlockLocation> blocks,
                          RegionId region, std::span<const uint64_t> region_offsets) {
   KVPOOL_ASSIGN_OR_RETURN(BuiltOps built,
-                          impl_->BuildOps(*impl_->Link(), region, region_offsets, blocks, false));
-  const std::vector<transport::TransferOp>& ops = built.ops;
+                          impl_->BuildOps(impl_->View(region), region, region_offsets, blocks, false));
+  const auto& ops = built.ops;
   v1::ResolveBlocksRequest req;
   req.set_lease_id(lease_id);
   for (const BlockLocation& b : blocks) req.add_handles(b.handle);

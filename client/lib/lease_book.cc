@@ -1,16 +1,42 @@
 #include "client/lib/lease_book.h"
 
+#include <time.h>
+
 #include <algorithm>
 #include <string>
 
 namespace kvpool::client_internal {
+
+CoarseMonotonicClock::time_point CoarseMonotonicClock::now() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return time_point(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
+}
+
+CoarseMonotonicClock::duration CoarseMonotonicClock::resolution() noexcept {
+  static const duration res = [] {
+    timespec ts{};
+    if (clock_getres(CLOCK_MONOTONIC_COARSE, &ts) != 0) {
+      return duration(std::chrono::milliseconds(10));  // longer than any tick in use
+    }
+    return duration(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
+  }();
+  return res;
+}
+
+namespace {
+// A deadline `ttl_ms` after `now` that the coarse clock cannot overshoot.
+LeaseBook::Clock::time_point DeadlineAfter(LeaseBook::Clock::time_point now, uint32_t ttl_ms) {
+  return now + std::chrono::milliseconds(ttl_ms) - LeaseBook::Clock::resolution();
+}
+}  // namespace
 
 void LeaseBook::AddLocked(uint64_t lease_id, uint32_t ttl_ms,
                           std::span<const BlockLocation> blocks, bool writable) {
   const Clock::time_point now = Clock::now();
   MaybeSweepLocked(now);
   LeaseEntry& lease = leases_[lease_id];
-  lease.deadline = now + std::chrono::milliseconds(ttl_ms);
+  lease.deadline = DeadlineAfter(now, ttl_ms);
   lease.handles.reserve(lease.handles.size() + blocks.size());
   for (const BlockLocation& b : blocks) {
     BlockEntry& entry = blocks_[b.handle];
@@ -64,7 +90,7 @@ void LeaseBook::OnFreed(uint64_t lease_id, std::span<const BlockHandle> handles)
 void LeaseBook::OnRenewed(uint64_t lease_id, uint32_t ttl_ms) {
   absl::MutexLock lock(&mu_);
   auto it = leases_.find(lease_id);
-  if (it != leases_.end()) it->second.deadline = Clock::now() + std::chrono::milliseconds(ttl_ms);
+  if (it != leases_.end()) it->second.deadline = DeadlineAfter(Clock::now(), ttl_ms);
 }
 
 void LeaseBook::OnReleased(uint64_t lease_id) {
@@ -115,18 +141,20 @@ Status LeaseBook::Check(std::span<const BlockLocation> blocks, bool for_write) {
   absl::MutexLock lock(&mu_);
   for (size_t i = 0; i < blocks.size(); ++i) {
     const BlockLocation& b = blocks[i];
-    const std::string which =
-        "block " + std::to_string(i) + " (handle " + std::to_string(b.handle) + ")";
+    // Built only for a refusal: Check runs on every Put and Get.
+    auto which = [&] {
+      return "block " + std::to_string(i) + " (handle " + std::to_string(b.handle) + ")";
+    };
     auto it = blocks_.find(b.handle);
     if (it == blocks_.end()) {
       return FailedPreconditionError(
-          which + " is held by no lease of this client (AllocMem or Match with a lease first; "
+          which() + " is held by no lease of this client (AllocMem or Match with a lease first; "
                   "released, freed and inserted blocks are refused)");
     }
     const BlockEntry& entry = it->second;
     if (entry.offset != b.offset || entry.length != b.length) {
       return FailedPreconditionError(
-          which + " is at [" + std::to_string(entry.offset) + ", +" +
+          which() + " is at [" + std::to_string(entry.offset) + ", +" +
           std::to_string(entry.length) + ") on the node, not at the given [" +
           std::to_string(b.offset) + ", +" + std::to_string(b.length) + ")");
     }
@@ -138,11 +166,11 @@ Status LeaseBook::Check(std::span<const BlockLocation> blocks, bool for_write) {
       writable = writable || h.writable;
     }
     if (!live) {
-      return FailedPreconditionError(which + " is held only by expired leases");
+      return FailedPreconditionError(which() + " is held only by expired leases");
     }
     if (for_write && !writable) {
       return FailedPreconditionError(
-          which + " is read-only: only allocated blocks not yet inserted may be written");
+          which() + " is read-only: only allocated blocks not yet inserted may be written");
     }
   }
   return Status::Ok();

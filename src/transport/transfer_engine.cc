@@ -53,6 +53,7 @@ struct TransferState {
 bool TransferHandle::Poll() const { return state_ == nullptr || state_->done.HasBeenNotified(); }
 
 Status TransferHandle::Wait(int64_t timeout_ms) const {
+  if (completed_) return Status::Ok();
   if (state_ == nullptr) return FailedPreconditionError("Wait on an empty TransferHandle");
   if (!state_->done.HasBeenNotified() && state_->wait_spin_us > 0 && timeout_ms > 0) {
     // Poll first: most transfers finish within tens of microseconds, and a futex sleep and
@@ -77,6 +78,7 @@ Status TransferHandle::Wait(int64_t timeout_ms) const {
 }
 
 uint64_t TransferHandle::size_bytes() const {
+  if (completed_) return completed_bytes_;
   return state_ == nullptr ? 0 : state_->size_bytes;
 }
 
@@ -209,6 +211,10 @@ class TransferEngine::Impl {
   // Caller side of Put/Get.
   Result<TransferHandle> Submit(bool is_put, PeerId peer, const RemoteRegion& remote,
                                 std::span<const TransferOp> ops);
+  // Checks that every op's local range lies inside one registered region; with a batch, also
+  // sets each op's memory handle and the batch's region_starts (sorted, unique).
+  Status FindLocalRegionsLocked(const char* verb, std::span<const TransferOp> ops,
+                                Batch* batch) const ABSL_SHARED_LOCKS_REQUIRED(regions_mu_);
 
   // Progress thread only.
   Result<LocalRegion> RegisterOnThread(void* data, uint64_t size_bytes, bool allocate);
@@ -764,6 +770,38 @@ Result<TransferHandle> TransferEngine::Impl::Submit(bool is_put, PeerId peer,
   if (remote.size_bytes > kMax - remote.address) return invalid("remote region wraps around");
   const uint64_t remote_end = remote.address + remote.size_bytes;
 
+  // Validation builds no strings unless an op is bad: this runs on every call, and a one-block
+  // inline Get is well under a microsecond.
+  uint64_t total_bytes = 0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const TransferOp& op = ops[i];
+    const char* bad = nullptr;
+    if (op.size_bytes == 0) bad = "size_bytes is 0";
+    else if (op.local_address == 0) bad = "local_address is null";
+    else if (op.remote_address == 0) bad = "remote_address is null";
+    else if (op.size_bytes > kMax - op.local_address) bad = "local range wraps";
+    else if (op.size_bytes > kMax - op.remote_address) bad = "remote range wraps";
+    if (bad != nullptr) return invalid("op " + std::to_string(i) + ": " + bad);
+    if (op.remote_address < remote.address || op.remote_address + op.size_bytes > remote_end) {
+      return invalid("op " + std::to_string(i) + ": remote range [" +
+                     std::to_string(op.remote_address) + ", +" + std::to_string(op.size_bytes) +
+                     ") is outside the remote region [" + std::to_string(remote.address) +
+                     ", +" + std::to_string(remote.size_bytes) + ")");
+    }
+    total_bytes += op.size_bytes;
+  }
+
+  // Small batches into a peer region mapped in this process: copy here, now. The reader lock
+  // keeps every local region of the batch registered until the copies are done (Deregister
+  // takes the writer lock), so no Batch and no in-flight count are needed.
+  if (total_bytes <= options_.inline_copy_max_bytes) {
+    absl::ReaderMutexLock lock(&regions_mu_);
+    KVPOOL_RETURN_IF_ERROR(FindLocalRegionsLocked(verb, ops, nullptr));
+    if (windows_.TryCopy(is_put, static_cast<uint64_t>(peer), remote.rkey, ops)) {
+      return TransferHandle::Completed(total_bytes);
+    }
+  }
+
   auto batch = std::make_unique<Batch>();
   batch->engine = this;
   batch->is_put = is_put;
@@ -774,71 +812,18 @@ Result<TransferHandle> TransferEngine::Impl::Submit(bool is_put, PeerId peer,
   batch->ops.reserve(ops.size());
   batch->state = std::make_shared<internal::TransferState>();
   batch->state->wait_spin_us = options_.wait_spin_us;
-
-  uint64_t total_bytes = 0;
-  for (size_t i = 0; i < ops.size(); ++i) {
-    const TransferOp& op = ops[i];
-    const std::string where = "op " + std::to_string(i);
-    if (op.size_bytes == 0) return invalid(where + ": size_bytes is 0");
-    if (op.local_address == 0) return invalid(where + ": local_address is null");
-    if (op.remote_address == 0) return invalid(where + ": remote_address is null");
-    if (op.size_bytes > kMax - op.local_address) return invalid(where + ": local range wraps");
-    if (op.size_bytes > kMax - op.remote_address) return invalid(where + ": remote range wraps");
-    if (op.remote_address < remote.address || op.remote_address + op.size_bytes > remote_end) {
-      return invalid(where + ": remote range [" + std::to_string(op.remote_address) + ", +" +
-                     std::to_string(op.size_bytes) + ") is outside the remote region [" +
-                     std::to_string(remote.address) + ", +" +
-                     std::to_string(remote.size_bytes) + ")");
-    }
-    total_bytes += op.size_bytes;
+  batch->state->size_bytes = total_bytes;
+  for (const TransferOp& op : ops) {
     batch->ops.push_back(PreparedOp{reinterpret_cast<void*>(op.local_address), op.remote_address,
                                     op.size_bytes, nullptr});
   }
-  batch->state->size_bytes = total_bytes;
-
   {
     absl::MutexLock lock(&regions_mu_);
-    // Consecutive ops usually hit the same region: remember the last one.
-    const RegionEntry* last = nullptr;
-    uint64_t last_start = 0;
-    for (size_t i = 0; i < ops.size(); ++i) {
-      const uint64_t start = ops[i].local_address;
-      const uint64_t end = start + ops[i].size_bytes;
-      if (last == nullptr || start < last_start ||
-          end > last_start + last->region.size_bytes()) {
-        auto next = regions_.upper_bound(start);
-        if (next == regions_.begin()) last = nullptr;
-        else {
-          --next;
-          last_start = next->first;
-          last = &next->second;
-        }
-        if (last == nullptr || end > last_start + last->region.size_bytes()) {
-          return invalid("op " + std::to_string(i) + ": local range [" + std::to_string(start) +
-                         ", +" + std::to_string(ops[i].size_bytes) +
-                         ") is not inside one region registered with this engine");
-        }
-      }
-      batch->ops[i].memh = last->region.memh();
-      if (batch->region_starts.empty() || batch->region_starts.back() != last_start) {
-        batch->region_starts.push_back(last_start);
-      }
-    }
-    std::sort(batch->region_starts.begin(), batch->region_starts.end());
-    batch->region_starts.erase(
-        std::unique(batch->region_starts.begin(), batch->region_starts.end()),
-        batch->region_starts.end());
+    KVPOOL_RETURN_IF_ERROR(FindLocalRegionsLocked(verb, ops, batch.get()));
     for (uint64_t start : batch->region_starts) ++regions_.at(start).inflight;
   }
 
   TransferHandle handle(batch->state);
-  if (total_bytes <= options_.inline_copy_max_bytes &&
-      windows_.TryCopy(is_put, batch->peer_id, batch->rkey, ops)) {
-    absl::MutexLock lock(&regions_mu_);
-    for (uint64_t start : batch->region_starts) --regions_.at(start).inflight;
-    batch->state->Complete(Status::Ok());
-    return handle;
-  }
   Batch* raw = batch.release();
   if (!Enqueue([this, raw] { StartBatch(raw); })) {
     absl::MutexLock lock(&regions_mu_);
@@ -847,6 +832,45 @@ Result<TransferHandle> TransferEngine::Impl::Submit(bool is_put, PeerId peer,
     return FailedPreconditionError("transfer engine is shutting down");
   }
   return handle;
+}
+
+Status TransferEngine::Impl::FindLocalRegionsLocked(const char* verb,
+                                                    std::span<const TransferOp> ops,
+                                                    Batch* batch) const {
+  // Consecutive ops usually hit the same region: remember the last one.
+  const RegionEntry* last = nullptr;
+  uint64_t last_start = 0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const uint64_t start = ops[i].local_address;
+    const uint64_t end = start + ops[i].size_bytes;
+    if (last == nullptr || start < last_start || end > last_start + last->region.size_bytes()) {
+      auto next = regions_.upper_bound(start);
+      if (next == regions_.begin()) last = nullptr;
+      else {
+        --next;
+        last_start = next->first;
+        last = &next->second;
+      }
+      if (last == nullptr || end > last_start + last->region.size_bytes()) {
+        return InvalidArgumentError(std::string(verb) + ": op " + std::to_string(i) +
+                                    ": local range [" + std::to_string(start) + ", +" +
+                                    std::to_string(ops[i].size_bytes) +
+                                    ") is not inside one region registered with this engine");
+      }
+    }
+    if (batch == nullptr) continue;
+    batch->ops[i].memh = last->region.memh();
+    if (batch->region_starts.empty() || batch->region_starts.back() != last_start) {
+      batch->region_starts.push_back(last_start);
+    }
+  }
+  if (batch != nullptr) {
+    std::sort(batch->region_starts.begin(), batch->region_starts.end());
+    batch->region_starts.erase(
+        std::unique(batch->region_starts.begin(), batch->region_starts.end()),
+        batch->region_starts.end());
+  }
+  return Status::Ok();
 }
 
 void TransferEngine::Impl::OnOpDone(void* request, ucs_status_t status, void* user_data) {

@@ -95,7 +95,7 @@ class TransferHandle {
   /// An empty handle: valid() is false, Poll() true, Wait() FAILED_PRECONDITION.
   TransferHandle() = default;
 
-  bool valid() const { return state_ != nullptr; }
+  bool valid() const { return state_ != nullptr || completed_; }
   /// True once the batch is done (successfully or not). Never blocks.
   bool Poll() const;
   /// Blocks (polling for up to TransferEngineOptions::wait_spin_us first) until the batch is
@@ -110,8 +110,19 @@ class TransferHandle {
   friend class TransferEngine;
   explicit TransferHandle(std::shared_ptr<internal::TransferState> state)
       : state_(std::move(state)) {}
+  // A batch that finished successfully on the caller's thread (an inline copy): no shared state
+  // is allocated for it.
+  static TransferHandle Completed(uint64_t size_bytes) {
+    TransferHandle h;
+    h.completed_ = true;
+    h.completed_bytes_ = size_bytes;
+    return h;
+  }
   // Shared with the engine's progress thread, which completes it; lives as long as either side.
+  // Null for an empty or a Completed handle.
   std::shared_ptr<internal::TransferState> state_;
+  bool completed_ = false;
+  uint64_t completed_bytes_ = 0;
 };
 
 /// How an engine learns that a peer died.

@@ -97,9 +97,12 @@ TEST_CASE("LeaseBook: a block pinned by two leases stays readable until both end
 TEST_CASE("LeaseBook: expired leases are refused, renewed ones are not, and are swept",
           "[client]") {
   LeaseBook book(/*sweep_interval=*/std::chrono::seconds(0));
-  book.OnAllocated(1, 1, Blocks({1}));
-  book.OnAllocated(2, 1, Blocks({2}, kBlockBytes));
-  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  // TTLs well above the coarse clock's tick (its resolution is taken off every deadline), so
+  // lease 1 is still live when lease 2's record sweeps.
+  book.OnAllocated(1, 30, Blocks({1}));
+  book.OnAllocated(2, 30, Blocks({2}, kBlockBytes));
+  CHECK(book.Check(Blocks({1}), false).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
   const Status st = book.Check(Blocks({1}), false);
   CHECK(Code(st) == StatusCode::kFailedPrecondition);
   CHECK_THAT(std::string(st.message()), Catch::Contains("expired"));
@@ -110,6 +113,28 @@ TEST_CASE("LeaseBook: expired leases are refused, renewed ones are not, and are 
   book.OnAllocated(3, 60'000, Blocks({3}, 2 * kBlockBytes));
   CHECK(book.lease_count() == 2);
   CHECK(book.block_count() == 2);
+}
+
+TEST_CASE("LeaseBook: the coarse clock never keeps a lease live past its TTL", "[client]") {
+  // The node counts a lease's TTL from before its response left; the book must refuse no later
+  // than TTL after the response arrived, by the precise clock, though it reads the coarse one.
+  // Several leases, so some start late in a coarse tick (where an uncorrected deadline would
+  // overshoot).
+  LeaseBook book;
+  constexpr auto kTtl = std::chrono::milliseconds(10);
+  for (uint64_t lease = 1; lease <= 8; ++lease) {
+    const auto arrived = std::chrono::steady_clock::now();
+    book.OnAllocated(lease, static_cast<uint32_t>(kTtl.count()), Blocks({lease}));
+    auto last_live = arrived;
+    while (book.Check(Blocks({lease}), true).ok() &&
+           last_live - arrived < std::chrono::seconds(1)) {
+      last_live = std::chrono::steady_clock::now();
+    }
+    INFO("lease " << lease);
+    CHECK(last_live - arrived < kTtl);
+    book.OnReleased(lease);
+  }
+  CHECK(LeaseBook::Clock::resolution() > std::chrono::nanoseconds(0));
 }
 
 }  // namespace
