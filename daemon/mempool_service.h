@@ -41,7 +41,7 @@ class MemPoolService final : public v1::MemPool::Service {
   explicit MemPoolService(node::MemPool* pool,
                           std::optional<DataPlaneEndpoint> data_plane = std::nullopt,
                           NodeTransfer* transfer = nullptr)
-      : pool_(pool), data_plane_(std::move(data_plane)), transfer_(transfer), drain_(pool) {}
+      : pool_(pool), data_plane_(std::move(data_plane)), transfer_(transfer), drain_(pool, transfer) {}
 
   /// The node's drain state (Drain / Undrain); kvpoold's main connects it to the scheduler.
   NodeDrain& drain() { return drain_; }

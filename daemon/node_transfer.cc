@@ -101,6 +101,11 @@ Result<uint32_t> NodeTransfer::TimeoutOf(uint32_t requested_ms) const {
   return requested_ms;
 }
 
+Status NodeTransfer::CheckDestination(std::string_view node_id, uint32_t timeout_ms) {
+  KVPOOL_RETURN_IF_ERROR(TimeoutOf(timeout_ms).status());
+  return peers_->Get(node_id).status();
+}
+
 uint64_t NodeTransfer::Ops::bytes() const { return TotalBytes(host) + TotalBytes(device); }
 
 void NodeTransfer::Ops::Add(const NodeTransfer& self, const BlockLocation& block,

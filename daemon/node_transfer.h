@@ -74,6 +74,10 @@ class NodeTransfer {
   /// the destination's AllocMem and Insert statuses.
   Status TransferWithInsert(const v1::TransferWithInsertRequest& req,
                             v1::TransferWithInsertResponse* resp);
+  /// Whether TransferWithInsert could send to `node_id` with `timeout_ms` (0: the default):
+  /// INVALID_ARGUMENT for an empty id, this node's own or a timeout over the limit, else the
+  /// peer lookup's status (NOT_FOUND for a node nobody knows). Connects to the peer.
+  Status CheckDestination(std::string_view node_id, uint32_t timeout_ms);
   /// Reads a client's region into this node's blocks, which must be allocated under
   /// dst_lease_id and not yet inserted. INVALID_ARGUMENT for counts that differ, a range outside
   /// the region or a malformed descriptor; the lease's errors; UNAVAILABLE / DEADLINE_EXCEEDED

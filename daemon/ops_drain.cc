@@ -1,6 +1,7 @@
 #include "daemon/ops_drain.h"
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -8,6 +9,9 @@
 #include <vector>
 
 #include "common/logging.h"
+#include "common/quote.h"
+#include "daemon/node_transfer.h"
+#include "rpc/convert.h"
 
 namespace kvpool::daemon {
 namespace {
@@ -65,6 +69,24 @@ bool NodeDrain::Report(bool draining, uint32_t timeout_ms) {
 }
 
 Status NodeDrain::Drain(const v1::DrainRequest& request, v1::DrainResponse* response) {
+  // Everything about the hand-off is checked before the node is marked draining.
+  const std::string& handoff = request.handoff_node();
+  if (!handoff.empty()) {
+    if (request.mark_only()) {
+      return InvalidArgumentError("handoff_node " + Quote(handoff) +
+                                  " with mark_only: a mark-only drain moves no blocks");
+    }
+    if (transfer_ == nullptr) {
+      return FailedPreconditionError("this node runs without a data plane (--no-data-plane): it "
+                                     "cannot hand blocks to node " + Quote(handoff));
+    }
+    KVPOOL_RETURN_IF_ERROR(transfer_->CheckDestination(handoff, request.handoff_timeout_ms())
+                               .WithContext("handoff_node " + Quote(handoff)));
+  } else if (request.handoff_timeout_ms() != 0) {
+    return InvalidArgumentError("handoff_timeout_ms " +
+                                std::to_string(request.handoff_timeout_ms()) +
+                                " without a handoff_node");
+  }
   absl::MutexLock lock(&mu_);
   const bool was = draining_.exchange(true);
   if (!was) Save(true);
@@ -78,6 +100,10 @@ Status NodeDrain::Drain(const v1::DrainRequest& request, v1::DrainResponse* resp
                          : response->scheduler_acknowledged()
                              ? "stops placing and routing new work here"
                              : "did not acknowledge yet (it is told with every heartbeat)");
+  }
+
+  if (!handoff.empty()) {
+    KVPOOL_RETURN_IF_ERROR(HandOff(handoff, request.handoff_timeout_ms(), response));
   }
 
   const bool has_store = pool_->has_store();
@@ -124,6 +150,71 @@ Status NodeDrain::Drain(const v1::DrainRequest& request, v1::DrainResponse* resp
                      << " host_blocks_left=" << host << " pinned=" << pinned
                      << (has_store ? "" : " (no SSD tier: host blocks stay in memory)");
   }
+  return Status::Ok();
+}
+
+Status NodeDrain::HandOff(const std::string& node_id, uint32_t timeout_ms,
+                          v1::DrainResponse* response) {
+  const auto start = std::chrono::steady_clock::now();
+  uint64_t blocks = 0, duplicates = 0, bytes = 0;
+  uint32_t chains_sent = 0;
+  auto so_far = [&] {
+    return " (handed off before: " + std::to_string(blocks) + " blocks in " +
+           std::to_string(chains_sent) + " chains)";
+  };
+  for (const NamespaceInfo& ns : pool_->ListNamespaces()) {
+    const std::string& name = ns.spec.name;
+    Result<std::vector<node::CachedChain>> chains = pool_->CachedChains(name);
+    if (!chains.ok()) {
+      if (chains.status().code() == StatusCode::kNotFound) continue;  // deleted meanwhile
+      return chains.status();
+    }
+    for (const node::CachedChain& chain : *chains) {
+      // The parent, when the chain has one, goes first: the destination inserts after it.
+      std::vector<BlockHash> prompt;
+      prompt.reserve(chain.hashes.size() + 1);
+      if (chain.parent) prompt.push_back(*chain.parent);
+      prompt.insert(prompt.end(), chain.hashes.begin(), chain.hashes.end());
+      const uint32_t first = chain.parent ? 1 : 0;
+      // Pinned while it moves; a chain evicted meanwhile moves as far as it is still cached.
+      Result<MatchResult> pinned = pool_->Match(name, PromptView::Hashes(prompt), first,
+                                                /*lease=*/true, /*lease_ttl_ms=*/0);
+      if (!pinned.ok()) {
+        if (pinned.status().code() == StatusCode::kNotFound) break;  // namespace deleted
+        return pinned.status();
+      }
+      if (pinned->matched_blocks == 0) continue;
+      v1::TransferWithInsertRequest req;
+      req.set_dst_node(node_id);
+      req.set_namespace_(name);
+      rpc::HashesToBytes(std::span(prompt).first(first + pinned->matched_blocks),
+                         req.mutable_prompt()->mutable_block_hashes());
+      req.set_start_block(first);
+      req.set_src_lease_id(pinned->lease.id);
+      for (const BlockLocation& b : pinned->blocks) req.add_src_handles(b.handle);
+      req.set_timeout_ms(timeout_ms);
+      v1::TransferWithInsertResponse sent;
+      const Status st = transfer_->TransferWithInsert(req, &sent);
+      pool_->Release(pinned->lease.id).status().IgnoreError();
+      if (!st.ok()) {
+        return st.WithContext("handing namespace " + Quote(name) + " to node " +
+                              Quote(node_id) + so_far());
+      }
+      blocks += sent.inserted_blocks();
+      duplicates += sent.duplicate_blocks();
+      bytes += sent.bytes();
+      ++chains_sent;
+    }
+  }
+  response->set_handed_off_blocks(blocks);
+  response->set_handoff_duplicate_blocks(duplicates);
+  response->set_handoff_bytes(bytes);
+  response->set_handoff_chains(chains_sent);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  KVPOOL_LOG(INFO) << "drain: handed " << blocks << " blocks (" << bytes << " bytes, "
+                   << duplicates << " already there) to node " << node_id << " in "
+                   << chains_sent << " chains, " << seconds << " s";
   return Status::Ok();
 }
 

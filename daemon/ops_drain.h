@@ -5,7 +5,8 @@
 // its cold host-memory blocks down to its SSD tier, so that stopping it afterwards loses nothing
 // and frees no memory an engine still reads. The node keeps serving its clients meanwhile:
 // leases, matches and reads of blocks go on working (a DISK block is promoted again if a client
-// asks for it with a lease).
+// asks for it with a lease). A drain may first hand the node's cached blocks to a peer
+// (`handoff_node`): a node without an SSD tier keeps its cache in the cluster that way.
 #pragma once
 
 #include <atomic>
@@ -21,6 +22,8 @@
 
 namespace kvpool::daemon {
 
+class NodeTransfer;
+
 /// How the draining state reaches the scheduler: sets it and waits up to `timeout_ms` for the
 /// scheduler to acknowledge it; returns whether it did (EventPublisher::ReportDraining).
 using DrainReporter = std::function<bool(bool draining, uint32_t timeout_ms)>;
@@ -29,8 +32,10 @@ using DrainReporter = std::function<bool(bool draining, uint32_t timeout_ms)>;
 /// serialised (a second Drain waits for the first); `draining()` is lock-free.
 class NodeDrain {
  public:
-  /// `pool` is borrowed and must outlive this object.
-  explicit NodeDrain(node::MemPool* pool) : pool_(pool) {}
+  /// `pool` and `transfer` (null: no hand-off, a node without a data plane) are borrowed and
+  /// must outlive this object.
+  explicit NodeDrain(node::MemPool* pool, NodeTransfer* transfer = nullptr)
+      : pool_(pool), transfer_(transfer) {}
 
   /// Sets (or with an empty function clears) the scheduler reporter. When the node is draining
   /// already, the new reporter is told so at once (without waiting).
@@ -45,8 +50,11 @@ class NodeDrain {
   /// True while the node is draining.
   bool draining() const { return draining_.load(std::memory_order_relaxed); }
 
-  /// Marks the node draining, tells the scheduler (waiting up to scheduler_timeout_ms, 0:
-  /// 2000), then demotes up to max_blocks (0: every one it can) of the coldest unleased HOST
+  /// Validates the request (INVALID_ARGUMENT for handoff_node with mark_only, or naming this
+  /// node; NOT_FOUND for a peer the node cannot find; FAILED_PRECONDITION for a hand-off on a
+  /// node without a data plane), marks the node draining, tells the scheduler (waiting up to
+  /// scheduler_timeout_ms, 0: 2000), hands its cached GPU and HOST blocks to handoff_node if
+  /// given (HandOff; its first error is returned, with what was handed off so far), then demotes up to max_blocks (0: every one it can) of the coldest unleased HOST
   /// blocks of every namespace to the SSD tier (none with mark_only), a few hundred at a time
   /// so that the pool's lock is never held long. Without an SSD tier nothing is demoted
   /// (has_disk_tier false). Errors of the pool (an SSD tier failing) are returned as they are.
@@ -55,6 +63,9 @@ class NodeDrain {
   Status Undrain(const v1::UndrainRequest& request, v1::UndrainResponse* response);
 
  private:
+  // Copies every namespace's cached memory-tier blocks to `node_id`, chain by chain: each chain
+  // is pinned here with a read lease (Match), sent with TransferWithInsert and released.
+  Status HandOff(const std::string& node_id, uint32_t timeout_ms, v1::DrainResponse* response);
   // Tells the reporter, if any; false without one.
   bool Report(bool draining, uint32_t timeout_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes (draining) or removes the state file, if any; logs a failure (the drain itself
@@ -62,6 +73,7 @@ class NodeDrain {
   void Save(bool draining) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   node::MemPool* const pool_;
+  NodeTransfer* const transfer_;
   absl::Mutex mu_;
   DrainReporter reporter_ ABSL_GUARDED_BY(mu_);
   std::string state_file_ ABSL_GUARDED_BY(mu_);  // empty: not persisted

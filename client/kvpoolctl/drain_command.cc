@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/table.h"
+#include "common/units.h"
 
 namespace kvpool::ctl {
 namespace {
@@ -43,6 +44,13 @@ void AddDrainCommands(CLI::App& app, DrainFlags* flags, CLI::App** drain, CLI::A
       ->capture_default_str();
   (*drain)->add_flag("--no-demote", flags->no_demote,
                      "Only mark the node draining; leave its blocks where they are");
+  (*drain)->add_option("--handoff-to", flags->handoff_to,
+                       "First copy the node's cached blocks to this peer node id, which then "
+                       "serves them (a node without an SSD tier keeps its cache this way)");
+  (*drain)
+      ->add_option("--handoff-timeout-ms", flags->handoff_timeout_ms,
+                   "Time each chain of blocks may take to reach the peer (0: the node's default)")
+      ->capture_default_str();
   *undrain = app.add_subcommand(
       "undrain", "End a drain: the scheduler places on and routes to the node again (admin token)");
 }
@@ -51,7 +59,13 @@ int RunDrain(Client& client, const GlobalFlags& flags, const DrainFlags& drain) 
   const Clock::time_point start = Clock::now();
   const Clock::time_point wait_until = start + std::chrono::milliseconds(drain.wait_ms);
   // The first call marks the node draining; with --no-demote it is the only one.
-  Result<DrainProgress> first = client.Drain(drain.batch_blocks, !drain.no_demote);
+  // A hand-off, if asked for, happens in this first call, before anything is demoted.
+  DrainOptions first_call;
+  first_call.max_blocks = drain.batch_blocks;
+  first_call.demote = !drain.no_demote;
+  first_call.handoff_node = drain.handoff_to;
+  first_call.handoff_timeout_ms = drain.handoff_timeout_ms;
+  Result<DrainProgress> first = client.Drain(first_call);
   if (!first.ok()) return ReportError(flags, first.status());
   DrainProgress last = *first;
   uint64_t demoted = last.demoted_blocks, dropped = last.dropped_blocks, calls = 1;
@@ -59,6 +73,12 @@ int RunDrain(Client& client, const GlobalFlags& flags, const DrainFlags& drain) 
     std::cerr << "drain: node " << client.address() << " is draining"
               << (last.was_draining ? " (it was already)" : "") << "; scheduler: "
               << SchedulerState(last.has_scheduler, last.scheduler_acknowledged, true) << "\n";
+    if (!drain.handoff_to.empty()) {
+      std::cerr << "drain: handed " << last.handed_off_blocks << " blocks ("
+                << FormatBytes(last.handoff_bytes) << ") to node " << drain.handoff_to << " in "
+                << last.handoff_chains << " chains; " << last.handoff_duplicate_blocks
+                << " it had already\n";
+    }
   }
   auto progress = [&] {
     if (flags.json) return;
@@ -98,6 +118,11 @@ int RunDrain(Client& client, const GlobalFlags& flags, const DrainFlags& drain) 
                       {"has_scheduler", first->has_scheduler},
                       {"scheduler_acknowledged", first->scheduler_acknowledged},
                       {"has_disk_tier", last.has_disk_tier},
+                      {"handoff_node", drain.handoff_to},
+                      {"handed_off_blocks", first->handed_off_blocks},
+                      {"handoff_duplicate_blocks", first->handoff_duplicate_blocks},
+                      {"handoff_bytes", first->handoff_bytes},
+                      {"handoff_chains", first->handoff_chains},
                       {"demoted_blocks", demoted},
                       {"dropped_blocks", dropped},
                       {"host_blocks", last.host_blocks},
@@ -115,9 +140,18 @@ int RunDrain(Client& client, const GlobalFlags& flags, const DrainFlags& drain) 
   t.AddRow({"node", client.address() + " is draining"});
   t.AddRow({"scheduler", SchedulerState(first->has_scheduler, first->scheduler_acknowledged,
                                         true)});
+  if (!drain.handoff_to.empty()) {
+    t.AddRow({"handed off", std::to_string(first->handed_off_blocks) + " blocks (" +
+                                FormatBytes(first->handoff_bytes) + ") to node " +
+                                drain.handoff_to + ", " +
+                                std::to_string(first->handoff_duplicate_blocks) +
+                                " it had already"});
+  }
   if (!last.has_disk_tier) {
     t.AddRow({"ssd tier", "none: " + std::to_string(last.host_blocks) +
-                              " blocks stay in host memory and are lost when kvpoold stops"});
+                              " blocks stay in host memory and are lost when kvpoold stops" +
+                              (drain.handoff_to.empty() ? "" : " (node " + drain.handoff_to +
+                                                                   " has its copies)")});
   } else if (drain.no_demote) {
     t.AddRow({"demoted", "nothing (--no-demote)"});
   } else {

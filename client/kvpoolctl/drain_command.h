@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "client/kvpoolctl/commands.h"
 #include "kvpool/client.h"
@@ -22,6 +23,10 @@ struct DrainFlags {
   uint32_t wait_ms = 30'000;
   /// Only mark the node draining; demote nothing. Default: false.
   bool no_demote = false;
+  /// Before demoting, copy the node's cached blocks to this peer node id. Default: none.
+  std::string handoff_to;
+  /// Time each chain's transfer may take, in ms; 0: the node's default. Default: 0.
+  uint32_t handoff_timeout_ms = 0;
 };
 
 /// Adds the `drain` and `undrain` subcommands to `app`; returns them through the pointers.

@@ -221,10 +221,20 @@ Result<uint64_t> Client::SwapOut(std::string_view ns, uint64_t n_blocks) {
 
 Result<DrainProgress> Client::Drain(uint64_t max_blocks, bool demote,
                                     uint32_t scheduler_timeout_ms) {
+  DrainOptions options;
+  options.max_blocks = max_blocks;
+  options.demote = demote;
+  options.scheduler_timeout_ms = scheduler_timeout_ms;
+  return Drain(options);
+}
+
+Result<DrainProgress> Client::Drain(const DrainOptions& options) {
   v1::DrainRequest req;
-  req.set_max_blocks(max_blocks);
-  req.set_mark_only(!demote);
-  req.set_scheduler_timeout_ms(scheduler_timeout_ms);
+  req.set_max_blocks(options.max_blocks);
+  req.set_mark_only(!options.demote);
+  req.set_scheduler_timeout_ms(options.scheduler_timeout_ms);
+  req.set_handoff_node(options.handoff_node);
+  req.set_handoff_timeout_ms(options.handoff_timeout_ms);
   v1::DrainResponse resp;
   KVPOOL_RETURN_IF_ERROR(impl_->Call(&v1::MemPool::Stub::Drain, req, &resp));
   DrainProgress out;
@@ -239,6 +249,10 @@ Result<DrainProgress> Client::Drain(uint64_t max_blocks, bool demote,
   out.allocated_blocks = resp.allocated_blocks();
   out.disk_blocks = resp.disk_blocks();
   out.namespaces = resp.namespaces();
+  out.handed_off_blocks = resp.handed_off_blocks();
+  out.handoff_duplicate_blocks = resp.handoff_duplicate_blocks();
+  out.handoff_bytes = resp.handoff_bytes();
+  out.handoff_chains = resp.handoff_chains();
   return out;
 }
 

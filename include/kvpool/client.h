@@ -69,6 +69,28 @@ struct DrainProgress {
   uint64_t allocated_blocks = 0;
   uint64_t disk_blocks = 0;
   uint32_t namespaces = 0;
+  /// With DrainOptions::handoff_node: blocks copied to that node and inserted there, blocks it
+  /// had cached already, bytes moved and TransferWithInsert calls (one per chain of blocks).
+  uint64_t handed_off_blocks = 0;
+  uint64_t handoff_duplicate_blocks = 0;
+  uint64_t handoff_bytes = 0;
+  uint32_t handoff_chains = 0;
+};
+
+/// One Client::Drain call.
+struct DrainOptions {
+  /// Most host blocks to demote to the SSD tier in this call; 0: all it can. Default: 0.
+  uint64_t max_blocks = 0;
+  /// Demote host blocks to the SSD tier; false only marks the node draining. Default: true.
+  bool demote = true;
+  /// How long to wait for the scheduler to confirm, in ms; 0: 2000. Default: 0.
+  uint32_t scheduler_timeout_ms = 0;
+  /// Before demoting, copy every cached GPU and HOST block to this peer node (a node id the
+  /// draining node knows: --peer or the scheduler), which inserts and serves them; empty: no
+  /// hand-off. Needs demote. Default: empty.
+  std::string handoff_node;
+  /// Time each chain's transfer may take, in ms; 0: the node's default. Default: 0.
+  uint32_t handoff_timeout_ms = 0;
 };
 
 /// What Client::Undrain did.
@@ -226,6 +248,11 @@ class Client {
   /// PERMISSION_DENIED without the admin token (docs/operations.md "Drain a node").
   Result<DrainProgress> Drain(uint64_t max_blocks = 0, bool demote = true,
                               uint32_t scheduler_timeout_ms = 0);
+  /// The same with every option, including a hand-off to a peer node (docs/operations.md):
+  /// INVALID_ARGUMENT for a hand-off without demote, to the node itself or with a timeout over
+  /// the node's limit; NOT_FOUND for a node it does not know; a failed transfer's status, with
+  /// what was handed off before it (blocks handed off stay on the peer).
+  Result<DrainProgress> Drain(const DrainOptions& options);
   /// Admin: ends draining; the scheduler places on and routes to the node again.
   Result<UndrainResult> Undrain(uint32_t scheduler_timeout_ms = 0);
 

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "common/logging.h"
 #include "common/quote.h"
@@ -958,6 +959,50 @@ void MemPool::EmitLocked(PoolEvent::Kind kind, const NamespaceState& ns,
   event.hashes = std::move(hashes);
   event.tier = tier;
   event_sink_->OnEvent(std::move(event));
+}
+
+Result<std::vector<CachedChain>> MemPool::CachedChains(std::string_view ns_name) {
+  absl::MutexLock lock(&mu_);
+  KVPOOL_ASSIGN_OR_RETURN(NamespaceState * ns, FindNamespaceLocked(ns_name));
+  // The tree lists parents before children: number the blocks, link each to its children.
+  struct Block {
+    BlockHash hash;
+    std::optional<BlockHash> parent;  // as the tree knows it
+    std::vector<uint32_t> children;
+  };
+  std::vector<Block> blocks;
+  blocks.reserve(ns->tree().size());
+  absl::flat_hash_map<BlockHash, uint32_t, BlockHashHasher> by_hash;
+  by_hash.reserve(ns->tree().size());
+  std::vector<uint32_t> roots;  // blocks whose parent is not in this tree
+  ns->tree().ForEach([&](const BlockHash& hash, const std::optional<BlockHash>& parent,
+                         index::BlockRef) {
+    const auto id = static_cast<uint32_t>(blocks.size());
+    blocks.push_back(Block{hash, parent, {}});
+    by_hash.emplace(hash, id);
+    auto up = parent ? by_hash.find(*parent) : by_hash.end();
+    if (up == by_hash.end()) roots.push_back(id);
+    else blocks[up->second].children.push_back(id);
+  });
+  // Depth first: a chain follows the first child down to a leaf; the other children are
+  // pushed to start chains of their own after it.
+  std::vector<CachedChain> chains;
+  std::vector<uint32_t> starts(roots.rbegin(), roots.rend());
+  while (!starts.empty()) {
+    uint32_t id = starts.back();
+    starts.pop_back();
+    CachedChain chain;
+    chain.parent = blocks[id].parent;
+    for (;;) {
+      const Block& b = blocks[id];
+      chain.hashes.push_back(b.hash);
+      if (b.children.empty()) break;
+      for (size_t i = b.children.size(); i-- > 1;) starts.push_back(b.children[i]);
+      id = b.children.front();
+    }
+    chains.push_back(std::move(chain));
+  }
+  return chains;
 }
 
 PoolSnapshot MemPool::Snapshot() {

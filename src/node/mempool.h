@@ -101,6 +101,14 @@ struct SwapOutResult {
   uint64_t dropped_blocks = 0;
 };
 
+/// A run of cached memory-tier (GPU or HOST) blocks, for copying them to another node (a
+/// drain's hand-off): `hashes` are consecutive blocks of one prompt, each the parent of the
+/// next; `parent` is the block before hashes[0], nullopt when hashes[0] is a prompt's first.
+struct CachedChain {
+  std::optional<BlockHash> parent;
+  std::vector<BlockHash> hashes;
+};
+
 /// The pool of one node: host memory as fixed-size KV blocks per namespace, a prompt tree per
 /// namespace, and leases; with an SSD tier attached (AttachStore), a DISK tier below HOST
 /// (docs/storage.md).
@@ -281,6 +289,11 @@ class MemPool {
   void SetEventSink(EventSink* sink);
   /// Every cached block with the number of the last event it reflects. O(cached blocks).
   PoolSnapshot Snapshot();
+  /// The namespace's cached GPU and HOST blocks as chains that cover each block exactly once,
+  /// every chain after the one holding its parent (so copying them in order keeps the prefix
+  /// property on the destination). A branch point continues in one child's chain; each other
+  /// child starts a chain with that parent. O(cached blocks). NOT_FOUND for an unknown namespace.
+  Result<std::vector<CachedChain>> CachedChains(std::string_view ns);
 
  private:
   // Numbers and hands an event to the sink, if one is set.

@@ -164,6 +164,96 @@ TEST_CASE("NodeTransfer: Transfer, TransferWithInsert and region transfers are b
   CheckNodeTransfers("shm");
 }
 
+// Stores `data` (whole blocks) as blocks start_block.. of `tokens` on the node, through its data
+// plane, and inserts them.
+void StorePrompt(Endpoint& e, const std::string& ns, const std::vector<uint32_t>& tokens,
+                 uint32_t start_block, const std::vector<uint8_t>& data, uint64_t block_bytes) {
+  const Allocation alloc = e.Store(ns, data, block_bytes);
+  KVPOOL_IT_REQUIRE_OK(e.client.Insert(ns, PromptView::Tokens(tokens), start_block,
+                                       HandlesOf(alloc), alloc.lease.id));
+  KVPOOL_IT_REQUIRE_OK(e.client.Release(alloc.lease.id));
+}
+
+TEST_CASE("Drain: a node hands its cached blocks to a peer, which serves them byte-exact",
+          "[ucx]") {
+  TestDaemon b(Node("b", ""));
+  TestDaemon a(Node("a", "", {"--peer=b=" + b.address()}));
+  constexpr uint64_t kBlockBytes = 64 * kKiB;
+  const NamespaceSpec spec{"handoff", kBlockTokens, kBlockBytes, ""};
+  KVPOOL_IT_REQUIRE_OK(a.client().CreateNamespace(spec));
+  Endpoint ea(a.client(), "", 8 * kBlockBytes);
+  Endpoint eb(b.client(), "", 8 * kBlockBytes);
+  // A tree with a branch: p2 shares p1's first two blocks; p3 stands alone.
+  const std::vector<uint32_t> p1 = MakeTokens(4 * kBlockTokens, 21);
+  const std::vector<uint32_t> p2 = Concat(Head(p1, 2 * kBlockTokens),
+                                          MakeTokens(2 * kBlockTokens, 22));
+  const std::vector<uint32_t> p3 = MakeTokens(3 * kBlockTokens, 23);
+  const std::vector<uint8_t> d1 = RandomBytes(4 * kBlockBytes, 31);
+  const std::vector<uint8_t> d2 = RandomBytes(2 * kBlockBytes, 32);
+  const std::vector<uint8_t> d3 = RandomBytes(3 * kBlockBytes, 33);
+  StorePrompt(ea, "handoff", p1, 0, d1, kBlockBytes);
+  StorePrompt(ea, "handoff", p2, 2, d2, kBlockBytes);
+  StorePrompt(ea, "handoff", p3, 0, d3, kBlockBytes);
+  const Usage a_before = UsageOf(a.client(), "handoff");
+  REQUIRE(a_before.cached_blocks == 9);
+
+  // Refused before anything happens: the node is not even marked draining.
+  DrainOptions bad;
+  bad.handoff_node = "nosuch";
+  KVPOOL_IT_CHECK_ERROR(a.client().Drain(bad), StatusCode::kNotFound, "nosuch");
+  bad.handoff_node = "a";
+  KVPOOL_IT_CHECK_ERROR(a.client().Drain(bad), StatusCode::kInvalidArgument, "this node");
+  bad.handoff_node = "b";
+  bad.demote = false;
+  KVPOOL_IT_CHECK_ERROR(a.client().Drain(bad), StatusCode::kInvalidArgument, "mark_only");
+  bad.demote = true;
+  bad.handoff_timeout_ms = 10'000'000;
+  KVPOOL_IT_CHECK_ERROR(a.client().Drain(bad), StatusCode::kInvalidArgument, "10000000");
+
+  DrainOptions drain;
+  drain.handoff_node = "b";
+  const DrainProgress done = KVPOOL_IT_VALUE(a.client().Drain(drain));
+  CHECK_FALSE(done.was_draining);
+  CHECK(done.handed_off_blocks == 9);
+  CHECK(done.handoff_duplicate_blocks == 0);
+  CHECK(done.handoff_bytes == 9 * kBlockBytes);
+  CHECK(done.handoff_chains == 3);  // p1, p2's branch, p3
+  CHECK_FALSE(done.has_disk_tier);
+  CHECK(done.host_blocks == 9);  // copies: the blocks stay here too
+
+  // The peer serves every prompt, byte for byte; nothing is left leased on either node.
+  auto expect = [&](const std::vector<uint32_t>& prompt, std::vector<uint8_t> bytes) {
+    const uint32_t n = static_cast<uint32_t>(bytes.size() / kBlockBytes);
+    const uint32_t got = KVPOOL_IT_VALUE(eb.dp->MatchAndGet(
+        b.client(), "handoff", PromptView::Tokens(prompt), eb.region, Offsets(n, kBlockBytes)));
+    REQUIRE(got == n);
+    CHECK(std::memcmp(eb.buffer.data(), bytes.data(), bytes.size()) == 0);
+  };
+  expect(p1, d1);
+  std::vector<uint8_t> d2_whole(d1.begin(), d1.begin() + 2 * kBlockBytes);
+  d2_whole.insert(d2_whole.end(), d2.begin(), d2.end());
+  expect(p2, d2_whole);
+  expect(p3, d3);
+  const Usage b_after = UsageOf(b.client(), "handoff");
+  CHECK(b_after.cached_blocks == 9);
+  CHECK(b_after.allocated_blocks == 0);
+  CHECK(b_after.active_leases == 0);
+  CHECK(UsageOf(a.client(), "handoff") == a_before);
+
+  // Again: the peer has them all, so everything is a duplicate and nothing is allocated there.
+  const DrainProgress again = KVPOOL_IT_VALUE(a.client().Drain(drain));
+  CHECK(again.was_draining);
+  CHECK(again.handed_off_blocks == 0);
+  CHECK(again.handoff_duplicate_blocks == 9);
+  CHECK(UsageOf(b.client(), "handoff") == b_after);
+
+  // kvpoolctl drain --handoff-to says what moved.
+  const CommandResult ctl = RunKvpoolctl(a.address(), {"--json", "drain", "--handoff-to", "b"});
+  CHECK(ctl.exit_code == 0);
+  CHECK_THAT(ctl.out, Catch::Contains("\"handoff_duplicate_blocks\": 9"));
+  KVPOOL_IT_REQUIRE_OK(a.client().Undrain());
+}
+
 TEST_CASE("NodeTransfer: refused transfers move no byte and leave nothing allocated", "[ucx]") {
   TestDaemon b(Node("b", ""));
   TestDaemon a(Node("a", "", {"--peer=b=" + b.address(), "--peer=gone=127.0.0.1:1"}));

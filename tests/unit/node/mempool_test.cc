@@ -1,10 +1,14 @@
 #include "node/mempool.h"
 
 #include <catch2/catch.hpp>
+#include <map>
 #include <numeric>
+#include <optional>
 #include <random>
+#include <set>
 
 #include "common/clock.h"
+#include "kvpool/block_hash.h"
 #include "node/block_handle.h"
 
 namespace kvpool::node {
@@ -537,4 +541,49 @@ TEST_CASE("MemPool: ResolveLeased checksums are XXH3-64 of each block's bytes", 
   CHECK(r->checksums[0] != BlockChecksum(ones.data(), ones.size()));
 }
 
+}  // namespace kvpool::node
+
+namespace kvpool::node {
+namespace {
+
+TEST_CASE("MemPool: CachedChains covers every cached block once, parents first", "[node]") {
+  Fixture f;
+  // A tree: b branches off a after 2 blocks, c after 3; d stands alone.
+  const auto a = Tokens(0, 16);
+  const auto b = Concat(Tokens(0, 8), Tokens(100, 8));
+  const auto c = Concat(Tokens(0, 12), Tokens(200, 4));
+  const auto d = Tokens(300, 8);
+  for (const auto& p : {a, b, c, d}) f.Publish(p);
+  const BlockHasher hasher("ns", "", kBlockTokens);
+  // Every cached block with its parent (nullopt for a prompt's first block).
+  std::map<std::pair<uint64_t, uint64_t>, std::optional<BlockHash>> parent_of;
+  for (const auto& p : {a, b, c, d}) {
+    const std::vector<BlockHash> h = hasher.HashPrompt(p);
+    for (size_t i = 0; i < h.size(); ++i) {
+      parent_of[{h[i].hi, h[i].lo}] = i == 0 ? std::nullopt : std::optional<BlockHash>(h[i - 1]);
+    }
+  }
+  REQUIRE(parent_of.size() == 9);
+
+  const std::vector<CachedChain> chains = f.pool->CachedChains("ns").value();
+  CHECK(chains.size() == 4);  // one per leaf
+  std::set<std::pair<uint64_t, uint64_t>> seen;
+  for (const CachedChain& chain : chains) {
+    REQUIRE_FALSE(chain.hashes.empty());
+    // The chain's parent was listed before it (or it starts a prompt).
+    if (chain.parent) CHECK(seen.count({chain.parent->hi, chain.parent->lo}) == 1);
+    std::optional<BlockHash> prev = chain.parent;
+    for (const BlockHash& h : chain.hashes) {
+      const auto key = std::make_pair(h.hi, h.lo);
+      REQUIRE(parent_of.count(key) == 1);
+      CHECK(parent_of.at(key) == prev);  // consecutive blocks of one prompt
+      CHECK(seen.insert(key).second);    // listed once
+      prev = h;
+    }
+  }
+  CHECK(seen.size() == parent_of.size());
+  CHECK(f.pool->CachedChains("nope").status().code() == StatusCode::kNotFound);
+}
+
+}  // namespace
 }  // namespace kvpool::node
