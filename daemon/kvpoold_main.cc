@@ -45,16 +45,16 @@ Status AttachSsdTier(const KvpooldOptions& opts, node::MemPool* pool) {
   storage::BlockStoreOptions sopts;
   sopts.path = (std::filesystem::path(opts.data_dir) / "ssd").string();
   sopts.capacity_bytes = opts.disk_capacity_bytes;
+  sopts.count_on_open = false;  // AttachStore's recovery scan counts the bytes
   const auto start = std::chrono::steady_clock::now();
   KVPOOL_ASSIGN_OR_RETURN(std::unique_ptr<storage::BlockStore> store,
                           storage::BlockStore::Open(sopts));
-  const uint64_t used = store->used_bytes();
   KVPOOL_ASSIGN_OR_RETURN(node::RecoveryStats recovered, pool->AttachStore(std::move(store)));
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::steady_clock::now() - start).count();
-  KVPOOL_LOG(INFO) << "SSD tier at " << sopts.path << ": capacity="
-                   << FormatBytes(opts.disk_capacity_bytes) << " used=" << FormatBytes(used)
-                   << " recovered namespaces=" << recovered.namespaces
+  KVPOOL_LOG(INFO) << "SSD tier at " << sopts.path
+                   << ": capacity=" << FormatBytes(opts.disk_capacity_bytes)
+                   << " used=" << FormatBytes(recovered.bytes) << " recovered namespaces=" << recovered.namespaces
                    << " blocks=" << recovered.blocks << " dropped=" << recovered.dropped_blocks
                    << " in " << ms << " ms";
   return Status::Ok();

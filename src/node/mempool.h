@@ -90,6 +90,8 @@ struct RecoveryStats {
   uint64_t namespaces = 0;
   /// DISK blocks now in the index.
   uint64_t blocks = 0;
+  /// Bytes the SSD tier holds after the recovery (orphans deleted).
+  uint64_t bytes = 0;
   /// Stored blocks dropped: of no stored namespace, or of another size than their namespace's.
   uint64_t dropped_blocks = 0;
 };
@@ -250,7 +252,8 @@ class MemPool {
 
   /// Attaches the SSD tier and rebuilds from it: its namespaces are created (FAILED_PRECONDITION
   /// if one conflicts with an existing namespace) and its blocks become DISK blocks. Call once,
-  /// before serving; FAILED_PRECONDITION if a store is attached already.
+  /// before serving; FAILED_PRECONDITION if a store is attached already. Its one metadata scan
+  /// also counts the stored bytes, so the store may be opened with count_on_open false.
   Result<RecoveryStats> AttachStore(std::unique_ptr<storage::BlockStore> store);
   /// True when an SSD tier is attached.
   bool has_store();

@@ -153,7 +153,9 @@ Result<RecoveryStats> MemPool::AttachStore(std::unique_ptr<storage::BlockStore> 
   std::vector<std::pair<std::string, BlockHash>> orphans;
   const index::BlockRef none = 0;
   std::vector<index::InsertOutcome> outcome;
-  KVPOOL_RETURN_IF_ERROR(store_->Scan([&](const storage::StoredBlockInfo& b) {
+  // One scan rebuilds the index and counts the stored bytes (a store opened with
+  // count_on_open false has not counted them yet).
+  KVPOOL_RETURN_IF_ERROR(store_->RecoveryScan([&](const storage::StoredBlockInfo& b) {
     mu_.AssertHeld();  // Scan calls back on this thread, under the lock taken above.
     auto it = namespaces_.find(b.ns);
     if (it == namespaces_.end() || it->second->spec().block_bytes != b.size_bytes) {
@@ -166,6 +168,7 @@ Result<RecoveryStats> MemPool::AttachStore(std::unique_ptr<storage::BlockStore> 
   }));
   for (const auto& [ns, hash] : orphans) store_->Delete(ns, hash).IgnoreError();
   stats.dropped_blocks = orphans.size();
+  stats.bytes = store_->used_bytes();
   return stats;
 }
 

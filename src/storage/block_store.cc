@@ -192,10 +192,12 @@ Result<std::unique_ptr<BlockStore>> BlockStore::Open(const BlockStoreOptions& op
                                    " only; use another --data-dir or the matching kvpoold");
   }
   std::unique_ptr<BlockStore> store(new BlockStore(options, std::move(db)));
-  KVPOOL_RETURN_IF_ERROR(store->CountStored());
+  if (options.count_on_open) KVPOOL_RETURN_IF_ERROR(store->CountStored());
   if (options.probe_bytes > 0) {
     // A failed probe leaves the estimate to the first promotions; the store itself is fine.
-    store->ProbeReadBandwidth(options.probe_bytes).status().IgnoreError();
+    store->ProbeReadBandwidth(options.probe_bytes, options.probe_max_blocks)
+        .status()
+        .IgnoreError();
   }
   return store;
 }
@@ -206,11 +208,16 @@ BlockStore::BlockStore(BlockStoreOptions options, std::unique_ptr<Db> db)
 BlockStore::~BlockStore() = default;
 
 Status BlockStore::CountStored() {
+  return RecoveryScan([](const StoredBlockInfo&) {});
+}
+
+Status BlockStore::RecoveryScan(const std::function<void(const StoredBlockInfo&)>& fn) {
   uint64_t bytes = 0;
   uint64_t count = 0;
   KVPOOL_RETURN_IF_ERROR(Scan([&](const StoredBlockInfo& b) {
     bytes += b.size_bytes;
     ++count;
+    fn(b);
   }));
   absl::MutexLock lock(&mu_);
   used_bytes_ = bytes;
@@ -500,7 +507,7 @@ double BlockStore::read_bytes_per_s() const {
   return read_bandwidth_.bytes_per_s();
 }
 
-Result<uint64_t> BlockStore::ProbeReadBandwidth(uint64_t max_bytes) {
+Result<uint64_t> BlockStore::ProbeReadBandwidth(uint64_t max_bytes, uint64_t max_blocks) {
   // The blocks to read are listed first: Get may delete a corrupt one under the iterator.
   std::vector<std::pair<std::string, BlockHash>> blocks;
   std::vector<uint64_t> sizes;
@@ -509,7 +516,7 @@ Result<uint64_t> BlockStore::ProbeReadBandwidth(uint64_t max_bytes) {
     blocks.emplace_back(b.ns, b.hash);
     sizes.push_back(b.size_bytes);
     listed += b.size_bytes;
-    return listed < max_bytes;
+    return listed < max_bytes && blocks.size() < max_blocks;
   }));
   uint64_t read = 0;
   std::vector<uint8_t> buffer;

@@ -37,6 +37,13 @@ struct BlockStoreOptions {
   /// Bytes of stored blocks Open reads (and verifies) to seed the read-bandwidth estimate; 0:
   /// no probe (the estimate then starts with the first reads). Default: 16 MiB.
   uint64_t probe_bytes = 16ull << 20;
+  /// Most blocks that probe reads: each is a separate read, so a store of small blocks would
+  /// otherwise spend seconds of its start-up on the probe. Default: 64.
+  uint64_t probe_max_blocks = 64;
+  /// Count the stored bytes and blocks at Open (a scan of every block's metadata). false: they
+  /// start at 0 until RecoveryScan counts them, so a node's start-up reads the metadata once
+  /// instead of twice; the caller must then run RecoveryScan before any write. Default: true.
+  bool count_on_open = true;
   /// Read-ahead of a ReadRun: a Get of one of its blocks also reads the run's next blocks, up to
   /// this many bytes in all, in parallel; 0: no read-ahead. Default: 32 MiB.
   uint64_t readahead_bytes = 32ull << 20;
@@ -133,6 +140,9 @@ class BlockStore {
   /// The recovery scan: calls `fn` for every stored block, namespace by namespace (metadata
   /// only). DATA_LOSS for an undecodable metadata record (named).
   Status Scan(const std::function<void(const StoredBlockInfo&)>& fn);
+  /// Scan that also (re)counts the stored bytes and blocks, for used_bytes() and block_count():
+  /// the start-up scan of a store opened with count_on_open false. No writes may run meanwhile.
+  Status RecoveryScan(const std::function<void(const StoredBlockInfo&)>& fn);
   /// Waits until every write so far is on the disk (WAL sync).
   Status Sync();
 
@@ -140,11 +150,11 @@ class BlockStore {
   /// block reads so far (Get, and GetRun per run), each timed from its metadata lookup to the
   /// verified copy in the caller's buffer, seeded by Open's probe. 0 while nothing was read.
   double read_bytes_per_s() const;
-  /// Reads up to `max_bytes` of stored blocks (whole blocks, at least one when any is stored),
-  /// verifying their checksums, and records the time in the read-bandwidth estimate. Returns the
-  /// bytes read (0 for an empty store). A corrupt block found is deleted, as Get does, and not
-  /// counted. Errors as Get's, other than DATA_LOSS.
-  Result<uint64_t> ProbeReadBandwidth(uint64_t max_bytes);
+  /// Reads up to `max_bytes` of stored blocks, and at most `max_blocks` blocks (whole blocks,
+  /// at least one when any is stored), verifying their checksums, and records the time in the
+  /// read-bandwidth estimate. Returns the bytes read (0 for an empty store). A corrupt block
+  /// found is deleted, as Get does, and not counted. Errors as Get's, other than DATA_LOSS.
+  Result<uint64_t> ProbeReadBandwidth(uint64_t max_bytes, uint64_t max_blocks = UINT64_MAX);
 
   /// Testing only (corruption injection): replaces the stored bytes of a block without
   /// updating its size or checksum.

@@ -25,10 +25,12 @@ std::vector<uint8_t> Bytes(size_t n, uint32_t seed) {
 
 BlockHash H(uint64_t i) { return BlockHash{0x1234, i}; }
 
-std::unique_ptr<BlockStore> OpenStore(const std::string& path, uint64_t capacity = 1 << 20) {
+std::unique_ptr<BlockStore> OpenStore(const std::string& path, uint64_t capacity = 1 << 20,
+                                      bool count_on_open = true) {
   BlockStoreOptions o;
   o.path = path;
   o.capacity_bytes = capacity;
+  o.count_on_open = count_on_open;
   auto store = BlockStore::Open(o);
   REQUIRE(store.ok());
   return std::move(*store);
@@ -142,6 +144,30 @@ TEST_CASE("BlockStore: specs and blocks survive a reopen, and the scan lists eve
   CHECK(store->ListNamespaces()->size() == 1);
 }
 
+TEST_CASE("BlockStore: opened without counting, the recovery scan counts as it lists",
+          "[storage]") {
+  ScratchDir dir;
+  {
+    auto store = OpenStore(dir.File("db"));
+    for (uint64_t i = 0; i < 6; ++i) {
+      REQUIRE(store->Put("m", H(i), std::nullopt, Bytes(4096, 3), false).ok());
+    }
+  }
+  auto store = OpenStore(dir.File("db"), 8 * 4096, /*count_on_open=*/false);
+  CHECK(store->used_bytes() == 0);  // not counted yet
+  CHECK(store->block_count() == 0);
+  uint64_t listed = 0;
+  REQUIRE(store->RecoveryScan([&](const StoredBlockInfo&) { ++listed; }).ok());
+  CHECK(listed == 6);
+  CHECK(store->used_bytes() == 6 * 4096);
+  CHECK(store->block_count() == 6);
+  // The capacity counts what was there: two more fit, a third does not.
+  REQUIRE(store->Put("m", H(6), std::nullopt, Bytes(4096, 3), false).ok());
+  REQUIRE(store->Put("m", H(7), std::nullopt, Bytes(4096, 3), false).ok());
+  CHECK(store->Put("m", H(8), std::nullopt, Bytes(4096, 3), false).code() ==
+        StatusCode::kResourceExhausted);
+}
+
 TEST_CASE("BlockStore: a data dir of another layout is refused with a clear message",
           "[storage]") {
   ScratchDir dir;
@@ -240,6 +266,10 @@ TEST_CASE("BlockStore: the read bandwidth starts at 0 and Open's probe seeds it"
   }
   auto store = OpenStore(dir.File("db"));
   CHECK(store->read_bytes_per_s() > 0);
+  // The probe stops at its block limit as at its byte limit (at least one block).
+  CHECK(store->ProbeReadBandwidth(1 << 20, 3).value() == 3 * 4096);
+  CHECK(store->ProbeReadBandwidth(1 << 20, 0).value() == 4096);
+  CHECK(store->ProbeReadBandwidth(1 << 20).value() == 4 * 4096);
   BlockStoreOptions no_probe;
   no_probe.path = dir.File("db2");
   no_probe.capacity_bytes = 1 << 20;
