@@ -174,8 +174,8 @@ void StorePrompt(Endpoint& e, const std::string& ns, const std::vector<uint32_t>
   KVPOOL_IT_REQUIRE_OK(e.client.Release(alloc.lease.id));
 }
 
-TEST_CASE("Drain: a node hands its cached blocks to a peer, which serves them byte-exact",
-          "[ucx]") {
+TEST_CASE("NodeTransfer: a draining node hands its cached blocks to a peer, which serves them "
+          "byte-exact", "[ucx]") {
   TestDaemon b(Node("b", ""));
   TestDaemon a(Node("a", "", {"--peer=b=" + b.address()}));
   constexpr uint64_t kBlockBytes = 64 * kKiB;
