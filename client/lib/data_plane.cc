@@ -16,6 +16,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/synchronization/mutex.h"
+#include "client/lib/async_runner.h"
 #include "client/lib/client_impl.h"
 #include "client/lib/lease_book.h"
 #include "kvpool/v1/mempool.grpc.pb.h"
@@ -199,6 +200,8 @@ struct DataPlane::Impl {
   std::shared_ptr<const NodeLink> link ABSL_GUARDED_BY(mu);
   // Pulls in flight, by local region id: the node reads that memory until they finish.
   std::multimap<uint64_t, std::shared_future<Status>> pulls ABSL_GUARDED_BY(mu);
+  // The threads those batches run on (joined after ~Impl has waited for every batch).
+  client_internal::AsyncRunner runner;
 
   ~Impl() {
     // The node may still be reading registered memory: let every pull finish first (each is
@@ -382,10 +385,10 @@ struct DataPlane::Impl {
         TransferHandle::Impl{*std::move(h), std::move(node)}));
   }
 
-  // Runs a batch on a thread of its own so the call stays asynchronous; the region counts as in
-  // use (Deregister refuses) until it ends.
+  // Runs a batch on a thread of the runner so the call stays asynchronous; the region counts as
+  // in use (Deregister refuses) until it ends.
   TransferHandle RunAsync(RegionId region, uint64_t bytes, std::function<Status()> work) {
-    std::shared_future<Status> done = std::async(std::launch::async, std::move(work)).share();
+    std::shared_future<Status> done = runner.Run(std::move(work));
     {
       absl::MutexLock lock(&mu);
       PrunePullsLocked();

@@ -19,6 +19,7 @@
 #include <unordered_set>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -278,6 +279,10 @@ class TransferEngine::Impl {
   // ---- CompleteWireup's landing buffer, allocated on first use (0: not yet).
   absl::Mutex scratch_mu_;
   uint64_t scratch_address_ ABSL_GUARDED_BY(scratch_mu_) = 0;
+  // Peers whose wire-up completed: CompleteWireup returns at once for them (a node pulling
+  // from a client region calls it on every request). Forgotten on Disconnect.
+  absl::Mutex wired_mu_;
+  absl::flat_hash_set<uint64_t> wired_ ABSL_GUARDED_BY(wired_mu_);
 
   // ---- Progress-thread state (no lock: only that thread touches it after Init).
   std::unordered_map<uint64_t, std::unique_ptr<Peer>> peers_;
@@ -1040,6 +1045,10 @@ Result<PeerId> TransferEngine::Connect(std::string_view peer_worker_address) {
 }
 
 Status TransferEngine::Disconnect(PeerId peer) {
+  {
+    absl::MutexLock lock(&impl_->wired_mu_);
+    impl_->wired_.erase(static_cast<uint64_t>(peer));
+  }
   return impl_->RunOnProgressThread(
       [&] { return impl_->DisconnectOnThread(static_cast<uint64_t>(peer)); });
 }
@@ -1090,6 +1099,10 @@ Result<bool> TransferEngine::UsesOnlyTcp(PeerId peer) {
 
 Status TransferEngine::CompleteWireup(PeerId peer, const RemoteRegion& remote,
                                       int64_t timeout_ms) {
+  {
+    absl::MutexLock lock(&impl_->wired_mu_);
+    if (impl_->wired_.contains(static_cast<uint64_t>(peer))) return Status::Ok();
+  }
   uint64_t scratch = 0;
   {
     absl::MutexLock lock(&impl_->scratch_mu_);
@@ -1103,7 +1116,10 @@ Status TransferEngine::CompleteWireup(PeerId peer, const RemoteRegion& remote,
   // Concurrent calls may land in the scratch buffer together: its bytes are never read.
   const TransferOp op{scratch, remote.address, std::min<uint64_t>(8, remote.size_bytes)};
   KVPOOL_ASSIGN_OR_RETURN(TransferHandle handle, Get(peer, remote, std::span(&op, 1)));
-  return handle.Wait(timeout_ms);
+  KVPOOL_RETURN_IF_ERROR(handle.Wait(timeout_ms));
+  absl::MutexLock lock(&impl_->wired_mu_);
+  impl_->wired_.insert(static_cast<uint64_t>(peer));
+  return Status::Ok();
 }
 
 Result<TransferHandle> TransferEngine::Put(PeerId peer, const RemoteRegion& remote,

@@ -266,6 +266,7 @@ class TransferEngine {
   /// *peer's* process (an assertion in ucp_request_send_state_ff, fixed upstream in
   /// openucx/ucx#8175) when this process dies while the peer still has the handshake's reply
   /// queued, which a long first transfer over TCP can keep queued for its whole duration.
+  /// Once it succeeded for `peer`, later calls return OK at once (until Disconnect).
   /// Errors as Get and TransferHandle::Wait.
   Status CompleteWireup(PeerId peer, const RemoteRegion& remote, int64_t timeout_ms);
 

@@ -513,6 +513,26 @@ TEST_CASE("TransferEngine: endpoints are cached per peer and re-created after Di
   CHECK(HasPattern(Bytes(remote), 77));
 }
 
+TEST_CASE("TransferEngine: CompleteWireup reads once per endpoint, and again after Disconnect",
+          "[ucx]") {
+  EnginePair pair = MakeEnginePair("tcp");
+  const LocalRegion remote = Allocate(*pair.b, 64 * kKiB);
+  RemoteRegion no_key = remote.Describe();
+  no_key.rkey.clear();  // a read of it is refused before anything moves
+  CHECK(pair.a->CompleteWireup(pair.a_to_b, no_key, 5000).code() ==
+        StatusCode::kInvalidArgument);
+  REQUIRE(pair.a->CompleteWireup(pair.a_to_b, remote.Describe(), 5000).ok());
+  // Wired: nothing is read any more, so the region does not matter.
+  CHECK(pair.a->CompleteWireup(pair.a_to_b, no_key, 5000).ok());
+  REQUIRE(pair.a->Disconnect(pair.a_to_b).ok());
+  CHECK(pair.a->CompleteWireup(pair.a_to_b, remote.Describe(), 5000).code() ==
+        StatusCode::kNotFound);
+  auto fresh = pair.a->Connect(pair.b->worker_address());
+  REQUIRE(fresh.ok());
+  CHECK(pair.a->CompleteWireup(*fresh, no_key, 5000).code() == StatusCode::kInvalidArgument);
+  CHECK(pair.a->CompleteWireup(*fresh, remote.Describe(), 5000).ok());
+}
+
 TEST_CASE("TransferEngine: a destroyed peer engine fails the next transfer promptly, and a new "
           "one is reachable",
           "[ucx]") {
