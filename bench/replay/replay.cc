@@ -602,6 +602,12 @@ Result<nlohmann::json> RunReplay(const ReplayOptions& options, bool quiet) {
   copts.ucx_tls = options.ucx_tls;
   copts.kvpoold_args = {"--slab=" + std::to_string(slab_bytes), "--no-huge-pages",
                         "--log-level=warning"};
+  if (options.disk_capacity_factor > 0) {
+    const auto disk_bytes = static_cast<uint64_t>(
+        options.disk_capacity_factor * static_cast<double>(node_bytes));
+    copts.kvpoold_args.push_back("--disk-capacity=" + std::to_string(std::max<uint64_t>(
+                                                          disk_bytes, block_bytes)));
+  }
   const uint64_t model_block_bytes = model.kv_bytes_per_token * options.block_tokens;
   copts.scheduler_args = {"--instance-timeout-ms=86400000",
                           "--block-tokens=" + std::to_string(options.block_tokens),

@@ -46,6 +46,11 @@ struct ReplayOptions {
   /// nodes; capacity_blocks > 0 overrides it. Default: 0.10.
   double capacity_fraction = 0.10;
   uint64_t capacity_blocks = 0;
+  /// SSD tier of each node, as a multiple of its host capacity (kvpoold --disk-capacity, in
+  /// the node's data dir): cold blocks are demoted there instead of dropped, and DISK hits are
+  /// priced with the tier's measured read bandwidth by the scheduler and the planner. 0: no
+  /// SSD tier. Default: 0.
+  double disk_capacity_factor = 0;
   /// Arrivals are compressed (or stretched) so that, if every prompt hit the cache as often as
   /// in one global LRU of the pool's capacity, instances would be busy this fraction of the
   /// time; time_scale > 0 sets the factor on timestamps directly. Defaults: 0.8, 0.

@@ -33,6 +33,10 @@ void AddReplayOptions(CLI::App* sub, ReplayOptions* opts) {
       ->capture_default_str();
   sub->add_option("--capacity-blocks", opts->capacity_blocks,
                   "Total pool capacity in blocks (overrides --capacity-fraction)");
+  sub->add_option("--disk-capacity-factor", opts->disk_capacity_factor,
+                  "Give each node an SSD tier this many times its host capacity (0: none)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   sub->add_option("--utilization", opts->utilization,
                   "Compress arrivals so instances would be busy this fraction of the time with "
                   "an infinite cache")

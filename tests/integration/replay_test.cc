@@ -69,6 +69,33 @@ TEST_CASE("kvpool-bench replay: hits agree with the pools' stats and stay below 
   }
 }
 
+TEST_CASE("kvpool-bench replay: with SSD tiers the nodes keep and serve what memory evicts",
+          "[replay]") {
+  TempDir dir;
+  auto replay = [&](const std::string& disk_factor) {
+    const CommandResult r = RunCommand(
+        {kBenchPath, "replay", "--json", "--no-progress", "--gen-requests=150", "--gen-seed=7",
+         "--nodes=2", "--instances=4", "--modes=local", "--policies=prefix",
+         "--disk-capacity-factor=" + disk_factor, "--dir=" + dir.File("replay-" + disk_factor)},
+        120'000);
+    INFO("stderr:\n" << r.err);
+    REQUIRE(r.exit_code == 0);
+    const nlohmann::json j = nlohmann::json::parse(r.out);
+    REQUIRE(j["configs"].size() == 1);
+    return j;
+  };
+  const nlohmann::json memory_only = replay("0");
+  const nlohmann::json with_disk = replay("4");
+  const nlohmann::json& c = with_disk["configs"][0];
+  INFO(c.dump());
+  CHECK(c["failures"] == 0);
+  CHECK(c["replay_matched_blocks"] == c["pool_hit_blocks"]);  // DISK hits count on the nodes too
+  const double infinite = with_disk["references"]["infinite_hit_rate"].get<double>();
+  CHECK(c["hit_rate"].get<double>() <= infinite + 1e-9);
+  // Blocks memory evicted were demoted, not dropped, and later prompts hit them.
+  CHECK(c["hit_rate"].get<double>() > memory_only["configs"][0]["hit_rate"].get<double>());
+}
+
 TEST_CASE("kvpool-bench cluster: up starts a ready cluster, status shows it, down stops it",
           "[replay]") {
   TempDir dir;
