@@ -627,8 +627,6 @@ struct DataPlane::Impl {
     }
     BuiltOps built;
     built.local_device = view.device;
-    const uint64_t local_address = view.address;
-    const uint64_t local_bytes = view.size_bytes;
     // Messages are built only for a bad block: this loop runs on every call.
     auto which = [&](size_t i) {
       return "block " + std::to_string(i) + " (handle " + std::to_string(blocks[i].handle) + ")";
@@ -650,15 +648,15 @@ struct DataPlane::Impl {
                                     std::to_string(b.length) + ") lies outside the node's " +
                                     std::to_string(node_region.size_bytes) + "-byte region");
       }
-      if (!InRange(offsets[i], b.length, local_bytes)) {
+      if (!InRange(offsets[i], b.length, view.size_bytes)) {
         return InvalidArgumentError("region offset " + std::to_string(i) + " [" +
                                     std::to_string(offsets[i]) + ", +" +
                                     std::to_string(b.length) + ") lies outside the " +
-                                    std::to_string(local_bytes) + "-byte region " +
+                                    std::to_string(view.size_bytes) + "-byte region " +
                                     std::to_string(static_cast<uint64_t>(region)));
       }
       ops.push_back(transport::TransferOp{
-          local_address + offsets[i], b.tier == Tier::kGpu ? 0 : node_region.address + b.offset,
+          view.address + offsets[i], b.tier == Tier::kGpu ? 0 : node_region.address + b.offset,
           b.length});
     }
     KVPOOL_RETURN_IF_ERROR(leases->Check(blocks, for_write));
