@@ -31,6 +31,9 @@
 namespace kvpool::daemon {
 namespace {
 
+// How often the write-behind thread looks for blocks to write (docs/storage.md).
+constexpr uint32_t kWriteBehindIntervalMs = 10;
+
 Status PrepareDataDir(const std::string& dir) {
   if (dir.empty()) return Status::Ok();
   std::error_code ec;
@@ -230,6 +233,28 @@ int Run(const KvpooldOptions& opts) {
     PeriodicTask sweeper(opts.lease_sweep_interval_ms, [pool = pool->get()] {
       if (size_t n = pool->ExpireLeases(); n > 0) KVPOOL_LOG(DEBUG) << "expired leases=" << n;
     });
+    // Write-behind: keeps the blocks host eviction takes next written to the SSD tier, so that
+    // allocations evict without disk writes (docs/storage.md). Each tick writes until nothing
+    // is left to write or 100 ms have passed, so that shutdown never waits long for it.
+    std::optional<PeriodicTask> write_behind;
+    if ((*pool)->has_store() && opts.pool.write_behind_bytes > 0) {
+      write_behind.emplace(kWriteBehindIntervalMs, [pool = pool->get(), last_error = Status()]() mutable {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+        while (std::chrono::steady_clock::now() < until) {
+          Result<uint64_t> written = pool->WriteBehind();
+          if (!written.ok()) {
+            // Logged when it changes, not on every tick of a full tier.
+            if (written.status().message() != last_error.message()) {
+              KVPOOL_LOG(WARNING) << "write-behind: " << written.status();
+            }
+            last_error = written.status();
+            break;
+          }
+          last_error = Status();
+          if (*written == 0) break;
+        }
+      });
+    }
     std::unique_ptr<EventPublisher> publisher;
     if (!opts.scheduler.empty()) {
       EventPublisherOptions popts;
@@ -259,6 +284,7 @@ int Run(const KvpooldOptions& opts) {
     server->Wait();
     // No call can insert any more: every HOST block the SSD tier lacks is written to it (they
     // stay HOST until the process ends; the publisher then deregisters the node).
+    write_behind.reset();
     if (opts.demote_on_shutdown && (*pool)->has_store()) {
       Result<uint64_t> demoted = (*pool)->DemoteAll();
       if (demoted.ok()) {

@@ -138,6 +138,11 @@ Result<std::optional<KvpooldOptions>> ParseKvpooldArgs(int argc, const char* con
       ->check(CLI::NonNegativeNumber);
   app.add_flag("--gpu-emulate", opts.gpu_emulate,
                "Testing aid: emulate the GPU tier's device memory in host RAM (no GPU needed)");
+  std::string write_behind = "64MiB";
+  app.add_option("--write-behind", write_behind,
+                 "Bytes at the head of each namespace's eviction order kept written to the SSD "
+                 "tier ahead of eviction, so that evicting them writes nothing (0: off)")
+      ->capture_default_str();
   app.add_flag("--demote-on-shutdown,!--no-demote-on-shutdown", opts.demote_on_shutdown,
                "On SIGTERM/SIGINT, write host-memory blocks to the SSD tier first (default on)");
   // The last --node-id wins, so a launcher's default can be overridden by extra flags.
@@ -211,6 +216,7 @@ Result<std::optional<KvpooldOptions>> ParseKvpooldArgs(int argc, const char* con
   KVPOOL_ASSIGN_OR_RETURN(opts.pool.capacity_bytes, ParseBytes(capacity));
   KVPOOL_ASSIGN_OR_RETURN(opts.pool.slab_bytes, ParseBytes(slab));
   KVPOOL_ASSIGN_OR_RETURN(opts.disk_capacity_bytes, ParseBytes(disk_capacity));
+  KVPOOL_ASSIGN_OR_RETURN(opts.pool.write_behind_bytes, ParseBytes(write_behind));
   KVPOOL_ASSIGN_OR_RETURN(opts.gpu_capacity_bytes, ParseBytes(gpu_capacity));
   KVPOOL_ASSIGN_OR_RETURN(opts.max_message_bytes, ParseBytes(max_message));
   KVPOOL_ASSIGN_OR_RETURN(opts.pool.default_namespace_quota_bytes, ParseBytes(default_quota));

@@ -106,6 +106,9 @@ class PoolCollector final : public prometheus::Collectable {
          [](const NamespaceInfo& n) { return n.stats.demoted_blocks; }},
         {"kvpool_namespace_promoted_blocks_total", "SSD-tier blocks read back into host memory",
          true, [](const NamespaceInfo& n) { return n.stats.promoted_blocks; }},
+        {"kvpool_namespace_written_behind_blocks_total",
+         "Host blocks written to the SSD tier ahead of eviction (write-behind)", true,
+         [](const NamespaceInfo& n) { return n.stats.written_behind_blocks; }},
     };
     for (const Field& f : kFields) {
       FamilyBuilder b = f.counter ? FamilyBuilder::Counter(f.name, f.help)

@@ -58,6 +58,7 @@ struct NamespaceStats {
   uint64_t disk_blocks = 0;       ///< blocks the SSD tier stores (some may be on HOST too)
   uint64_t demoted_blocks = 0;    ///< blocks moved down a tier: GPU to HOST or DISK, HOST to DISK (pressure or SwapOut)
   uint64_t promoted_blocks = 0;   ///< DISK blocks read back into pool memory
+  uint64_t written_behind_blocks = 0;  ///< HOST blocks written to the SSD tier ahead of eviction
   uint64_t gpu_used_bytes = 0;    ///< bytes of live GPU-tier blocks (not in used_bytes)
 };
 

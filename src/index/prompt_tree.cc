@@ -509,6 +509,28 @@ size_t PromptTree::EvictIf(size_t max_blocks, const std::function<bool(BlockRef)
   return count;
 }
 
+void PromptTree::ForEachEvictionCandidate(
+    size_t max_blocks, const std::function<bool(const BlockHash&, BlockRef)>& fn) const {
+  const Impl& m = *impl_;
+  size_t visited = 0;
+  for (uint32_t leaf = m.lru_cold; leaf != kNil && visited < max_blocks;
+       leaf = m.At(leaf).lru_next) {
+    uint32_t i = leaf;
+    for (;;) {
+      const Entry& e = m.At(i);
+      ++visited;
+      if (!fn(e.hash, e.ref)) return;
+      if (visited == max_blocks) return;
+      const uint32_t p = e.parent;
+      // A segment root has no parent entry; a parent with another child or a pin stays.
+      if ((e.state & kSegmentRoot) != 0 || p == kNil) break;
+      const Entry& pe = m.At(p);
+      if (Impl::Pins(pe) != 0 || e.prev_sibling != kNil || e.next_sibling != kNil) break;
+      i = p;
+    }
+  }
+}
+
 size_t PromptTree::evictable_leaves() const { return impl_->lru_size; }
 
 size_t PromptTree::size() const { return impl_->live; }

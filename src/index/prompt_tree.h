@@ -102,6 +102,16 @@ class PromptTree {
   size_t EvictIf(size_t max_blocks, const std::function<bool(BlockRef)>& eligible,
                  std::vector<RemovedBlock>* evicted);
 
+  /// Looks ahead at what Evict would take, without changing anything: walks the unpinned leaves
+  /// from the cold end and, after each leaf, its ancestors for as long as each would become an
+  /// unpinned leaf once the block below it went (an only child's unpinned parent). Calls
+  /// `fn(hash, ref)` for each, coldest first, until `fn` returns false or `max_blocks` were
+  /// visited. The order matches Evict's except where an ancestor with other children would
+  /// be taken later (it is not listed). For write-behind (the node's SSD tier).
+  void ForEachEvictionCandidate(size_t max_blocks,
+                                const std::function<bool(const BlockHash& hash, BlockRef ref)>&
+                                    fn) const;
+
   /// Number of unpinned leaves that Evict could remove right now.
   size_t evictable_leaves() const;
 

@@ -253,6 +253,7 @@ std::vector<NamespaceInfo> MemPool::ListNamespaces() {
 
 Result<uint64_t> MemPool::DeleteNamespace(std::string_view name) {
   absl::MutexLock lock(&mu_);
+  AwaitNoWriteBehindLocked();  // its blocks may be in the batch being written
   ExpireLeasesLocked();
   KVPOOL_ASSIGN_OR_RETURN(NamespaceState * ns, FindNamespaceLocked(name));
   if (ns->active_leases > 0) {
@@ -337,7 +338,13 @@ uint64_t MemPool::EvictFromLocked(NamespaceState& ns, uint64_t n_blocks, Tier ti
     }
     // With an SSD tier the block goes down a tier instead of away (it may be there already).
     bool kept = false;
-    if (store_ != nullptr) {
+    BlockMeta& meta = ns.meta(slot);
+    if (store_ != nullptr && meta.write_behind != WriteBehindState::kNone) {
+      // Being written by the write-behind, which puts it in the DISK tree when the write
+      // lands (and announces it gone if the write fails): nothing to write here.
+      meta.write_behind = WriteBehindState::kWritingDemoted;
+      kept = true;
+    } else if (store_ != nullptr) {
       const Status st = WriteToDiskLocked(ns, slot, /*sync=*/false);
       if (st.ok()) {
         kept = true;

@@ -1,6 +1,7 @@
 // MemPool: the memory, index and lease API of one kvpoold node (DESIGN.md "MemPool API").
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -280,6 +281,22 @@ class MemPool {
   /// it); null without a GPU tier.
   uint8_t* gpu_base() const { return gpu_base_; }
 
+  /// Write-behind (docs/storage.md): writes to the SSD tier (unsynced) up to `max_blocks` of the
+  /// HOST blocks that host eviction would take next and that the tier lacks, so that eviction
+  /// later drops them without a disk write under the pool's lock. Looks at the window at the
+  /// head of each namespace's eviction order (PromptTree::ForEachEvictionCandidate): the
+  /// smallest of options().write_behind_bytes, an eighth of host memory and a quarter of the
+  /// SSD tier; and only while host memory has fewer free bytes than that. The pool's lock is not held during the writes, so other calls proceed
+  /// meanwhile: the blocks' slots stay allocated, and eviction may still take them (it then
+  /// counts them as DISK without writing them; should the write fail they are announced
+  /// removed). A block deleted meanwhile is deleted from the tier again. At most 32 MiB and a quarter of a namespace's cached blocks per call; one
+  /// call at a time (another returns 0 at once). Returns how many blocks were written: 0 when
+  /// there is nothing to do, write-behind is off, or there is no SSD tier. A failed write is
+  /// logged; the call fails with it (RESOURCE_EXHAUSTED for a full tier, ...) only when no block
+  /// was written. kvpoold calls it from one
+  /// background thread; the caller must stop calling before the pool is destroyed.
+  Result<uint64_t> WriteBehind(uint64_t max_blocks = UINT64_MAX);
+
   /// Clean shutdown: writes every HOST block the SSD tier lacks to it (dropping the tier's own
   /// coldest blocks when full), then syncs. Returns how many blocks were written. The pool keeps
   /// serving. FAILED_PRECONDITION without an SSD tier.
@@ -309,7 +326,10 @@ class MemPool {
   // dropping the tier's coldest leaves to make room.
   Status WriteToDiskLocked(NamespaceState& ns, memory::Slot slot, bool sync)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Drops the SSD tier's coldest leaves (`prefer` first) until `bytes` more fit.
+  // Waits (releasing the lock meanwhile) until no WriteBehind call is writing.
+  void AwaitNoWriteBehindLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops the SSD tier's coldest leaves (`prefer` first) until `bytes` more fit, counting the
+  // bytes a WriteBehind call is about to write.
   Status MakeDiskRoomLocked(NamespaceState& prefer, uint64_t bytes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Removes DISK-tree blocks (already gone from the store or to delete there) and emits
@@ -399,6 +419,10 @@ class MemPool {
   uint64_t expired_leases_ ABSL_GUARDED_BY(mu_) = 0;
   EventSink* event_sink_ ABSL_GUARDED_BY(mu_) = nullptr;
   uint64_t last_event_ ABSL_GUARDED_BY(mu_) = 0;
+  // Blocks a WriteBehind call is writing without the lock (0 or one batch).
+  uint64_t write_behind_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  // Bytes of that batch not yet counted by the store (each block's are until its Put returns).
+  std::atomic<uint64_t> write_behind_reserved_bytes_{0};
 };
 
 }  // namespace kvpool::node

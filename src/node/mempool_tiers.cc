@@ -1,6 +1,8 @@
 // MemPool's DISK tier: demotion, promotion, SwapOut/SwapIn, recovery and the shutdown demotion
 // (docs/storage.md). Every helper runs under the pool's lock; SSD I/O happens under it too,
-// which keeps the index and the store in step at the cost of serialising tier moves.
+// which keeps the index and the store in step at the cost of serialising tier moves. The
+// write-behind (mempool_write_behind.cc) writes ahead of eviction without the lock, so that
+// most demotions find their blocks written already.
 #include <algorithm>
 #include <string>
 #include <utility>
@@ -37,8 +39,10 @@ void MemPool::DropFromDiskLocked(NamespaceState& ns, std::vector<index::RemovedB
 }
 
 Status MemPool::MakeDiskRoomLocked(NamespaceState& prefer, uint64_t bytes) {
-  while (store_->used_bytes() + bytes > store_->capacity_bytes()) {
-    const uint64_t over = store_->used_bytes() + bytes - store_->capacity_bytes();
+  for (;;) {
+    const uint64_t used = store_->used_bytes() + write_behind_reserved_bytes_.load();
+    if (used + bytes <= store_->capacity_bytes()) break;
+    const uint64_t over = used + bytes - store_->capacity_bytes();
     std::vector<index::RemovedBlock> removed;
     NamespaceState* victim = nullptr;
     // The SSD tier's own LRU: this namespace's coldest DISK leaves first, then others'.
@@ -195,6 +199,7 @@ Result<SwapOutResult> MemPool::SwapOut(std::string_view ns_name, uint64_t n_bloc
 Result<uint64_t> MemPool::DemoteAll() {
   absl::MutexLock lock(&mu_);
   if (store_ == nullptr) return NoStore();
+  AwaitNoWriteBehindLocked();
   uint64_t written = 0;
   Status first_error;
   for (auto& [name, ns] : namespaces_) {

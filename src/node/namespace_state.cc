@@ -137,6 +137,7 @@ void NamespaceState::FreeBlock(memory::Slot slot) {
   m.state = BlockState::kFree;
   m.owner_lease = 0;
   m.pins = 0;
+  m.write_behind = WriteBehindState::kNone;
   ++m.generation;
   if (IsGpuSlot(slot)) {
     gpu_allocator_->Free(slot & ~kGpuSlotBit);
@@ -147,14 +148,25 @@ void NamespaceState::FreeBlock(memory::Slot slot) {
 
 void NamespaceState::OnRemovedFromTree(memory::Slot slot) {
   BlockMeta& m = meta(slot);
-  if (m.pins == 0) {
+  if (m.pins == 0 && m.write_behind == WriteBehindState::kNone) {
     FreeBlock(slot);
     return;
   }
-  // Someone still reads it under a lease: keep the bytes until the last pin goes.
-  --pinned_blocks;
+  // Someone still reads it under a lease, or writes it to the SSD tier: keep the bytes until
+  // the last pin goes and the write ended.
+  if (m.pins > 0) --pinned_blocks;
   m.state = BlockState::kDetached;
   ++detached_blocks;
+}
+
+void NamespaceState::BeginWriteBehind(memory::Slot slot) {
+  meta(slot).write_behind = WriteBehindState::kWriting;
+}
+
+void NamespaceState::EndWriteBehind(memory::Slot slot) {
+  BlockMeta& m = meta(slot);
+  m.write_behind = WriteBehindState::kNone;
+  if (m.state == BlockState::kDetached && m.pins == 0) FreeBlock(slot);
 }
 
 void NamespaceState::Pin(memory::Slot slot) {
@@ -170,7 +182,8 @@ void NamespaceState::Unpin(memory::Slot slot) {
   if (m.state == BlockState::kCached) {
     if (m.pins == 0) --pinned_blocks;
     tree_.Unpin(m.hash);
-  } else if (m.state == BlockState::kDetached && m.pins == 0) {
+  } else if (m.state == BlockState::kDetached && m.pins == 0 &&
+             m.write_behind == WriteBehindState::kNone) {
     FreeBlock(slot);
   }
 }

@@ -22,6 +22,13 @@ namespace kvpool::node {
 ///   kDetached --last pin released--> kFree
 enum class BlockState : uint8_t { kFree, kAllocated, kCached, kDetached };
 
+/// Where a HOST block stands with the write-behind (MemPool::WriteBehind).
+enum class WriteBehindState : uint8_t {
+  kNone = 0,
+  kWriting = 1,         ///< its bytes are being written to the SSD tier: the slot stays allocated
+  kWritingDemoted = 2,  ///< as kWriting, and host eviction took it meanwhile, counting it as DISK
+};
+
 struct BlockMeta {
   BlockHash hash;              ///< valid in kCached and kDetached
   BlockHash parent;            ///< the hash before `hash` in its prompt, when has_parent
@@ -30,6 +37,7 @@ struct BlockMeta {
   uint16_t generation = 0;     ///< bumped on every free; part of the handle
   BlockState state = BlockState::kFree;
   bool has_parent = false;     ///< kCached: `parent` is known (false for a prompt's first block)
+  WriteBehindState write_behind = WriteBehindState::kNone;
   uint32_t seen_epoch = 0;     ///< ResolveAll's duplicate detector (see request_epoch_)
 };
 
@@ -107,6 +115,11 @@ class NamespaceState {
   void Pin(memory::Slot slot);
   /// Drops one read pin; frees a detached block whose last pin went.
   void Unpin(memory::Slot slot);
+  /// Write-behind: keeps a cached HOST block's bytes alive while they are written to the SSD
+  /// tier, without pinning it in the tree (eviction may still take it: it then stays detached).
+  void BeginWriteBehind(memory::Slot slot);
+  /// Ends BeginWriteBehind; frees the block if it left the tree meanwhile and has no pins.
+  void EndWriteBehind(memory::Slot slot);
 
   /// Leases (of any kind) that refer to this namespace.
   uint64_t active_leases = 0;

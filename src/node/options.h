@@ -39,6 +39,12 @@ struct MemPoolOptions {
   std::map<std::string, uint64_t> namespace_quota_bytes;
   /// Quota of namespaces not in namespace_quota_bytes; 0: none. Default: 0.
   uint64_t default_namespace_quota_bytes = 0;
+  /// Write-behind (with an SSD tier; MemPool::WriteBehind): how many bytes at the head of each
+  /// namespace's eviction order are kept written to the SSD tier ahead of time, so that host
+  /// eviction drops those blocks without writing them under the pool's lock; capped at an
+  /// eighth of capacity_bytes and a quarter of the SSD tier. Active only while host memory has
+  /// fewer free bytes than that. 0: off (kvpoold --write-behind). Default: 64 MiB.
+  uint64_t write_behind_bytes = 64ull << 20;
 
   /// The quota of namespace `name` in bytes (0: none).
   uint64_t QuotaBytesOf(const std::string& name) const {

@@ -42,7 +42,7 @@ NamespaceSpec FromProto(const v1::NamespaceSpec& spec) {
   X(allocated_blocks) X(cached_blocks) X(pinned_blocks) X(reserved_bytes) X(used_bytes)     \
   X(hit_blocks) X(miss_blocks) X(match_requests) X(inserted_blocks) X(deduplicated_blocks)  \
   X(evicted_blocks) X(deleted_blocks) X(index_bytes) X(disk_blocks) X(demoted_blocks)        \
-  X(promoted_blocks) X(gpu_used_bytes)
+  X(promoted_blocks) X(gpu_used_bytes) X(written_behind_blocks)
 
 void ToProto(const NamespaceStats& stats, v1::NamespaceStats* out) {
 #define KVPOOL_SET_(f) out->set_##f(stats.f);

@@ -284,12 +284,29 @@ Result<std::vector<NamespaceSpec>> BlockStore::ListNamespaces() {
   return out;
 }
 
+BlockStore::KeyWriter::KeyWriter(BlockStore* store, std::string key)
+    : store_(store), key_(std::move(key)) {
+  // One writer per key: another Put or Delete of it waits, so the byte accounting below is
+  // exact, while writes of other keys run at the same time.
+  const auto free = [this] {
+    store_->mu_.AssertHeld();
+    return !store_->writing_.contains(key_);
+  };
+  absl::MutexLock lock(&store_->mu_, absl::Condition(&free));
+  store_->writing_.insert(key_);
+}
+
+BlockStore::KeyWriter::~KeyWriter() {
+  absl::MutexLock lock(&store_->mu_);
+  store_->writing_.erase(key_);
+}
+
 Status BlockStore::Put(std::string_view ns, const BlockHash& hash,
                        std::optional<BlockHash> parent, std::span<const uint8_t> bytes,
                        bool sync) {
   if (bytes.empty()) return InvalidArgumentError("cannot store an empty " + Describe(ns, hash));
-  const std::string meta_key = BlockKey('M', ns, hash);
-  absl::MutexLock lock(&mu_);
+  KeyWriter writer(this, BlockKey('M', ns, hash));
+  const std::string& meta_key = writer.key();
   uint64_t replaced = 0;
   bool existed = false;
   {
@@ -302,12 +319,19 @@ Status BlockStore::Put(std::string_view ns, const BlockHash& hash,
       return FromRocks(st, "reading " + Describe(ns, hash));
     }
   }
-  const uint64_t after = used_bytes_ - replaced + bytes.size();
-  if (after > options_.capacity_bytes) {
-    return ResourceExhaustedError("the SSD tier is full: storing " + Describe(ns, hash) + " (" +
-                                  std::to_string(bytes.size()) + " bytes) needs " +
-                                  std::to_string(after) + " of " +
-                                  std::to_string(options_.capacity_bytes) + " bytes");
+  {
+    // The bytes are counted before the write, so that concurrent Puts cannot together pass
+    // the capacity; the lock is not held during the write.
+    absl::MutexLock lock(&mu_);
+    const uint64_t after = used_bytes_ - replaced + bytes.size();
+    if (after > options_.capacity_bytes) {
+      return ResourceExhaustedError("the SSD tier is full: storing " + Describe(ns, hash) +
+                                    " (" + std::to_string(bytes.size()) + " bytes) needs " +
+                                    std::to_string(after) + " of " +
+                                    std::to_string(options_.capacity_bytes) + " bytes");
+    }
+    used_bytes_ = after;
+    if (!existed) ++block_count_;
   }
   Meta meta{parent, bytes.size(), BlockChecksum(bytes.data(), bytes.size())};
   rocksdb::WriteBatch batch;
@@ -317,9 +341,13 @@ Status BlockStore::Put(std::string_view ns, const BlockHash& hash,
       .PermitUncheckedError();
   batch.Put(meta_key, EncodeMeta(meta)).PermitUncheckedError();
   const rocksdb::Status st = db_->db->Write(WriteOpts(sync), &batch);
-  if (!st.ok()) return FromRocks(st, "storing " + Describe(ns, hash));
-  used_bytes_ = after;
-  if (!existed) ++block_count_;
+  if (!st.ok()) {
+    // Nothing was written: the old value, if any, is still the stored one.
+    absl::MutexLock lock(&mu_);
+    used_bytes_ = used_bytes_ + replaced - bytes.size();
+    if (!existed) --block_count_;
+    return FromRocks(st, "storing " + Describe(ns, hash));
+  }
   return Status::Ok();
 }
 
@@ -377,8 +405,8 @@ Result<std::optional<BlockHash>> BlockStore::Get(std::string_view ns, const Bloc
 }
 
 Status BlockStore::Delete(std::string_view ns, const BlockHash& hash) {
-  const std::string meta_key = BlockKey('M', ns, hash);
-  absl::MutexLock lock(&mu_);
+  KeyWriter writer(this, BlockKey('M', ns, hash));
+  const std::string& meta_key = writer.key();
   std::string old;
   rocksdb::Status st = db_->db->Get(rocksdb::ReadOptions(), meta_key, &old);
   if (st.IsNotFound()) return Status::Ok();
@@ -390,6 +418,7 @@ Status BlockStore::Delete(std::string_view ns, const BlockHash& hash) {
   batch.Delete(BlockKey('B', ns, hash)).PermitUncheckedError();
   st = db_->db->Write(WriteOpts(false), &batch);
   if (!st.ok()) return FromRocks(st, "deleting " + Describe(ns, hash));
+  absl::MutexLock lock(&mu_);
   used_bytes_ -= std::min(used_bytes_, size);
   if (block_count_ > 0) --block_count_;
   return Status::Ok();

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "kvpool/block_hash.h"
 #include "kvpool/status.h"
@@ -93,7 +94,9 @@ struct StoredBlockInfo {
 /// RESOURCE_EXHAUSTED, corruption -> DATA_LOSS, a missing key -> NOT_FOUND, busy / try again ->
 /// UNAVAILABLE, other I/O errors -> INTERNAL; the message names the key and RocksDB's text.
 ///
-/// Thread-safe: RocksDB is; the byte accounting is under a mutex.
+/// Thread-safe: RocksDB is; the byte accounting is under a mutex that no RocksDB write holds,
+/// so used_bytes() never waits for the disk. Writes (Put, Delete) of one key are serialised;
+/// writes of different keys run concurrently.
 class BlockStore {
  public:
   /// Opens (or creates) the database at options.path and counts the stored bytes (a metadata
@@ -183,9 +186,26 @@ class BlockStore {
   // Scan that stops when `fn` returns false.
   Status ScanWhile(const std::function<bool(const StoredBlockInfo&)>& fn);
 
+  // Marks one key as being written (Put, Delete) for its lifetime, waiting first until no
+  // other writer has it.
+  class KeyWriter {
+   public:
+    KeyWriter(BlockStore* store, std::string key);
+    ~KeyWriter();
+    KeyWriter(const KeyWriter&) = delete;
+    KeyWriter& operator=(const KeyWriter&) = delete;
+    const std::string& key() const { return key_; }
+
+   private:
+    BlockStore* store_;
+    std::string key_;
+  };
+
   const BlockStoreOptions options_;
   std::unique_ptr<Db> db_;
   mutable absl::Mutex mu_;
+  // Keys a Put or Delete is writing now (KeyWriter).
+  absl::flat_hash_set<std::string> writing_ ABSL_GUARDED_BY(mu_);
   uint64_t used_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t block_count_ ABSL_GUARDED_BY(mu_) = 0;
   // Its own lock: reads must not wait for a Put's write under mu_.

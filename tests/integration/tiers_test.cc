@@ -2,10 +2,13 @@
 // kill -9) that must bring back exactly the index and bytes they promise (docs/storage.md).
 #include <signal.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -220,6 +223,54 @@ TEST_CASE("Tiers: --no-demote-on-shutdown loses host blocks on a clean stop",
   TierNode node(dir);
   CHECK(KVPOOL_IT_VALUE(node.client().GetNamespace(kSpec.name)).spec == kSpec);
   CHECK(TiersOf(node, tokens) == std::vector<Tier>(2, Tier::kNone));
+}
+
+uint64_t WrittenBehind(TierNode& node) {
+  return KVPOOL_IT_VALUE(node.client().GetNamespace(kSpec.name)).stats.written_behind_blocks;
+}
+
+TEST_CASE("Tiers: kvpoold writes the next blocks to evict behind, and they come back byte-exact",
+          "[integration][storage]") {
+  // 64 host blocks: the write-behind window is an eighth of them (8 blocks), the default
+  // --write-behind being larger.
+  TempDir dir;
+  TierNode node(dir);
+  KVPOOL_IT_REQUIRE_OK(node.client().CreateNamespace(kSpec).status());
+  std::vector<std::vector<uint32_t>> prompts;
+  std::vector<std::vector<uint8_t>> bytes;
+  for (uint32_t i = 0; i < 4; ++i) {
+    prompts.push_back(MakeTokens(16 * kBlockTokens, 20 + i));
+    bytes.push_back(RandomBytes(16 * kBlockBytes, 20 + i));
+    Publish(node, prompts.back(), bytes.back(), false);
+  }
+  // Full: the background thread writes the coldest prompt's deepest 8 blocks.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (WrittenBehind(node) < 8 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  REQUIRE(WrittenBehind(node) >= 8);
+  CHECK(TiersOf(node, prompts[0]) == std::vector<Tier>(16, Tier::kHost));
+  // One more prompt evicts them: DISK now, and read back byte-exact from what was written.
+  const auto more = MakeTokens(8 * kBlockTokens, 30);
+  auto more_bytes = RandomBytes(8 * kBlockBytes, 30);
+  Publish(node, more, more_bytes, false);
+  const std::vector<Tier> tiers = TiersOf(node, prompts[0]);
+  CHECK(std::count(tiers.begin(), tiers.end(), Tier::kDisk) == 8);
+  CHECK(ReadBack(node, prompts[0]) == bytes[0]);
+  CHECK(ReadBack(node, more) == more_bytes);
+}
+
+TEST_CASE("Tiers: kvpoold --write-behind=0 writes nothing ahead", "[integration][storage]") {
+  TempDir dir;
+  TierNode node(dir, {"--write-behind=0"});
+  KVPOOL_IT_REQUIRE_OK(node.client().CreateNamespace(kSpec).status());
+  for (uint32_t i = 0; i < 4; ++i) {
+    auto bytes = RandomBytes(16 * kBlockBytes, 40 + i);
+    Publish(node, MakeTokens(16 * kBlockTokens, 40 + i), bytes, false);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK(WrittenBehind(node) == 0);
+  CHECK(KVPOOL_IT_VALUE(node.client().GetStats()).disk_used_bytes == 0);
 }
 
 TEST_CASE("Tiers: --disk-capacity without --data-dir, and a foreign data dir, stop kvpoold",

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "temp_dir.h"
@@ -105,6 +106,35 @@ TEST_CASE("BlockStore: capacity is enforced and a full store writes nothing", "[
   CHECK(store->Put("ns", H(2), std::nullopt, a, false).ok());
   REQUIRE(store->Delete("ns", H(0)).ok());
   CHECK(store->Put("ns", H(9), std::nullopt, a, false).ok());
+}
+
+TEST_CASE("BlockStore: concurrent writers keep the byte count exact and within capacity",
+          "[storage]") {
+  ScratchDir dir;
+  // 4 threads put and delete 16 keys (each key shared by two threads) in a store of 8 blocks.
+  auto store = OpenStore(dir.File("db"), 8 * 4096);
+  const auto a = Bytes(4096, 5);
+  std::vector<std::thread> threads;
+  for (uint32_t t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      for (int i = 0; i < 300; ++i) {
+        const BlockHash key = H((t % 2) * 8 + rng() % 8);
+        if (rng() % 2 == 0) {
+          const Status st = store->Put("ns", key, std::nullopt, a, false);
+          CHECK((st.ok() || st.code() == StatusCode::kResourceExhausted));
+        } else {
+          CHECK(store->Delete("ns", key).ok());
+        }
+        CHECK(store->used_bytes() <= 8 * 4096);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  uint64_t listed = 0;
+  REQUIRE(store->Scan([&](const StoredBlockInfo& b) { listed += b.size_bytes; }).ok());
+  CHECK(store->used_bytes() == listed);
+  CHECK(store->block_count() * 4096 == listed);
 }
 
 TEST_CASE("BlockStore: specs and blocks survive a reopen, and the scan lists every block",

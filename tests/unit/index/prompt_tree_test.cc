@@ -713,5 +713,36 @@ TEST_CASE("PromptTree: EvictIf takes only eligible leaves and keeps the others i
   CHECK(tree.CheckInvariants());
 }
 
+TEST_CASE("PromptTree: eviction candidates are listed in Evict's order, without changing it",
+          "[index]") {
+  PromptTree tree;
+  // 1-2-3 (cold), then 4-5 and 4-6 (a branch), then 7-8 (warm).
+  Insert(tree, std::nullopt, {1, 2, 3});
+  Insert(tree, std::nullopt, {4, 5});
+  Insert(tree, 4, {6});
+  Insert(tree, std::nullopt, {7, 8});
+  auto listed = [&](size_t max) {
+    std::vector<uint64_t> ids;
+    tree.ForEachEvictionCandidate(max, [&](const BlockHash&, BlockRef ref) {
+      ids.push_back(ref / 10);
+      return true;
+    });
+    return ids;
+  };
+  // A leaf, then its ancestors while each is an only child's unpinned parent. 4 has two
+  // children, so it is listed after neither (Evict takes it after both: 3 2 1 5 6 4 8 7).
+  CHECK(listed(100) == std::vector<uint64_t>{3, 2, 1, 5, 6, 8, 7});
+  CHECK(listed(4) == std::vector<uint64_t>{3, 2, 1, 5});
+  // A pinned parent ends the walk up.
+  REQUIRE(tree.Pin(H(2)));
+  CHECK(listed(3) == std::vector<uint64_t>{3, 5, 6});
+  REQUIRE(tree.Unpin(H(2)));
+  // The callback stops the walk; nothing moved in the LRU order.
+  size_t calls = 0;
+  tree.ForEachEvictionCandidate(100, [&](const BlockHash&, BlockRef) { return ++calls < 2; });
+  CHECK(calls == 2);
+  CHECK(EvictAllIds(tree) == std::vector<uint64_t>{3, 2, 1, 5, 6, 4, 8, 7});
+}
+
 }  // namespace
 }  // namespace kvpool::index
