@@ -68,6 +68,9 @@ int main(int argc, char** argv) {
   tiers->add_option("--block-bytes", tiers_block, "Bytes per block")->capture_default_str();
   tiers->add_option("--total-bytes", tiers_total, "Bytes moved per direction")->capture_default_str();
   tiers->add_option("--rounds", tiers_opt.match_rounds, "Match rounds per tier")->capture_default_str();
+  tiers->add_option("--pressure-rounds", tiers_opt.pressure_rounds,
+                    "Allocations per pressure run (with and without write-behind)")
+      ->capture_default_str();
   tiers->add_option("--recovery-blocks", tiers_opt.recovery_blocks, "Blocks for the recovery run")
       ->capture_default_str();
 

@@ -4,11 +4,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "bench/bench_stats.h"
@@ -89,9 +92,10 @@ struct PoolOnDisk {
 };
 
 Result<PoolOnDisk> MakePool(const std::string& ssd_dir, uint64_t block_bytes, uint64_t blocks,
-                            uint64_t disk_bytes) {
+                            uint64_t disk_bytes, uint64_t write_behind_bytes = 0) {
   PoolOnDisk p;
   node::MemPoolOptions o;
+  o.write_behind_bytes = write_behind_bytes;
   const uint64_t bytes = ((blocks + 8) * block_bytes + 4095) / 4096 * 4096;
   o.huge_pages = false;
   o.max_request_blocks = 1 << 20;
@@ -234,6 +238,78 @@ Result<Latency> MeasureMatchLatency(const TiersBenchOptions& opt, const std::str
   return Latency{Summarize(host_us), Summarize(disk_us)};
 }
 
+// Allocations that evict, with and without write-behind (MemPool::WriteBehind).
+struct Pressure {
+  Summary alloc_us;        // AllocMem of alloc_blocks blocks, each evicting as many
+  Summary match_us;        // a HOST-hit Match on another thread meanwhile
+  uint64_t written_behind = 0;
+  uint64_t demoted = 0;
+};
+
+// A full pool of 256 blocks; every `interval` an allocation of `alloc_blocks` evicts as many
+// (demoting them), while another thread matches a hot prompt. With write-behind, a thread runs
+// WriteBehind as kvpoold does (every 10 ms, until nothing is left).
+Result<Pressure> MeasurePressure(const TiersBenchOptions& opt, const std::string& dir,
+                                 bool write_behind, std::chrono::microseconds interval,
+                                 uint32_t alloc_blocks) {
+  constexpr uint64_t kHostBlocks = 256;
+  KVPOOL_ASSIGN_OR_RETURN(
+      PoolOnDisk p, MakePool(dir + (write_behind ? "/ssd-wb" : "/ssd-nowb"), opt.block_bytes,
+                             kHostBlocks, 8 * kHostBlocks * opt.block_bytes,
+                             write_behind ? 64ull << 20 : 0));
+  KVPOOL_ASSIGN_OR_RETURN(auto hot, Publish(*p.pool, 1, 1));
+  uint32_t seed = 100;
+  while (p.pool->GetStats().free_bytes >= opt.block_bytes * alloc_blocks) {
+    KVPOOL_RETURN_IF_ERROR(Publish(*p.pool, seed++, alloc_blocks).status());
+  }
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    while (write_behind && !stop.load()) {
+      while (p.pool->WriteBehind().value_or(0) > 0 && !stop.load()) {
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
+  std::vector<double> match_us;
+  std::thread matcher([&] {
+    while (!stop.load()) {
+      auto t0 = BenchClock::now();
+      auto m = p.pool->Match("bench", PromptView::Tokens(hot), 0, true, 0);
+      match_us.push_back(MicrosSince(t0));
+      if (m.ok()) p.pool->Release(m->lease.id).status().IgnoreError();
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  });
+  std::vector<double> alloc_us;
+  Status failed;
+  auto next = BenchClock::now();
+  for (uint32_t i = 0; i < opt.pressure_rounds && failed.ok(); ++i) {
+    std::this_thread::sleep_until(next);
+    next += interval;
+    auto tokens = PromptTokens(seed++, alloc_blocks);
+    auto t0 = BenchClock::now();
+    Result<Allocation> alloc =
+        p.pool->AllocMem("bench", alloc_blocks, Tier::kHost, /*lease_ttl_ms=*/0);
+    alloc_us.push_back(MicrosSince(t0));
+    if (!alloc.ok()) {
+      failed = alloc.status();
+      break;
+    }
+    std::vector<BlockHandle> handles;
+    for (const auto& b : alloc->blocks) handles.push_back(b.handle);
+    failed = p.pool->Insert("bench", PromptView::Tokens(tokens), 0, handles, alloc->lease.id,
+                            false).status();
+    p.pool->Release(alloc->lease.id).status().IgnoreError();
+  }
+  stop = true;
+  writer.join();
+  matcher.join();
+  KVPOOL_RETURN_IF_ERROR(failed);
+  KVPOOL_ASSIGN_OR_RETURN(NamespaceInfo info, p.pool->GetNamespace("bench"));
+  return Pressure{Summarize(alloc_us), Summarize(match_us), info.stats.written_behind_blocks,
+                  info.stats.demoted_blocks};
+}
+
 struct Recovery {
   uint64_t blocks = 0;
   double seconds = 0;
@@ -281,6 +357,15 @@ Result<nlohmann::json> RunTiersBench(const TiersBenchOptions& opt, bool quiet) {
   if (dir.path().empty()) return InvalidArgumentError("cannot create a directory in " + opt.dir);
   KVPOOL_ASSIGN_OR_RETURN(Throughput t, MeasureThroughput(opt, dir.path()));
   KVPOOL_ASSIGN_OR_RETURN(Latency l, MeasureMatchLatency(opt, dir.path()));
+  // Allocations at half the measured demotion throughput: the write-behind can keep up.
+  const uint32_t alloc_blocks = 4;
+  const double demote_bps = t.demote_s > 0 ? t.bytes / t.demote_s : 1e9;
+  const auto interval = std::chrono::microseconds(static_cast<int64_t>(
+      1e6 * static_cast<double>(alloc_blocks * opt.block_bytes) / (0.5 * demote_bps)));
+  KVPOOL_ASSIGN_OR_RETURN(Pressure off,
+                          MeasurePressure(opt, dir.path(), false, interval, alloc_blocks));
+  KVPOOL_ASSIGN_OR_RETURN(Pressure on,
+                          MeasurePressure(opt, dir.path(), true, interval, alloc_blocks));
   KVPOOL_ASSIGN_OR_RETURN(Recovery r, MeasureRecovery(opt, dir.path()));
   const double per_million_s = r.blocks > 0 ? r.seconds * 1e6 / r.blocks : 0;
 
@@ -294,6 +379,14 @@ Result<nlohmann::json> RunTiersBench(const TiersBenchOptions& opt, bool quiet) {
       {"plain_read_gbps", GBps(t.bytes, t.read_s)},
       {"match_host_us", ToJson(l.host_us)},
       {"match_disk_us", ToJson(l.disk_us)},
+      {"pressure_alloc_blocks", alloc_blocks},
+      {"pressure_interval_us", interval.count()},
+      {"pressure_alloc_us", ToJson(off.alloc_us)},
+      {"pressure_match_us", ToJson(off.match_us)},
+      {"write_behind_alloc_us", ToJson(on.alloc_us)},
+      {"write_behind_match_us", ToJson(on.match_us)},
+      {"write_behind_blocks", on.written_behind},
+      {"write_behind_demoted_blocks", on.demoted},
       {"recovery_blocks", r.blocks},
       {"recovery_s", r.seconds},
       {"recovery_open_s", r.open_seconds},
@@ -326,6 +419,23 @@ Result<nlohmann::json> RunTiersBench(const TiersBenchOptions& opt, bool quiet) {
     lrow("HOST hit", l.host_us);
     lrow("DISK hit (promoted)", l.disk_us);
     lat.Print(std::cout);
+    std::printf("\nunder pressure: a full pool, AllocMem of %u blocks every %lld us (each evicts "
+                "as many to the SSD tier), a HOST-hit Match on another thread\n",
+                alloc_blocks, static_cast<long long>(interval.count()));
+    TextTable pressure({"WRITE-BEHIND", "ALLOC p50 us", "p99 us", "MATCH p50 us", "p99 us",
+                        "WRITTEN AHEAD", "DEMOTED"});
+    auto prow = [&](const std::string& what, const Pressure& x) {
+      char a[32], b[32], c[32], d[32];
+      std::snprintf(a, sizeof(a), "%.1f", x.alloc_us.p50);
+      std::snprintf(b, sizeof(b), "%.1f", x.alloc_us.p99);
+      std::snprintf(c, sizeof(c), "%.1f", x.match_us.p50);
+      std::snprintf(d, sizeof(d), "%.1f", x.match_us.p99);
+      pressure.AddRow({what, a, b, c, d, std::to_string(x.written_behind),
+                       std::to_string(x.demoted)});
+    };
+    prow("off", off);
+    prow("on", on);
+    pressure.Print(std::cout);
     std::printf("\nrecovery: %llu DISK blocks indexed in %.3f s (%.2f s per million; opening "
                 "the store and counting its bytes: %.3f s)\n",
                 static_cast<unsigned long long>(r.blocks), r.seconds, per_million_s,

@@ -1,6 +1,7 @@
 // `kvpool-bench tiers`: the SSD tier in-process (MemPool + BlockStore in one directory):
 // demotion and promotion throughput against a plain pwrite/pread of the same bytes in the same
-// directory, Match latency of a DISK hit against a HOST hit, and recovery time per stored block.
+// directory, Match latency of a DISK hit against a HOST hit, allocations that evict with and
+// without write-behind, and recovery time per stored block.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +23,9 @@ struct TiersBenchOptions {
   uint64_t total_bytes = 256ull << 20;
   /// Match repetitions per tier for the latency run. Default: 200.
   uint32_t match_rounds = 200;
+  /// Allocations per run of the pressure measurement (with and without write-behind).
+  /// Default: 200.
+  uint32_t pressure_rounds = 200;
   /// Blocks stored for the recovery run (64-byte blocks). Default: 100000.
   uint32_t recovery_blocks = 100'000;
 };

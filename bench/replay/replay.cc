@@ -607,6 +607,9 @@ Result<nlohmann::json> RunReplay(const ReplayOptions& options, bool quiet) {
         options.disk_capacity_factor * static_cast<double>(node_bytes));
     copts.kvpoold_args.push_back("--disk-capacity=" + std::to_string(std::max<uint64_t>(
                                                           disk_bytes, block_bytes)));
+    if (!options.write_behind.empty()) {
+      copts.kvpoold_args.push_back("--write-behind=" + options.write_behind);
+    }
   }
   const uint64_t model_block_bytes = model.kv_bytes_per_token * options.block_tokens;
   copts.scheduler_args = {"--instance-timeout-ms=86400000",

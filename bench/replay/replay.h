@@ -51,6 +51,9 @@ struct ReplayOptions {
   /// priced with the tier's measured read bandwidth by the scheduler and the planner. 0: no
   /// SSD tier. Default: 0.
   double disk_capacity_factor = 0;
+  /// With an SSD tier: each kvpoold's --write-behind (bytes, e.g. "64MiB"; "0": off); empty:
+  /// kvpoold's default.
+  std::string write_behind;
   /// Arrivals are compressed (or stretched) so that, if every prompt hit the cache as often as
   /// in one global LRU of the pool's capacity, instances would be busy this fraction of the
   /// time; time_scale > 0 sets the factor on timestamps directly. Defaults: 0.8, 0.

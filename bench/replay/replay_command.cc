@@ -37,6 +37,9 @@ void AddReplayOptions(CLI::App* sub, ReplayOptions* opts) {
                   "Give each node an SSD tier this many times its host capacity (0: none)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  sub->add_option("--write-behind", opts->write_behind,
+                  "With --disk-capacity-factor: each node's kvpoold --write-behind (bytes; 0: "
+                  "off; default: kvpoold's)");
   sub->add_option("--utilization", opts->utilization,
                   "Compress arrivals so instances would be busy this fraction of the time with "
                   "an infinite cache")
