@@ -253,7 +253,7 @@ std::vector<NamespaceInfo> MemPool::ListNamespaces() {
 
 Result<uint64_t> MemPool::DeleteNamespace(std::string_view name) {
   absl::MutexLock lock(&mu_);
-  AwaitNoWriteBehindLocked();  // its blocks may be in the batch being written
+  AwaitNoTierIoLocked();  // its blocks may be being written or promoted
   ExpireLeasesLocked();
   KVPOOL_ASSIGN_OR_RETURN(NamespaceState * ns, FindNamespaceLocked(name));
   if (ns->active_leases > 0) {
@@ -689,32 +689,20 @@ Result<MatchResult> MemPool::Match(std::string_view ns_name, PromptView prompt,
   out.prompt_blocks = static_cast<uint32_t>(total);
   LeaseRecord* record = nullptr;
   if (lease && matched > 0) {
-    record = &leases_.Create(ns->id(), clock_->NowMs() + ttl);
-    ++ns->active_leases;
     // Blocks in memory are pinned before any promotion, which may evict to make room.
     for (size_t i = 0; i < matched; ++i) {
       if (tiers[i] != Tier::kDisk) ns->Pin(DecodeHandle(refs[i]).slot);
     }
-    const auto read_ahead = ReadAheadLocked(*ns, wanted.first(matched), tiers);
-    for (size_t i = 0; i < matched; ++i) {
-      if (tiers[i] != Tier::kDisk) continue;
-      Result<memory::Slot> slot = PromoteLocked(*ns, wanted[i]);
-      if (!slot.ok()) {
-        KVPOOL_LOG(DEBUG) << "match of " << Quote(ns_name) << " stops at block "
-                          << (start_block + i) << ": " << slot.status();
-        // Blocks past the one that failed are not part of the answer: unpin them.
-        for (size_t j = i + 1; j < matched; ++j) {
-          if (tiers[j] != Tier::kDisk) ns->Unpin(DecodeHandle(refs[j]).slot);
-        }
-        matched = i;
-        break;
-      }
-      refs[i] = ns->HandleOf(*slot);
-      tiers[i] = Tier::kHost;
-      ns->Pin(*slot);
+    // The lock is released while the SSD tier is read (the namespace stays: DeleteNamespace
+    // waits for promotions in flight).
+    matched = PromoteRunLocked(*ns, wanted.first(matched), refs, tiers);
+    // The lease, once the lock is held for good: exactly the blocks of the answer, each pinned
+    // once.
+    if (matched > 0) {
+      record = &leases_.Create(ns->id(), clock_->NowMs() + ttl);
+      ++ns->active_leases;
+      record->pinned.assign(refs.begin(), refs.begin() + static_cast<ptrdiff_t>(matched));
     }
-    // Exactly the blocks of the answer, each pinned once.
-    record->pinned.assign(refs.begin(), refs.begin() + static_cast<ptrdiff_t>(matched));
   }
   out.matched_blocks = static_cast<uint32_t>(matched);
   out.blocks.reserve(matched);
@@ -729,13 +717,7 @@ Result<MatchResult> MemPool::Match(std::string_view ns_name, PromptView prompt,
   ++c.match_requests;
   c.hit_blocks += matched;
   c.miss_blocks += wanted.size() - matched;
-  if (record != nullptr) {
-    if (matched == 0) {
-      EndLeaseLocked(leases_.Remove(record->id));
-    } else {
-      out.lease = LeaseFor(*record);
-    }
-  }
+  if (record != nullptr) out.lease = LeaseFor(*record);
   return out;
 }
 

@@ -326,8 +326,19 @@ class MemPool {
   // dropping the tier's coldest leaves to make room.
   Status WriteToDiskLocked(NamespaceState& ns, memory::Slot slot, bool sync)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Waits (releasing the lock meanwhile) until no WriteBehind call is writing.
-  void AwaitNoWriteBehindLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Waits (releasing the lock meanwhile) until no WriteBehind call is writing and no Match is
+  // promoting without the lock.
+  void AwaitNoTierIoLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Match's promotion: the DISK blocks among the first `wanted.size()` blocks of a run
+  // (tiers[i] kDisk; the others are pinned by the caller) get host slots, are read from the SSD
+  // tier without the lock (released meanwhile, held again on return), checked and inserted
+  // into the HOST tree, pinned once. The run ends at the first block that cannot be promoted
+  // (host memory full of leased blocks, a stored value corrupt: it is dropped with its DISK
+  // subtree, or deleted meanwhile); pinned blocks past that end are unpinned. Returns the new
+  // run length; refs/tiers of promoted blocks are updated.
+  size_t PromoteRunLocked(NamespaceState& ns, std::span<const BlockHash> wanted,
+                          std::vector<index::BlockRef>& refs, std::vector<Tier>& tiers)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops the SSD tier's coldest leaves (`prefer` first) until `bytes` more fit, counting the
   // bytes a WriteBehind call is about to write.
   Status MakeDiskRoomLocked(NamespaceState& prefer, uint64_t bytes)
@@ -421,6 +432,8 @@ class MemPool {
   uint64_t last_event_ ABSL_GUARDED_BY(mu_) = 0;
   // Blocks a WriteBehind call is writing without the lock (0 or one batch).
   uint64_t write_behind_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  // Match calls reading the SSD tier without the lock (PromoteRunLocked).
+  uint64_t promotions_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   // Bytes of that batch not yet counted by the store (each block's are until its Put returns).
   std::atomic<uint64_t> write_behind_reserved_bytes_{0};
 };

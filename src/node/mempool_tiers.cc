@@ -1,9 +1,11 @@
 // MemPool's DISK tier: demotion, promotion, SwapOut/SwapIn, recovery and the shutdown demotion
-// (docs/storage.md). Every helper runs under the pool's lock; SSD I/O happens under it too,
-// which keeps the index and the store in step at the cost of serialising tier moves. The
-// write-behind (mempool_write_behind.cc) writes ahead of eviction without the lock, so that
-// most demotions find their blocks written already.
+// (docs/storage.md). Every helper runs under the pool's lock. Demotions and SwapIn do their SSD
+// I/O under it too, which keeps the index and the store in step at the cost of serialising tier
+// moves; Match's promotion (PromoteRunLocked) reads without it, and the write-behind
+// (mempool_write_behind.cc) writes ahead of eviction without it, so that most demotions find
+// their blocks written already.
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -134,6 +136,119 @@ Result<memory::Slot> MemPool::PromoteLocked(NamespaceState& ns, const BlockHash&
   return slot;
 }
 
+void MemPool::AwaitNoTierIoLocked() {
+  mu_.Await(absl::Condition(
+      +[](MemPool* pool) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        return pool->write_behind_in_flight_ == 0 && pool->promotions_in_flight_ == 0;
+      },
+      this));
+}
+
+size_t MemPool::PromoteRunLocked(NamespaceState& ns, std::span<const BlockHash> wanted,
+                                 std::vector<index::BlockRef>& refs, std::vector<Tier>& tiers) {
+  size_t end = wanted.size();
+  // Phase 1, under the lock: a host slot for each DISK block, in run order, each DISK entry
+  // pinned so that the SSD tier's LRU keeps it while it is read. Making room may evict (never
+  // the run's HOST blocks: the caller pinned them).
+  struct Promotion {
+    size_t index = 0;
+    memory::Slot slot = 0;
+    uint8_t* data = nullptr;
+    Result<std::optional<BlockHash>> parent = std::optional<BlockHash>();
+  };
+  std::vector<Promotion> promotions;
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    if (tiers[i] != Tier::kDisk) continue;
+    ns.disk_tree().Pin(wanted[i]);
+    std::vector<memory::Slot> slots;
+    const Status allocated = AllocateWithEvictionLocked(ns, 1, /*lease_id=*/0, &slots);
+    if (!allocated.ok()) {
+      ns.disk_tree().Unpin(wanted[i]);
+      KVPOOL_LOG(DEBUG) << "match of " << Quote(ns.spec().name) << " stops at DISK block "
+                        << wanted[i].ToHex() << ": " << allocated;
+      end = i;
+      break;
+    }
+    promotions.push_back(
+        Promotion{i, slots[0], arena_->base() + ns.ArenaOffset(slots[0]), std::nullopt});
+  }
+  if (!promotions.empty()) {
+    // Phase 2, without the lock: the reads (read ahead in parallel when there are several).
+    // Until the lock is back, the slots are allocated to no lease (nothing frees or evicts
+    // them) and the DISK entries pinned.
+    std::vector<BlockHash> hashes;
+    for (const Promotion& p : promotions) hashes.push_back(wanted[p.index]);
+    storage::BlockStore* store = store_.get();
+    const std::string name = ns.spec().name;
+    const uint64_t block_bytes = ns.spec().block_bytes;
+    ++promotions_in_flight_;
+    mu_.Unlock();
+    {
+      std::optional<storage::ReadRun> run;
+      if (hashes.size() > 1) run.emplace(store, name, hashes);
+      for (Promotion& p : promotions) {
+        p.parent = store->Get(name, wanted[p.index], std::span(p.data, block_bytes));
+        if (!p.parent.ok()) break;  // the run ends here: read no further
+      }
+    }
+    mu_.Lock();
+    --promotions_in_flight_;
+
+    // Phase 3, under the lock: each block read joins the HOST tree, unless the run ended.
+    for (size_t k = 0; k < promotions.size(); ++k) {
+      const Promotion& p = promotions[k];
+      const BlockHash& hash = wanted[p.index];
+      ns.disk_tree().Unpin(hash);
+      const bool ended = p.index >= end;
+      if (ended || !p.parent.ok() || !ns.disk_tree().Contains(hash)) {
+        ns.FreeBlock(p.slot);
+        if (ended) continue;
+        end = p.index;
+        if (p.parent.ok()) continue;  // deleted while being read
+        if (p.parent.status().code() != StatusCode::kDataLoss) {
+          KVPOOL_LOG(DEBUG) << "match of " << Quote(name) << " stops at DISK block "
+                            << hash.ToHex() << ": " << p.parent.status();
+          continue;
+        }
+        KVPOOL_LOG(ERROR) << "dropping block " << hash.ToHex() << " of namespace " << Quote(name)
+                          << " and its DISK descendants: " << p.parent.status();
+        std::vector<index::RemovedBlock> removed;
+        ns.disk_tree().Delete(hash, &removed);
+        DropFromDiskLocked(ns, removed, /*delete_from_store=*/true);
+        continue;
+      }
+      if (const std::optional<index::BlockRef> ref = ns.tree().Find(hash)) {
+        // Promoted or inserted by another call meanwhile: that copy serves.
+        ns.FreeBlock(p.slot);
+        refs[p.index] = *ref;
+        tiers[p.index] = NamespaceState::TierOfSlot(DecodeHandle(*ref).slot);
+        ns.Pin(DecodeHandle(*ref).slot);
+        continue;
+      }
+      BlockMeta& m = ns.meta(p.slot);
+      m.state = BlockState::kCached;
+      m.owner_lease = 0;
+      m.hash = hash;
+      m.has_parent = p.parent->has_value();
+      m.parent = p.parent->value_or(BlockHash{});
+      --ns.allocated_blocks;
+      const index::BlockRef ref = ns.HandleOf(p.slot);
+      std::vector<index::InsertOutcome> outcome;
+      ns.tree().Insert(*p.parent, std::span(&hash, 1), std::span(&ref, 1), &outcome);
+      ++ns.counters().promoted_blocks;
+      EmitLocked(PoolEvent::Kind::kTierChanged, ns, std::nullopt, {hash}, Tier::kHost);
+      refs[p.index] = ref;
+      tiers[p.index] = Tier::kHost;
+      ns.Pin(p.slot);
+    }
+  }
+  // Blocks past the end are not part of the answer: unpin those the caller pinned.
+  for (size_t j = end; j < wanted.size(); ++j) {
+    if (tiers[j] != Tier::kDisk) ns.Unpin(DecodeHandle(refs[j]).slot);
+  }
+  return end;
+}
+
 Result<RecoveryStats> MemPool::AttachStore(std::unique_ptr<storage::BlockStore> store) {
   if (store == nullptr) return InvalidArgumentError("AttachStore: store must not be null");
   {
@@ -199,7 +314,7 @@ Result<SwapOutResult> MemPool::SwapOut(std::string_view ns_name, uint64_t n_bloc
 Result<uint64_t> MemPool::DemoteAll() {
   absl::MutexLock lock(&mu_);
   if (store_ == nullptr) return NoStore();
-  AwaitNoWriteBehindLocked();
+  AwaitNoTierIoLocked();
   uint64_t written = 0;
   Status first_error;
   for (auto& [name, ns] : namespaces_) {

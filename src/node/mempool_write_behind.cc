@@ -34,10 +34,6 @@ struct Job {
 
 }  // namespace
 
-void MemPool::AwaitNoWriteBehindLocked() {
-  mu_.Await(absl::Condition(
-      +[](uint64_t* in_flight) { return *in_flight == 0; }, &write_behind_in_flight_));
-}
 
 Result<uint64_t> MemPool::WriteBehind(uint64_t max_blocks) {
   std::vector<Job> jobs;

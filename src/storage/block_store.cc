@@ -31,6 +31,7 @@ struct BlockStore::Db {
 
 // The current ReadRun: its blocks in order and the values read ahead, not yet asked for.
 struct BlockStore::ReadAhead {
+  uint64_t id = 0;  // of the ReadRun that began it
   std::string ns;
   std::vector<BlockHash> hashes;
   std::unordered_map<BlockHash, size_t, BlockHashHasher> position;
@@ -41,11 +42,11 @@ struct BlockStore::ReadAhead {
 
 ReadRun::ReadRun(BlockStore* store, std::string_view ns, std::vector<BlockHash> hashes)
     : store_(store) {
-  if (store_ != nullptr) store_->BeginRun(ns, std::move(hashes));
+  if (store_ != nullptr) id_ = store_->BeginRun(ns, std::move(hashes));
 }
 
 ReadRun::~ReadRun() {
-  if (store_ != nullptr) store_->EndRun();
+  if (store_ != nullptr) store_->EndRun(id_);
 }
 
 namespace {
@@ -460,19 +461,23 @@ Status BlockStore::ScanWhile(const std::function<bool(const StoredBlockInfo&)>& 
   return Status::Ok();
 }
 
-void BlockStore::BeginRun(std::string_view ns, std::vector<BlockHash> hashes) {
+uint64_t BlockStore::BeginRun(std::string_view ns, std::vector<BlockHash> hashes) {
   absl::MutexLock lock(&run_mu_);
+  const uint64_t id = ++last_run_id_;
   run_.reset();
-  if (options_.readahead_bytes == 0 || hashes.size() < 2) return;
+  if (options_.readahead_bytes == 0 || hashes.size() < 2) return id;
   run_ = std::make_unique<ReadAhead>();
+  run_->id = id;
   run_->ns = std::string(ns);
   run_->hashes = std::move(hashes);
   for (size_t i = 0; i < run_->hashes.size(); ++i) run_->position.emplace(run_->hashes[i], i);
+  return id;
 }
 
-void BlockStore::EndRun() {
+void BlockStore::EndRun(uint64_t id) {
   absl::MutexLock lock(&run_mu_);
-  run_.reset();
+  // Only its own: a later run (another promotion, begun meanwhile) replaced it already.
+  if (run_ != nullptr && run_->id == id) run_.reset();
 }
 
 std::optional<std::string> BlockStore::TakeReadAhead(std::string_view ns, const BlockHash& hash,

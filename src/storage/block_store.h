@@ -58,20 +58,24 @@ class BlockStore;
 /// Blocks of one namespace that are about to be read in this order (a Match or SwapIn promoting
 /// a prompt's DISK blocks): while it lives, BlockStore::Get of one of them also reads the next
 /// ones ahead (BlockStoreOptions::readahead_bytes). Blocks read ahead and never asked for are
-/// dropped with it. At most one run per store at a time (a new one replaces the old).
+/// dropped with it. At most one run per store at a time: a new one replaces the old, whose Gets
+/// then read directly (correct, without read-ahead).
 /// Move-only; not thread-safe: owned by the caller of Get.
 class ReadRun {
  public:
   ReadRun() = default;
   ReadRun(BlockStore* store, std::string_view ns, std::vector<BlockHash> hashes);
   ~ReadRun();
-  ReadRun(ReadRun&& other) noexcept : store_(other.store_) { other.store_ = nullptr; }
+  ReadRun(ReadRun&& other) noexcept : store_(other.store_), id_(other.id_) {
+    other.store_ = nullptr;
+  }
   ReadRun& operator=(ReadRun&&) = delete;
   ReadRun(const ReadRun&) = delete;
   ReadRun& operator=(const ReadRun&) = delete;
 
  private:
   BlockStore* store_ = nullptr;
+  uint64_t id_ = 0;
 };
 
 /// One stored block as the recovery scan lists it (no block bytes are read).
@@ -175,8 +179,10 @@ class BlockStore {
   friend class ReadRun;
   struct Db;  // RAII holder of rocksdb::DB (block_store.cc)
   struct ReadAhead;  // the current ReadRun's state (block_store.cc)
-  void BeginRun(std::string_view ns, std::vector<BlockHash> hashes);
-  void EndRun();
+  // Returns the run's id, for EndRun.
+  uint64_t BeginRun(std::string_view ns, std::vector<BlockHash> hashes);
+  // Ends run `id` unless another run replaced it.
+  void EndRun(uint64_t id);
   // The read-ahead copy of a block of the current run, reading its window first if needed;
   // nullopt when the block is not in the run (or read-ahead is off).
   std::optional<std::string> TakeReadAhead(std::string_view ns, const BlockHash& hash,
@@ -213,6 +219,7 @@ class BlockStore {
   ReadBandwidthEstimate read_bandwidth_ ABSL_GUARDED_BY(read_mu_);
   absl::Mutex run_mu_;
   std::unique_ptr<ReadAhead> run_ ABSL_GUARDED_BY(run_mu_);
+  uint64_t last_run_id_ ABSL_GUARDED_BY(run_mu_) = 0;
 };
 
 }  // namespace kvpool::storage

@@ -177,6 +177,65 @@ TEST_CASE("Tiers: reads stay byte-exact while the same blocks are demoted concur
   CHECK(full_matches == 300);
 }
 
+TEST_CASE("Tiers: concurrent matches promote without the lock, byte-exact, leaking nothing",
+          "[storage]") {
+  // Three threads match (promoting DISK blocks, read without the pool's lock) while the main
+  // thread demotes, deletes and republishes the same prompts.
+  ScratchDir dir;
+  TierPool p(dir.File("ssd"), 64, 256);
+  std::vector<std::vector<uint32_t>> prompts;
+  for (uint32_t i = 0; i < 6; ++i) {
+    prompts.push_back(Prompt(40 + i, 4));
+    p.Publish(prompts.back());
+  }
+  REQUIRE(p.pool->SwapOut("ns", 24).ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int> wrong_bytes{0}, errors{0}, full_matches{0};
+  auto matcher = [&](uint32_t seed) {
+    std::mt19937 rng(seed);
+    while (!stop.load(std::memory_order_relaxed)) {
+      const auto& prompt = prompts[rng() % prompts.size()];
+      const auto hashes = BlockHasher("ns", "", kBlockTokens).HashPrompt(prompt);
+      auto m = p.pool->Match("ns", PromptView::Tokens(prompt), 0, true, 0);
+      if (!m.ok()) {
+        ++errors;
+        continue;
+      }
+      for (uint32_t i = 0; i < m->matched_blocks; ++i) {
+        const auto content = ContentOf(hashes[i]);
+        if (m->blocks[i].tier != Tier::kHost ||
+            !std::equal(content.begin(), content.end(), p.memory.get() + m->blocks[i].offset)) {
+          ++wrong_bytes;
+        }
+      }
+      full_matches += m->matched_blocks == 4 ? 1 : 0;
+      if (m->lease.id != 0 && !p.pool->Release(m->lease.id).ok()) ++errors;
+    }
+  };
+  std::vector<std::thread> threads;
+  for (uint32_t t = 0; t < 3; ++t) threads.emplace_back(matcher, t);
+  std::mt19937 rng(99);
+  for (int step = 0; step < 300; ++step) {
+    const auto& prompt = prompts[rng() % prompts.size()];
+    if (rng() % 3 == 0) {
+      REQUIRE(p.pool->Delete("ns", PromptView::Tokens(prompt)).ok());
+      p.Publish(prompt);
+    }
+    REQUIRE(p.pool->SwapOut("ns", 1 + rng() % 8).ok());
+  }
+  stop = true;
+  for (auto& t : threads) t.join();
+  CHECK(wrong_bytes.load() == 0);
+  CHECK(errors.load() == 0);
+  CHECK(full_matches.load() > 0);
+  // Every slot a promotion took is cached or free again, and every pin was released.
+  const auto stats = p.pool->GetNamespace("ns")->stats;
+  CHECK(stats.allocated_blocks == 0);
+  CHECK(stats.pinned_blocks == 0);
+  CHECK(stats.used_bytes == stats.cached_blocks * kBlockBytes);
+  for (const auto& prompt : prompts) CHECK(p.MatchAndVerify(prompt) == 4);
+}
+
 TEST_CASE("Tiers: tier changes are events and snapshots name each block's tier", "[storage]") {
   ScratchDir dir;
   TierPool p(dir.File("ssd"), 16, 64);
