@@ -310,6 +310,65 @@ Result<Pressure> MeasurePressure(const TiersBenchOptions& opt, const std::string
                   info.stats.demoted_blocks};
 }
 
+// HOST-hit Match latency on one thread while another promotes runs of DISK blocks (each run
+// demoted again right after), against the same without the promotions.
+struct Interference {
+  Summary quiet_us, promoting_us;
+  uint64_t promoted_blocks = 0;
+};
+
+Result<Interference> MeasurePromotionInterference(const TiersBenchOptions& opt,
+                                                  const std::string& dir) {
+  constexpr uint64_t kRunBlocks = 16;
+  KVPOOL_ASSIGN_OR_RETURN(PoolOnDisk p, MakePool(dir + "/ssd-interference", opt.block_bytes, 64,
+                                                 64 * opt.block_bytes));
+  KVPOOL_ASSIGN_OR_RETURN(auto run, Publish(*p.pool, 3, kRunBlocks));
+  KVPOOL_RETURN_IF_ERROR(p.pool->SwapOut("bench", kRunBlocks).status());
+  KVPOOL_ASSIGN_OR_RETURN(auto hot, Publish(*p.pool, 4, 1));
+  // Held for the whole measurement, so that the SwapOuts below never demote the hot block (it
+  // would then be promoted, and the sample would time a DISK hit).
+  KVPOOL_ASSIGN_OR_RETURN(MatchResult hot_pin,
+                          p.pool->Match("bench", PromptView::Tokens(hot), 0, true, 0));
+  auto sample = [&](std::vector<double>& out, const std::atomic<bool>& stop) {
+    while (!stop.load()) {
+      auto t0 = BenchClock::now();
+      auto m = p.pool->Match("bench", PromptView::Tokens(hot), 0, true, 0);
+      out.push_back(MicrosSince(t0));
+      if (m.ok()) p.pool->Release(m->lease.id).status().IgnoreError();
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  };
+  Interference r;
+  std::vector<double> quiet, promoting;
+  {
+    std::atomic<bool> stop{false};
+    std::thread t([&] { sample(quiet, stop); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    stop = true;
+    t.join();
+  }
+  std::atomic<bool> stop{false};
+  std::thread t([&] { sample(promoting, stop); });
+  Status failed;
+  for (uint32_t i = 0; i < opt.pressure_rounds / 4 && failed.ok(); ++i) {
+    Result<MatchResult> m = p.pool->Match("bench", PromptView::Tokens(run), 0, true, 0);
+    if (!m.ok()) {
+      failed = m.status();
+      break;
+    }
+    r.promoted_blocks += m->matched_blocks;
+    p.pool->Release(m->lease.id).status().IgnoreError();
+    failed = p.pool->SwapOut("bench", kRunBlocks).status();
+  }
+  stop = true;
+  t.join();
+  KVPOOL_RETURN_IF_ERROR(failed);
+  KVPOOL_RETURN_IF_ERROR(p.pool->Release(hot_pin.lease.id).status());
+  r.quiet_us = Summarize(quiet);
+  r.promoting_us = Summarize(promoting);
+  return r;
+}
+
 struct Recovery {
   uint64_t blocks = 0;
   double seconds = 0;
@@ -366,6 +425,7 @@ Result<nlohmann::json> RunTiersBench(const TiersBenchOptions& opt, bool quiet) {
                           MeasurePressure(opt, dir.path(), false, interval, alloc_blocks));
   KVPOOL_ASSIGN_OR_RETURN(Pressure on,
                           MeasurePressure(opt, dir.path(), true, interval, alloc_blocks));
+  KVPOOL_ASSIGN_OR_RETURN(Interference inter, MeasurePromotionInterference(opt, dir.path()));
   KVPOOL_ASSIGN_OR_RETURN(Recovery r, MeasureRecovery(opt, dir.path()));
   const double per_million_s = r.blocks > 0 ? r.seconds * 1e6 / r.blocks : 0;
 
@@ -387,6 +447,9 @@ Result<nlohmann::json> RunTiersBench(const TiersBenchOptions& opt, bool quiet) {
       {"write_behind_match_us", ToJson(on.match_us)},
       {"write_behind_blocks", on.written_behind},
       {"write_behind_demoted_blocks", on.demoted},
+      {"host_match_quiet_us", ToJson(inter.quiet_us)},
+      {"host_match_while_promoting_us", ToJson(inter.promoting_us)},
+      {"interference_promoted_blocks", inter.promoted_blocks},
       {"recovery_blocks", r.blocks},
       {"recovery_s", r.seconds},
       {"recovery_open_s", r.open_seconds},
@@ -436,6 +499,21 @@ Result<nlohmann::json> RunTiersBench(const TiersBenchOptions& opt, bool quiet) {
     prow("off", off);
     prow("on", on);
     pressure.Print(std::cout);
+    std::printf("\nHOST-hit Match on one thread while another promotes runs of 16 DISK blocks "
+                "(%llu promoted)\n",
+                static_cast<unsigned long long>(inter.promoted_blocks));
+    TextTable inter_table({"OTHER THREAD", "p50 us", "p90 us", "p99 us", "max us"});
+    auto irow = [&](const std::string& what, const Summary& x) {
+      char a[32], b[32], c[32], d[32];
+      std::snprintf(a, sizeof(a), "%.1f", x.p50);
+      std::snprintf(b, sizeof(b), "%.1f", x.p90);
+      std::snprintf(c, sizeof(c), "%.1f", x.p99);
+      std::snprintf(d, sizeof(d), "%.1f", x.max);
+      inter_table.AddRow({what, a, b, c, d});
+    };
+    irow("idle", inter.quiet_us);
+    irow("promoting", inter.promoting_us);
+    inter_table.Print(std::cout);
     std::printf("\nrecovery: %llu DISK blocks indexed in %.3f s (%.2f s per million; opening "
                 "the store and counting its bytes: %.3f s)\n",
                 static_cast<unsigned long long>(r.blocks), r.seconds, per_million_s,
