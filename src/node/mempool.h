@@ -434,6 +434,8 @@ class MemPool {
   uint64_t write_behind_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   // Match calls reading the SSD tier without the lock (PromoteRunLocked).
   uint64_t promotions_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  // Signalled when both counts above reach 0 (AwaitNoTierIoLocked).
+  absl::CondVar tier_io_done_;
   // Bytes of that batch not yet counted by the store (each block's are until its Put returns).
   std::atomic<uint64_t> write_behind_reserved_bytes_{0};
 };

@@ -137,11 +137,9 @@ Result<memory::Slot> MemPool::PromoteLocked(NamespaceState& ns, const BlockHash&
 }
 
 void MemPool::AwaitNoTierIoLocked() {
-  mu_.Await(absl::Condition(
-      +[](MemPool* pool) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-        return pool->write_behind_in_flight_ == 0 && pool->promotions_in_flight_ == 0;
-      },
-      this));
+  // A CondVar loop rather than an absl::Condition, whose evaluation inside abseil TSan cannot
+  // see as under the lock.
+  while (write_behind_in_flight_ > 0 || promotions_in_flight_ > 0) tier_io_done_.Wait(&mu_);
 }
 
 size_t MemPool::PromoteRunLocked(NamespaceState& ns, std::span<const BlockHash> wanted,
@@ -192,7 +190,7 @@ size_t MemPool::PromoteRunLocked(NamespaceState& ns, std::span<const BlockHash> 
       }
     }
     mu_.Lock();
-    --promotions_in_flight_;
+    if (--promotions_in_flight_ == 0) tier_io_done_.SignalAll();
 
     // Phase 3, under the lock: each block read joins the HOST tree, unless the run ended.
     for (size_t k = 0; k < promotions.size(); ++k) {

@@ -140,6 +140,7 @@ Result<uint64_t> MemPool::WriteBehind(uint64_t max_blocks) {
     ns.EndWriteBehind(job.slot);  // frees it if it left the tree meanwhile
   }
   write_behind_in_flight_ = 0;
+  tier_io_done_.SignalAll();
   if (!first_error.ok()) {
     KVPOOL_LOG(WARNING) << "write-behind wrote " << written << " of " << jobs.size()
                         << " blocks: " << first_error;

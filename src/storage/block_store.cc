@@ -288,18 +288,17 @@ Result<std::vector<NamespaceSpec>> BlockStore::ListNamespaces() {
 BlockStore::KeyWriter::KeyWriter(BlockStore* store, std::string key)
     : store_(store), key_(std::move(key)) {
   // One writer per key: another Put or Delete of it waits, so the byte accounting below is
-  // exact, while writes of other keys run at the same time.
-  const auto free = [this] {
-    store_->mu_.AssertHeld();
-    return !store_->writing_.contains(key_);
-  };
-  absl::MutexLock lock(&store_->mu_, absl::Condition(&free));
+  // exact, while writes of other keys run at the same time. (A CondVar loop rather than an
+  // absl::Condition, whose evaluation inside abseil TSan cannot see as under the lock.)
+  absl::MutexLock lock(&store_->mu_);
+  while (store_->writing_.contains(key_)) store_->key_written_.Wait(&store_->mu_);
   store_->writing_.insert(key_);
 }
 
 BlockStore::KeyWriter::~KeyWriter() {
   absl::MutexLock lock(&store_->mu_);
   store_->writing_.erase(key_);
+  store_->key_written_.SignalAll();
 }
 
 Status BlockStore::Put(std::string_view ns, const BlockHash& hash,

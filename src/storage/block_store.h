@@ -210,8 +210,9 @@ class BlockStore {
   const BlockStoreOptions options_;
   std::unique_ptr<Db> db_;
   mutable absl::Mutex mu_;
-  // Keys a Put or Delete is writing now (KeyWriter).
+  // Keys a Put or Delete is writing now (KeyWriter), and the signal that one finished.
   absl::flat_hash_set<std::string> writing_ ABSL_GUARDED_BY(mu_);
+  absl::CondVar key_written_;
   uint64_t used_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t block_count_ ABSL_GUARDED_BY(mu_) = 0;
   // Its own lock: reads must not wait for a Put's write under mu_.
