@@ -238,6 +238,18 @@ Result<Latency> MeasureMatchLatency(const TiersBenchOptions& opt, const std::str
   return Latency{Summarize(host_us), Summarize(disk_us)};
 }
 
+// Until `stop`: a leased Match of `hot` (a HOST hit), timed, every 200 us.
+void SampleHostMatches(node::MemPool& pool, const std::vector<uint32_t>& hot,
+                       const std::atomic<bool>& stop, std::vector<double>* out) {
+  while (!stop.load()) {
+    auto t0 = BenchClock::now();
+    auto m = pool.Match("bench", PromptView::Tokens(hot), 0, true, 0);
+    out->push_back(MicrosSince(t0));
+    if (m.ok()) pool.Release(m->lease.id).status().IgnoreError();
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
 // Allocations that evict, with and without write-behind (MemPool::WriteBehind).
 struct Pressure {
   Summary alloc_us;        // AllocMem of alloc_blocks blocks, each evicting as many
@@ -271,15 +283,7 @@ Result<Pressure> MeasurePressure(const TiersBenchOptions& opt, const std::string
     }
   });
   std::vector<double> match_us;
-  std::thread matcher([&] {
-    while (!stop.load()) {
-      auto t0 = BenchClock::now();
-      auto m = p.pool->Match("bench", PromptView::Tokens(hot), 0, true, 0);
-      match_us.push_back(MicrosSince(t0));
-      if (m.ok()) p.pool->Release(m->lease.id).status().IgnoreError();
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-    }
-  });
+  std::thread matcher([&] { SampleHostMatches(*p.pool, hot, stop, &match_us); });
   std::vector<double> alloc_us;
   Status failed;
   auto next = BenchClock::now();
@@ -329,26 +333,18 @@ Result<Interference> MeasurePromotionInterference(const TiersBenchOptions& opt,
   // would then be promoted, and the sample would time a DISK hit).
   KVPOOL_ASSIGN_OR_RETURN(MatchResult hot_pin,
                           p.pool->Match("bench", PromptView::Tokens(hot), 0, true, 0));
-  auto sample = [&](std::vector<double>& out, const std::atomic<bool>& stop) {
-    while (!stop.load()) {
-      auto t0 = BenchClock::now();
-      auto m = p.pool->Match("bench", PromptView::Tokens(hot), 0, true, 0);
-      out.push_back(MicrosSince(t0));
-      if (m.ok()) p.pool->Release(m->lease.id).status().IgnoreError();
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-    }
-  };
+
   Interference r;
   std::vector<double> quiet, promoting;
   {
     std::atomic<bool> stop{false};
-    std::thread t([&] { sample(quiet, stop); });
+    std::thread t([&] { SampleHostMatches(*p.pool, hot, stop, &quiet); });
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     stop = true;
     t.join();
   }
   std::atomic<bool> stop{false};
-  std::thread t([&] { sample(promoting, stop); });
+  std::thread t([&] { SampleHostMatches(*p.pool, hot, stop, &promoting); });
   Status failed;
   for (uint32_t i = 0; i < opt.pressure_rounds / 4 && failed.ok(); ++i) {
     Result<MatchResult> m = p.pool->Match("bench", PromptView::Tokens(run), 0, true, 0);
