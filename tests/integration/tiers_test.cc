@@ -260,6 +260,58 @@ TEST_CASE("Tiers: kvpoold writes the next blocks to evict behind, and they come 
   CHECK(ReadBack(node, more) == more_bytes);
 }
 
+TEST_CASE("Tiers: blocks written behind survive kill -9 as DISK blocks, byte-exact",
+          "[integration][storage]") {
+  TempDir dir;
+  std::vector<std::vector<uint32_t>> prompts;
+  std::vector<std::vector<uint8_t>> bytes;
+  uint64_t written = 0;
+  {
+    TierNode node(dir);
+    KVPOOL_IT_REQUIRE_OK(node.client().CreateNamespace(kSpec).status());
+    for (uint32_t i = 0; i < 4; ++i) {
+      prompts.push_back(MakeTokens(16 * kBlockTokens, 50 + i));
+      bytes.push_back(RandomBytes(16 * kBlockBytes, 50 + i));
+      Publish(node, prompts.back(), bytes.back(), false);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (WrittenBehind(node) < 8 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    written = WrittenBehind(node);
+    REQUIRE(written >= 8);
+    node.Stop(SIGKILL);
+  }
+  // Only what was written behind is back (the rest was host memory), all of it on DISK.
+  TierNode node(dir);
+  uint64_t disk = 0;
+  for (const auto& prompt : prompts) {
+    for (Tier t : TiersOf(node, prompt)) {
+      CHECK((t == Tier::kDisk || t == Tier::kNone));
+      disk += t == Tier::kDisk ? 1 : 0;
+    }
+  }
+  CHECK(disk >= written);
+  // The coldest prompt's deepest blocks went first; read back, they are its bytes.
+  const std::vector<Tier> tiers = TiersOf(node, prompts[0]);
+  CHECK(tiers.back() == Tier::kDisk);
+  const auto first_disk = static_cast<size_t>(std::find(tiers.begin(), tiers.end(), Tier::kDisk) -
+                                              tiers.begin());
+  for (size_t i = first_disk; i < tiers.size(); ++i) CHECK(tiers[i] == Tier::kDisk);
+  const size_t n = tiers.size() - first_disk;
+  const MatchResult m = KVPOOL_IT_VALUE(node.client().Match(
+      kSpec.name, PromptView::Tokens(prompts[0]), static_cast<uint32_t>(first_disk), true));
+  REQUIRE(m.matched_blocks == n);
+  std::vector<uint8_t> out(n * kBlockBytes, 0);
+  const RegionId region = KVPOOL_IT_VALUE(node.dp().RegisterMemory(out.data(), out.size()));
+  std::vector<uint64_t> offsets;
+  for (size_t i = 0; i < n; ++i) offsets.push_back(i * kBlockBytes);
+  KVPOOL_IT_REQUIRE_OK(KVPOOL_IT_VALUE(node.dp().Get(m.blocks, region, offsets)).Wait(10'000));
+  KVPOOL_IT_REQUIRE_OK(node.client().Release(m.lease.id).status());
+  KVPOOL_IT_REQUIRE_OK(node.dp().Deregister(region));
+  CHECK(std::equal(out.begin(), out.end(), bytes[0].begin() + first_disk * kBlockBytes));
+}
+
 TEST_CASE("Tiers: kvpoold --write-behind=0 writes nothing ahead", "[integration][storage]") {
   TempDir dir;
   TierNode node(dir, {"--write-behind=0"});
