@@ -1082,18 +1082,17 @@ Result<uint32_t> MemPool::SwapIn(std::string_view ns_name, PromptView prompt,
     return FailedPreconditionError(
         "this node has no SSD tier (start kvpoold with --data-dir and --disk-capacity)");
   }
-  std::vector<Tier> tiers;
+  // The DISK blocks from start_block (HOST and absent ones skipped), promoted as Match does:
+  // read without the lock. The promotion pins what it promotes; SwapIn leaves them unleased.
+  std::vector<BlockHash> disk;
   for (size_t i = start_block; i < hashed.hashes.size(); ++i) {
-    tiers.push_back(ns->TierOf(hashed.hashes[i]));
+    if (ns->TierOf(hashed.hashes[i]) == Tier::kDisk) disk.push_back(hashed.hashes[i]);
   }
-  const auto read_ahead = ReadAheadLocked(*ns, hashed.hashes.subspan(start_block), tiers);
-  uint32_t promoted = 0;
-  for (size_t i = start_block; i < hashed.hashes.size(); ++i) {
-    if (ns->TierOf(hashed.hashes[i]) != Tier::kDisk) continue;
-    if (!PromoteLocked(*ns, hashed.hashes[i]).ok()) break;
-    ++promoted;
-  }
-  return promoted;
+  std::vector<index::BlockRef> refs(disk.size(), 0);
+  std::vector<Tier> tiers(disk.size(), Tier::kDisk);
+  const size_t promoted = PromoteRunLocked(*ns, disk, refs, tiers);
+  for (size_t i = 0; i < promoted; ++i) ns->Unpin(DecodeHandle(refs[i]).slot);
+  return static_cast<uint32_t>(promoted);
 }
 
 }  // namespace kvpool::node

@@ -329,8 +329,9 @@ class MemPool {
   // Waits (releasing the lock meanwhile) until no WriteBehind call is writing and no Match is
   // promoting without the lock.
   void AwaitNoTierIoLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Match's promotion: the DISK blocks among the first `wanted.size()` blocks of a run
-  // (tiers[i] kDisk; the others are pinned by the caller) get host slots, are read from the SSD
+  // The promotion of Match (a run of the prompt) and SwapIn (its DISK blocks): the DISK blocks
+  // among `wanted` (tiers[i] kDisk; the others are pinned by the caller) get host slots, are
+  // read from the SSD
   // tier without the lock (released meanwhile, held again on return), checked and inserted
   // into the HOST tree, pinned once. The run ends at the first block that cannot be promoted
   // (host memory full of leased blocks, a stored value corrupt: it is dropped with its DISK
@@ -347,19 +348,6 @@ class MemPool {
   // kRemoved for those not on HOST.
   void DropFromDiskLocked(NamespaceState& ns, std::vector<index::RemovedBlock>& removed,
                           bool delete_from_store) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Reads a DISK block into a fresh HOST slot and inserts it into the HOST tree (parent:
-  // `parent` if given, else the stored one). The slot is returned unpinned. RESOURCE_EXHAUSTED
-  // when no host memory can be freed; DATA_LOSS when the stored bytes are corrupt (the block
-  // and its DISK subtree are dropped).
-  Result<memory::Slot> PromoteLocked(NamespaceState& ns, const BlockHash& hash)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Announces the DISK blocks among `hashes` (tiers[i] says which) to the SSD tier, which then
-  // reads them ahead in parallel as PromoteLocked asks for them; keep the result alive while
-  // promoting. Null without an SSD tier.
-  std::unique_ptr<storage::ReadRun> ReadAheadLocked(const NamespaceState& ns,
-                                                    std::span<const BlockHash> hashes,
-                                                    std::span<const Tier> tiers)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   struct HashedPrompt;
   MemPool(const MemPoolOptions& options, Clock* clock, std::unique_ptr<memory::HostArena> arena);

@@ -86,56 +86,6 @@ Status MemPool::WriteToDiskLocked(NamespaceState& ns, memory::Slot slot, bool sy
   return Status::Ok();
 }
 
-std::unique_ptr<storage::ReadRun> MemPool::ReadAheadLocked(const NamespaceState& ns,
-                                                           std::span<const BlockHash> hashes,
-                                                           std::span<const Tier> tiers) {
-  if (store_ == nullptr) return nullptr;
-  std::vector<BlockHash> disk;
-  for (size_t i = 0; i < hashes.size() && i < tiers.size(); ++i) {
-    if (tiers[i] == Tier::kDisk) disk.push_back(hashes[i]);
-  }
-  if (disk.size() < 2) return nullptr;  // one block gains nothing from reading ahead
-  return std::make_unique<storage::ReadRun>(store_.get(), ns.spec().name, std::move(disk));
-}
-
-Result<memory::Slot> MemPool::PromoteLocked(NamespaceState& ns, const BlockHash& hash) {
-  // Pinned in the DISK tree while host memory is made room for: that may demote other blocks,
-  // and the SSD tier must not drop this one to take them.
-  ns.disk_tree().Pin(hash);
-  std::vector<memory::Slot> slots;
-  const Status allocated = AllocateWithEvictionLocked(ns, 1, /*lease_id=*/0, &slots);
-  ns.disk_tree().Unpin(hash);
-  KVPOOL_RETURN_IF_ERROR(allocated);
-  const memory::Slot slot = slots[0];
-  uint8_t* data = arena_->base() + ns.allocator().ArenaOffset(slot);
-  Result<std::optional<BlockHash>> parent =
-      store_->Get(ns.spec().name, hash, std::span(data, ns.spec().block_bytes));
-  if (!parent.ok()) {
-    ns.FreeBlock(slot);
-    if (parent.status().code() != StatusCode::kDataLoss) return parent.status();
-    KVPOOL_LOG(ERROR) << "dropping block " << hash.ToHex() << " of namespace "
-                      << Quote(ns.spec().name) << " and its DISK descendants: "
-                      << parent.status();
-    std::vector<index::RemovedBlock> removed;
-    ns.disk_tree().Delete(hash, &removed);
-    DropFromDiskLocked(ns, removed, /*delete_from_store=*/true);
-    return parent.status();
-  }
-  BlockMeta& m = ns.meta(slot);
-  m.state = BlockState::kCached;
-  m.owner_lease = 0;
-  m.hash = hash;
-  m.has_parent = parent->has_value();
-  m.parent = parent->value_or(BlockHash{});
-  --ns.allocated_blocks;
-  const index::BlockRef ref = ns.HandleOf(slot);
-  std::vector<index::InsertOutcome> outcome;
-  ns.tree().Insert(*parent, std::span(&hash, 1), std::span(&ref, 1), &outcome);
-  ++ns.counters().promoted_blocks;
-  EmitLocked(PoolEvent::Kind::kTierChanged, ns, std::nullopt, {hash}, Tier::kHost);
-  return slot;
-}
-
 void MemPool::AwaitNoTierIoLocked() {
   // A CondVar loop rather than an absl::Condition, whose evaluation inside abseil TSan cannot
   // see as under the lock.

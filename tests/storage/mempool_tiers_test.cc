@@ -180,7 +180,7 @@ TEST_CASE("Tiers: reads stay byte-exact while the same blocks are demoted concur
 TEST_CASE("Tiers: concurrent matches promote without the lock, byte-exact, leaking nothing",
           "[storage]") {
   // Three threads match (promoting DISK blocks, read without the pool's lock) while the main
-  // thread demotes, deletes and republishes the same prompts.
+  // thread demotes, swaps in, deletes and republishes the same prompts.
   ScratchDir dir;
   TierPool p(dir.File("ssd"), 64, 256);
   std::vector<std::vector<uint32_t>> prompts;
@@ -222,6 +222,8 @@ TEST_CASE("Tiers: concurrent matches promote without the lock, byte-exact, leaki
       p.Publish(prompt);
     }
     REQUIRE(p.pool->SwapOut("ns", 1 + rng() % 8).ok());
+    // SwapIn promotes the same way, leaving its blocks unpinned.
+    if (rng() % 4 == 0) REQUIRE(p.pool->SwapIn("ns", PromptView::Tokens(prompt), 0).ok());
   }
   stop = true;
   for (auto& t : threads) t.join();
