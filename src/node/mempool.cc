@@ -437,13 +437,8 @@ std::optional<memory::Slot> MemPool::CopyGpuToHostLocked(NamespaceState& ns,
     ns.FreeBlock(slot);
     return std::nullopt;
   }
-  BlockMeta& to = ns.meta(slot);
-  to.state = BlockState::kCached;
-  to.owner_lease = 0;
-  to.hash = gpu_meta.hash;
-  to.parent = gpu_meta.parent;
-  to.has_parent = gpu_meta.has_parent;
-  --ns.allocated_blocks;
+  ns.MarkCached(slot, gpu_meta.hash,
+                gpu_meta.has_parent ? std::optional<BlockHash>(gpu_meta.parent) : std::nullopt);
   return slot;
 }
 

@@ -1,7 +1,7 @@
 // MemPool's DISK tier: demotion, promotion, SwapOut/SwapIn, recovery and the shutdown demotion
-// (docs/storage.md). Every helper runs under the pool's lock. Demotions and SwapIn do their SSD
-// I/O under it too, which keeps the index and the store in step at the cost of serialising tier
-// moves; Match's promotion (PromoteRunLocked) reads without it, and the write-behind
+// (docs/storage.md). Every helper runs under the pool's lock. Demotions do their SSD I/O under
+// it too, which keeps the index and the store in step at the cost of serialising tier moves;
+// promotion (PromoteRunLocked: Match, SwapIn) reads without it, and the write-behind
 // (mempool_write_behind.cc) writes ahead of eviction without it, so that most demotions find
 // their blocks written already.
 #include <algorithm>
@@ -80,9 +80,7 @@ Status MemPool::WriteToDiskLocked(NamespaceState& ns, memory::Slot slot, bool sy
   std::vector<uint8_t> scratch;  // a GPU block's bytes, copied to the host
   KVPOOL_ASSIGN_OR_RETURN(std::span<const uint8_t> data, BlockBytesLocked(ns, slot, &scratch));
   KVPOOL_RETURN_IF_ERROR(store_->Put(ns.spec().name, m.hash, ParentOf(m), data, sync));
-  std::vector<index::InsertOutcome> outcome;
-  const index::BlockRef none = 0;
-  ns.disk_tree().Insert(ParentOf(m), std::span(&m.hash, 1), std::span(&none, 1), &outcome);
+  ns.AddToDiskTree(m.hash, ParentOf(m));
   return Status::Ok();
 }
 
@@ -143,8 +141,7 @@ size_t MemPool::PromoteRunLocked(NamespaceState& ns, std::span<const BlockHash> 
     if (--promotions_in_flight_ == 0) tier_io_done_.SignalAll();
 
     // Phase 3, under the lock: each block read joins the HOST tree, unless the run ended.
-    for (size_t k = 0; k < promotions.size(); ++k) {
-      const Promotion& p = promotions[k];
+    for (const Promotion& p : promotions) {
       const BlockHash& hash = wanted[p.index];
       ns.disk_tree().Unpin(hash);
       const bool ended = p.index >= end;
@@ -168,18 +165,13 @@ size_t MemPool::PromoteRunLocked(NamespaceState& ns, std::span<const BlockHash> 
       if (const std::optional<index::BlockRef> ref = ns.tree().Find(hash)) {
         // Promoted or inserted by another call meanwhile: that copy serves.
         ns.FreeBlock(p.slot);
+        const memory::Slot theirs = DecodeHandle(*ref).slot;
         refs[p.index] = *ref;
-        tiers[p.index] = NamespaceState::TierOfSlot(DecodeHandle(*ref).slot);
-        ns.Pin(DecodeHandle(*ref).slot);
+        tiers[p.index] = NamespaceState::TierOfSlot(theirs);
+        ns.Pin(theirs);
         continue;
       }
-      BlockMeta& m = ns.meta(p.slot);
-      m.state = BlockState::kCached;
-      m.owner_lease = 0;
-      m.hash = hash;
-      m.has_parent = p.parent->has_value();
-      m.parent = p.parent->value_or(BlockHash{});
-      --ns.allocated_blocks;
+      ns.MarkCached(p.slot, hash, *p.parent);
       const index::BlockRef ref = ns.HandleOf(p.slot);
       std::vector<index::InsertOutcome> outcome;
       ns.tree().Insert(*p.parent, std::span(&hash, 1), std::span(&ref, 1), &outcome);

@@ -128,9 +128,7 @@ Result<uint64_t> MemPool::WriteBehind(uint64_t max_blocks) {
     } else if (ns.disk_tree().Contains(job.hash)) {
       // A durable Insert wrote it meanwhile: the same bytes.
     } else if (still_cached || demoted) {
-      const index::BlockRef none = 0;
-      std::vector<index::InsertOutcome> outcome;
-      ns.disk_tree().Insert(job.parent, std::span(&job.hash, 1), std::span(&none, 1), &outcome);
+      ns.AddToDiskTree(job.hash, job.parent);
       ++ns.counters().written_behind_blocks;
       ++written;
     } else {

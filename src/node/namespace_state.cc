@@ -159,6 +159,23 @@ void NamespaceState::OnRemovedFromTree(memory::Slot slot) {
   ++detached_blocks;
 }
 
+void NamespaceState::MarkCached(memory::Slot slot, const BlockHash& hash,
+                                std::optional<BlockHash> parent) {
+  BlockMeta& m = meta(slot);
+  m.state = BlockState::kCached;
+  m.owner_lease = 0;
+  m.hash = hash;
+  m.has_parent = parent.has_value();
+  m.parent = parent.value_or(BlockHash{});
+  --allocated_blocks;
+}
+
+void NamespaceState::AddToDiskTree(const BlockHash& hash, std::optional<BlockHash> parent) {
+  const index::BlockRef none = 0;
+  std::vector<index::InsertOutcome> outcome;
+  disk_tree_.Insert(parent, std::span(&hash, 1), std::span(&none, 1), &outcome);
+}
+
 void NamespaceState::BeginWriteBehind(memory::Slot slot) {
   meta(slot).write_behind = WriteBehindState::kWriting;
 }

@@ -115,6 +115,11 @@ class NamespaceState {
   void Pin(memory::Slot slot);
   /// Drops one read pin; frees a detached block whose last pin went.
   void Unpin(memory::Slot slot);
+  /// An allocated (unleased) slot whose bytes are complete becomes the cached block `hash`
+  /// under `parent` (the caller inserts it into the tree).
+  void MarkCached(memory::Slot slot, const BlockHash& hash, std::optional<BlockHash> parent);
+  /// Records that the SSD tier stores `hash` (under `parent`) in the DISK tree.
+  void AddToDiskTree(const BlockHash& hash, std::optional<BlockHash> parent);
   /// Write-behind: keeps a cached HOST block's bytes alive while they are written to the SSD
   /// tier, without pinning it in the tree (eviction may still take it: it then stays detached).
   void BeginWriteBehind(memory::Slot slot);
