@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "bench/bench_stats.h"
+#include "bench/dd_reference.h"
 #include "common/clock.h"
 #include "common/table.h"
 #include "common/units.h"
@@ -139,7 +140,13 @@ double GBps(uint64_t bytes, double seconds) { return seconds > 0 ? bytes / secon
 struct Throughput {
   double demote_s = 0, promote_s = 0, write_s = 0, read_s = 0;
   uint64_t bytes = 0;
+  DdResult dd_write, dd_read;  // the reference the issue names: dd in the same directory
 };
+
+// dd gets a minute per GiB, at least ten seconds: far more than any disk here needs.
+int DdTimeoutMs(uint64_t bytes) {
+  return static_cast<int>(std::max<uint64_t>(10'000, 60'000 * (bytes >> 30)));
+}
 
 Result<Throughput> MeasureThroughput(const TiersBenchOptions& opt, const std::string& dir) {
   const uint64_t blocks = std::max<uint64_t>(1, opt.total_bytes / opt.block_bytes);
@@ -203,7 +210,25 @@ Result<Throughput> MeasureThroughput(const TiersBenchOptions& opt, const std::st
     }
     t.read_s = NanosSince(t0) / 1e9;
   }
+  // dd copies the same bytes (plain.bin, in the page cache after the read) to a new file and
+  // syncs it, then reads that file back with its cache dropped.
+  const std::string dd_path = dir + "/dd.bin", dd_log = dir + "/dd.log";
+  const std::string bs = "bs=" + std::to_string(opt.block_bytes);
+  const std::string count = "count=" + std::to_string(blocks);
+  KVPOOL_ASSIGN_OR_RETURN(t.dd_write, RunDd({"if=" + path, "of=" + dd_path, bs, count,
+                                             "conv=fsync"},
+                                            dd_log, DdTimeoutMs(t.bytes)));
+  DropCache(dir);
+  KVPOOL_ASSIGN_OR_RETURN(t.dd_read, RunDd({"if=" + dd_path, "of=/dev/null", bs, count}, dd_log,
+                                           DdTimeoutMs(t.bytes)));
+  for (const auto& dd : {t.dd_write, t.dd_read}) {
+    if (dd.bytes != t.bytes) {
+      return InternalError("'" + dd.command + "' copied " + std::to_string(dd.bytes) +
+                           " bytes, not " + std::to_string(t.bytes));
+    }
+  }
   std::filesystem::remove(path);
+  std::filesystem::remove(dd_path);
   return t;
 }
 
@@ -317,12 +342,14 @@ Result<Pressure> MeasurePressure(const TiersBenchOptions& opt, const std::string
 // HOST-hit Match latency on one thread while another promotes runs of DISK blocks (each run
 // demoted again right after), against the same without the promotions.
 struct Interference {
-  Summary quiet_us, promoting_us;
-  uint64_t promoted_blocks = 0;
+  Summary quiet_us, promoting_us, swapping_us;
+  uint64_t promoted_blocks = 0, swapped_blocks = 0;
 };
 
-Result<Interference> MeasurePromotionInterference(const TiersBenchOptions& opt,
-                                                  const std::string& dir) {
+// HOST-hit Match latency on one thread while another does tier I/O: promotes runs of DISK
+// blocks, then publishes new runs and swaps them out (SwapOut writes them to the tier).
+Result<Interference> MeasureTierIoInterference(const TiersBenchOptions& opt,
+                                               const std::string& dir) {
   constexpr uint64_t kRunBlocks = 16;
   KVPOOL_ASSIGN_OR_RETURN(PoolOnDisk p, MakePool(dir + "/ssd-interference", opt.block_bytes, 64,
                                                  64 * opt.block_bytes));
@@ -359,9 +386,32 @@ Result<Interference> MeasurePromotionInterference(const TiersBenchOptions& opt,
   stop = true;
   t.join();
   KVPOOL_RETURN_IF_ERROR(failed);
+
+  // Fresh runs each round, so that every SwapOut writes its 16 blocks (the tier makes room by
+  // dropping the oldest runs). Host memory never fills: no allocation evicts.
+  std::vector<double> swapping;
+  stop = false;
+  std::thread s([&] { SampleHostMatches(*p.pool, hot, stop, &swapping); });
+  for (uint32_t i = 0; i < opt.pressure_rounds / 8 && failed.ok(); ++i) {
+    Result<std::vector<uint32_t>> fresh = Publish(*p.pool, 10'000 + i, kRunBlocks);
+    if (!fresh.ok()) {
+      failed = fresh.status();
+      break;
+    }
+    Result<node::SwapOutResult> out = p.pool->SwapOut("bench", kRunBlocks);
+    if (!out.ok()) {
+      failed = out.status();
+      break;
+    }
+    r.swapped_blocks += out->demoted_blocks;
+  }
+  stop = true;
+  s.join();
+  KVPOOL_RETURN_IF_ERROR(failed);
   KVPOOL_RETURN_IF_ERROR(p.pool->Release(hot_pin.lease.id).status());
   r.quiet_us = Summarize(quiet);
   r.promoting_us = Summarize(promoting);
+  r.swapping_us = Summarize(swapping);
   return r;
 }
 
@@ -421,7 +471,7 @@ Result<nlohmann::json> RunTiersBench(const TiersBenchOptions& opt, bool quiet) {
                           MeasurePressure(opt, dir.path(), false, interval, alloc_blocks));
   KVPOOL_ASSIGN_OR_RETURN(Pressure on,
                           MeasurePressure(opt, dir.path(), true, interval, alloc_blocks));
-  KVPOOL_ASSIGN_OR_RETURN(Interference inter, MeasurePromotionInterference(opt, dir.path()));
+  KVPOOL_ASSIGN_OR_RETURN(Interference inter, MeasureTierIoInterference(opt, dir.path()));
   KVPOOL_ASSIGN_OR_RETURN(Recovery r, MeasureRecovery(opt, dir.path()));
   const double per_million_s = r.blocks > 0 ? r.seconds * 1e6 / r.blocks : 0;
 
@@ -433,6 +483,12 @@ Result<nlohmann::json> RunTiersBench(const TiersBenchOptions& opt, bool quiet) {
       {"promote_gbps", GBps(t.bytes, t.promote_s)},
       {"plain_write_fsync_gbps", GBps(t.bytes, t.write_s)},
       {"plain_read_gbps", GBps(t.bytes, t.read_s)},
+      {"dd_write_gbps", GBps(t.bytes, t.dd_write.seconds)},
+      {"dd_read_gbps", GBps(t.bytes, t.dd_read.seconds)},
+      {"dd_write_command", t.dd_write.command},
+      {"dd_read_command", t.dd_read.command},
+      {"demote_vs_dd", t.dd_write.seconds > 0 ? t.dd_write.seconds / t.demote_s : 0},
+      {"promote_vs_dd", t.dd_read.seconds > 0 ? t.dd_read.seconds / t.promote_s : 0},
       {"match_host_us", ToJson(l.host_us)},
       {"match_disk_us", ToJson(l.disk_us)},
       {"pressure_alloc_blocks", alloc_blocks},
@@ -446,6 +502,8 @@ Result<nlohmann::json> RunTiersBench(const TiersBenchOptions& opt, bool quiet) {
       {"host_match_quiet_us", ToJson(inter.quiet_us)},
       {"host_match_while_promoting_us", ToJson(inter.promoting_us)},
       {"interference_promoted_blocks", inter.promoted_blocks},
+      {"host_match_while_swapping_out_us", ToJson(inter.swapping_us)},
+      {"interference_swapped_out_blocks", inter.swapped_blocks},
       {"recovery_blocks", r.blocks},
       {"recovery_s", r.seconds},
       {"recovery_open_s", r.open_seconds},
@@ -454,18 +512,21 @@ Result<nlohmann::json> RunTiersBench(const TiersBenchOptions& opt, bool quiet) {
   if (!quiet) {
     std::cout << "SSD tier in " << opt.dir << ": " << FormatBytes(t.bytes) << " in "
               << FormatBytes(opt.block_bytes) << " blocks\n\n";
-    TextTable table({"WHAT", "KVPOOL", "PLAIN FILE", "RATIO"});
-    auto row = [&](const std::string& what, double ours, double plain) {
-      char a[32], b[32], c[32];
+    TextTable table({"WHAT", "KVPOOL", "DD", "KVPOOL/DD", "PWRITE/PREAD"});
+    auto row = [&](const std::string& what, double ours, double dd, double plain) {
+      char a[32], b[32], c[32], d[32];
       std::snprintf(a, sizeof(a), "%.2f GB/s", ours);
-      std::snprintf(b, sizeof(b), "%.2f GB/s", plain);
-      std::snprintf(c, sizeof(c), "%.0f%%", plain > 0 ? 100 * ours / plain : 0);
-      table.AddRow({what, a, b, c});
+      std::snprintf(b, sizeof(b), "%.2f GB/s", dd);
+      std::snprintf(c, sizeof(c), "%.0f%%", dd > 0 ? 100 * ours / dd : 0);
+      std::snprintf(d, sizeof(d), "%.2f GB/s", plain);
+      table.AddRow({what, a, b, c, d});
     };
-    row("write (demote+sync / pwrite+fsync)", GBps(t.bytes, t.demote_s), GBps(t.bytes, t.write_s));
-    row("read (promote / pread), cache dropped", GBps(t.bytes, t.promote_s),
-        GBps(t.bytes, t.read_s));
+    row("write (demote+sync / dd conv=fsync)", GBps(t.bytes, t.demote_s),
+        GBps(t.bytes, t.dd_write.seconds), GBps(t.bytes, t.write_s));
+    row("read (promote / dd), cache dropped", GBps(t.bytes, t.promote_s),
+        GBps(t.bytes, t.dd_read.seconds), GBps(t.bytes, t.read_s));
     table.Print(std::cout);
+    std::cout << "dd: " << t.dd_write.command << "\n    " << t.dd_read.command << "\n";
     std::cout << "\n";
     TextTable lat({"MATCH WITH LEASE (1 block)", "p50 us", "p90 us", "p99 us"});
     auto lrow = [&](const std::string& what, const Summary& s) {
@@ -496,8 +557,9 @@ Result<nlohmann::json> RunTiersBench(const TiersBenchOptions& opt, bool quiet) {
     prow("on", on);
     pressure.Print(std::cout);
     std::printf("\nHOST-hit Match on one thread while another promotes runs of 16 DISK blocks "
-                "(%llu promoted)\n",
-                static_cast<unsigned long long>(inter.promoted_blocks));
+                "(%llu promoted), or publishes runs of 16 and swaps them out (%llu demoted)\n",
+                static_cast<unsigned long long>(inter.promoted_blocks),
+                static_cast<unsigned long long>(inter.swapped_blocks));
     TextTable inter_table({"OTHER THREAD", "p50 us", "p90 us", "p99 us", "max us"});
     auto irow = [&](const std::string& what, const Summary& x) {
       char a[32], b[32], c[32], d[32];
@@ -509,6 +571,7 @@ Result<nlohmann::json> RunTiersBench(const TiersBenchOptions& opt, bool quiet) {
     };
     irow("idle", inter.quiet_us);
     irow("promoting", inter.promoting_us);
+    irow("swapping out", inter.swapping_us);
     inter_table.Print(std::cout);
     std::printf("\nrecovery: %llu DISK blocks indexed in %.3f s (%.2f s per million; opening "
                 "the store and counting its bytes: %.3f s)\n",

@@ -1,7 +1,8 @@
 // `kvpool-bench tiers`: the SSD tier in-process (MemPool + BlockStore in one directory):
-// demotion and promotion throughput against a plain pwrite/pread of the same bytes in the same
-// directory, Match latency of a DISK hit against a HOST hit, allocations that evict with and
-// without write-behind, and recovery time per stored block.
+// demotion and promotion throughput against dd (and an in-process pwrite/pread) of the same
+// bytes in the same directory, Match latency of a DISK hit against a HOST hit, allocations that
+// evict with and without write-behind, a HOST hit's latency while other calls promote or swap
+// out, and recovery time per stored block.
 #pragma once
 
 #include <cstdint>

@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "bench/child_output.h"
 #include "common/subprocess.h"
 
 namespace kvpool::bench {
@@ -23,13 +24,6 @@ namespace {
 
 // The eight numbers print_progress writes, in its order.
 constexpr size_t kResultFields = 8;
-
-std::string_view Trim(std::string_view s) {
-  const auto first = s.find_first_not_of(" \t\r");
-  if (first == std::string_view::npos) return {};
-  const auto last = s.find_last_not_of(" \t\r");
-  return s.substr(first, last - first + 1);
-}
 
 std::optional<double> ParseNumber(std::string_view token) {
   token = Trim(token);
@@ -92,30 +86,6 @@ std::optional<PerftestResult> ParseResultLine(std::string_view line) {
   r.overall_message_rate = v[7];
   r.final = final;
   return r;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string LastLine(std::string_view text) {
-  text = Trim(text);
-  while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
-  const auto nl = text.rfind('\n');
-  return std::string(Trim(nl == std::string_view::npos ? text : text.substr(nl + 1)));
-}
-
-std::string JoinCommand(const std::vector<std::string>& argv) {
-  // argv[0] is /usr/bin/env: the command as a shell would read it starts after it.
-  std::string out;
-  for (size_t i = 1; i < argv.size(); ++i) {
-    if (!out.empty()) out += ' ';
-    out += argv[i];
-  }
-  return out;
 }
 
 // A port nobody listens on now (the kernel's choice for port 0). The server binds it a moment

@@ -874,6 +874,10 @@ Result<LeasedBlocks> MemPool::ResolveLeased(uint64_t lease_id,
 
 Result<uint64_t> MemPool::Evict(std::string_view ns_name, uint64_t n_blocks) {
   if (n_blocks == 0) return InvalidArgumentError("n_blocks must be > 0");
+  // With an SSD tier, one namespace's demotions are written first without the lock, as for
+  // SwapOut. (Evicting from every namespace writes under the lock: which namespace gives how
+  // many blocks is known only as the eviction goes.)
+  if (!ns_name.empty()) WriteAheadOfEviction(ns_name, n_blocks);
   absl::MutexLock lock(&mu_);
   ExpireLeasesLocked();
   std::vector<NamespaceState*> targets;

@@ -245,7 +245,8 @@ class MemPool {
 
   /// Evicts up to `n_blocks` cold unleased leaves from `ns` (empty: every namespace) and returns
   /// empty slabs to the arena. Returns how many blocks left host memory (with an SSD tier they
-  /// are demoted, not dropped).
+  /// are demoted, not dropped; for one namespace the tier writes happen first, without the
+  /// pool's lock, as for SwapOut).
   Result<uint64_t> Evict(std::string_view ns, uint64_t n_blocks);
   PoolStats GetStats();
 
@@ -259,8 +260,10 @@ class MemPool {
   /// True when an SSD tier is attached.
   bool has_store();
   /// Demotes up to `n_blocks` of the namespace's coldest unleased HOST blocks to DISK (deepest
-  /// first). INVALID_ARGUMENT for n_blocks 0; NOT_FOUND for an unknown namespace;
-  /// FAILED_PRECONDITION without an SSD tier.
+  /// first). The writes happen first, in batches of at most 32 MiB without the pool's lock
+  /// (other calls proceed meanwhile); the eviction then drops the host copies. INVALID_ARGUMENT
+  /// for n_blocks 0; NOT_FOUND for an unknown namespace; FAILED_PRECONDITION without an SSD
+  /// tier.
   Result<SwapOutResult> SwapOut(std::string_view ns, uint64_t n_blocks);
   /// Promotes the prompt's DISK blocks from `start_block` on to HOST (unleased); blocks on HOST
   /// or absent are skipped, and a block that cannot be promoted stops the walk. Returns how many
@@ -344,6 +347,28 @@ class MemPool {
   // bytes a WriteBehind call is about to write.
   Status MakeDiskRoomLocked(NamespaceState& prefer, uint64_t bytes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Write-behind's phases (mempool_write_behind.cc), shared with SwapOut. One batch at a time
+  // (write_behind_in_flight_).
+  struct WriteJob;
+  // Phase 1: among the first `window_blocks` of `ns`'s eviction order, marks the HOST blocks
+  // the SSD tier lacks as being written and appends them to `jobs`, until `max_jobs` were
+  // appended or `*batch_bytes` would pass the batch's limit; makes room on the tier for them.
+  // The room's error when it cannot (nothing appended then).
+  Status PickWriteJobsLocked(NamespaceState& ns, size_t window_blocks, size_t max_jobs,
+                             uint64_t* batch_bytes, std::vector<WriteJob>& jobs)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Phase 2, without the lock: writes the jobs (unsynced).
+  void WriteJobs(storage::BlockStore& store, std::vector<WriteJob>& jobs)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Phase 3: records what was written in the DISK trees, ends the batch and wakes waiters.
+  // Returns how many blocks were written; the first write error in `*first_error`.
+  uint64_t FinishWriteJobsLocked(std::vector<WriteJob>& jobs, bool count_as_written_behind,
+                                 Status* first_error) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The first part of SwapOut and of Evict of one namespace: writes the blocks they will demote
+  // (the first `n_blocks` of the namespace's eviction order) to the tier in batches without the
+  // lock, so that their eviction then mostly drops host copies. Does nothing without a tier or
+  // namespace; write errors are left to that eviction, which retries and reports them.
+  void WriteAheadOfEviction(std::string_view ns, uint64_t n_blocks) ABSL_LOCKS_EXCLUDED(mu_);
   // Removes DISK-tree blocks (already gone from the store or to delete there) and emits
   // kRemoved for those not on HOST.
   void DropFromDiskLocked(NamespaceState& ns, std::vector<index::RemovedBlock>& removed,
@@ -418,7 +443,7 @@ class MemPool {
   uint64_t expired_leases_ ABSL_GUARDED_BY(mu_) = 0;
   EventSink* event_sink_ ABSL_GUARDED_BY(mu_) = nullptr;
   uint64_t last_event_ ABSL_GUARDED_BY(mu_) = 0;
-  // Blocks a WriteBehind call is writing without the lock (0 or one batch).
+  // Blocks a WriteBehind or SwapOut call is writing without the lock (0 or one batch).
   uint64_t write_behind_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   // Match calls reading the SSD tier without the lock (PromoteRunLocked).
   uint64_t promotions_in_flight_ ABSL_GUARDED_BY(mu_) = 0;

@@ -238,16 +238,21 @@ bool MemPool::has_store() {
 
 Result<SwapOutResult> MemPool::SwapOut(std::string_view ns_name, uint64_t n_blocks) {
   if (n_blocks == 0) return InvalidArgumentError("n_blocks must be > 0");
+  // The writes first, without the pool's lock; the eviction below then mostly drops host
+  // copies. Blocks that became colder meanwhile, or whose write failed, are written by it.
+  WriteAheadOfEviction(ns_name, n_blocks);
   absl::MutexLock lock(&mu_);
   ExpireLeasesLocked();
   KVPOOL_ASSIGN_OR_RETURN(NamespaceState * ns, FindNamespaceLocked(ns_name));
   if (store_ == nullptr) return NoStore();
-  const uint64_t dropped_before = ns->counters().evicted_blocks;
+  // Counted by the demotions, not by evicted_blocks: that also counts DISK blocks the tier
+  // dropped to make room, which are not blocks this call failed to demote.
+  const uint64_t demoted_before = ns->counters().demoted_blocks;
   const uint64_t moved = EvictFromLocked(*ns, n_blocks);
   ns->allocator().ReleaseEmptySlabs();
   SwapOutResult out;
-  out.dropped_blocks = ns->counters().evicted_blocks - dropped_before;
-  out.demoted_blocks = moved - std::min(moved, out.dropped_blocks);
+  out.demoted_blocks = std::min(moved, ns->counters().demoted_blocks - demoted_before);
+  out.dropped_blocks = moved - out.demoted_blocks;
   return out;
 }
 
