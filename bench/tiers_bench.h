@@ -27,7 +27,7 @@ struct TiersBenchOptions {
   /// Allocations per run of the pressure measurement (with and without write-behind).
   /// Default: 200.
   uint32_t pressure_rounds = 200;
-  /// Blocks stored for the recovery run (64-byte blocks). Default: 100000.
+  /// Blocks stored for the recovery run (512-byte blocks). Default: 100000.
   uint32_t recovery_blocks = 100'000;
 };
 

@@ -33,9 +33,9 @@ tsan_dir=${KVPOOL_TSAN_BUILD_DIR:-build-tsan}
 # which is only touched under its mutex, as racing with the publisher's absl::Condition: the
 # shim cannot yet present every abseil-internal Condition evaluation as holding the mutex
 # (tests/tsan/absl_tsan_preload.cc).
-# Also the SSD tier's lock-free paths: write-behind and Match's promotion racing with
+# Also the SSD tier's lock-free paths: write-behind, SwapOut's writes and Match's promotion racing with
 # publishes, deletes and demotions (with RocksDB's own internals suppressed, see tsan.supp).
-TSAN_TESTS='^(TransferEngine|DataPlane|NodeTransfer|MemPool: concurrent|kvpoold: concurrent clients|Fault: a frozen client|Write-behind: under concurrent|Tiers: concurrent matches|Tiers: reads stay)'
+TSAN_TESTS='^(TransferEngine|DataPlane|NodeTransfer|MemPool: concurrent|kvpoold: concurrent clients|Fault: a frozen client|Write-behind: under concurrent|SwapOut under concurrent|Tiers: concurrent matches|Tiers: reads stay)'
 TSAN_TARGETS=(kvpool_transport_tests kvpool_unit_tests kvpool_integration_tests
               kvpool_storage_tests)
 

@@ -344,8 +344,10 @@ class MemPool {
                           std::vector<index::BlockRef>& refs, std::vector<Tier>& tiers)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops the SSD tier's coldest leaves (`prefer` first) until `bytes` more fit, counting the
-  // bytes a WriteBehind call is about to write.
-  Status MakeDiskRoomLocked(NamespaceState& prefer, uint64_t bytes)
+  // bytes a WriteBehind call is about to write. With `defer_deletes` the dropped blocks are
+  // only marked for deletion in the store (BlockStore::MarkForDeletion), for a caller that
+  // sweeps them (DeleteMarked) after releasing the lock: RocksDB writes may wait for the disk.
+  Status MakeDiskRoomLocked(NamespaceState& prefer, uint64_t bytes, bool defer_deletes = false)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Write-behind's phases (mempool_write_behind.cc), shared with SwapOut. One batch at a time
   // (write_behind_in_flight_).
@@ -369,10 +371,12 @@ class MemPool {
   // lock, so that their eviction then mostly drops host copies. Does nothing without a tier or
   // namespace; write errors are left to that eviction, which retries and reports them.
   void WriteAheadOfEviction(std::string_view ns, uint64_t n_blocks) ABSL_LOCKS_EXCLUDED(mu_);
-  // Removes DISK-tree blocks (already gone from the store or to delete there) and emits
+  // What DropFromDiskLocked does with the store's copies.
+  enum class StoreCopy { kDelete, kMarkForDeletion };
+  // Removes DISK-tree blocks (their store copies deleted, or marked for deletion) and emits
   // kRemoved for those not on HOST.
   void DropFromDiskLocked(NamespaceState& ns, std::vector<index::RemovedBlock>& removed,
-                          bool delete_from_store) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                          StoreCopy copies) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   struct HashedPrompt;
   MemPool(const MemPoolOptions& options, Clock* clock, std::unique_ptr<memory::HostArena> arena);

@@ -30,17 +30,21 @@ std::optional<BlockHash> ParentOf(const BlockMeta& m) {
 }  // namespace
 
 void MemPool::DropFromDiskLocked(NamespaceState& ns, std::vector<index::RemovedBlock>& removed,
-                                 bool delete_from_store) {
+                                 StoreCopy copies) {
   std::vector<BlockHash> gone;
   for (const auto& block : removed) {
-    if (delete_from_store) store_->Delete(ns.spec().name, block.hash).IgnoreError();
+    if (copies == StoreCopy::kDelete) {
+      store_->Delete(ns.spec().name, block.hash).IgnoreError();
+    } else if (copies == StoreCopy::kMarkForDeletion) {
+      store_->MarkForDeletion(ns.spec().name, block.hash, ns.spec().block_bytes);
+    }
     if (!ns.tree().Contains(block.hash)) gone.push_back(block.hash);
   }
   ns.counters().evicted_blocks += gone.size();
   EmitLocked(PoolEvent::Kind::kRemoved, ns, std::nullopt, std::move(gone));
 }
 
-Status MemPool::MakeDiskRoomLocked(NamespaceState& prefer, uint64_t bytes) {
+Status MemPool::MakeDiskRoomLocked(NamespaceState& prefer, uint64_t bytes, bool defer_deletes) {
   for (;;) {
     const uint64_t used = store_->used_bytes() + write_behind_reserved_bytes_.load();
     if (used + bytes <= store_->capacity_bytes()) break;
@@ -67,7 +71,8 @@ Status MemPool::MakeDiskRoomLocked(NamespaceState& prefer, uint64_t bytes) {
                                     " bytes) and holds no block it may drop for " +
                                     std::to_string(bytes) + " more bytes");
     }
-    DropFromDiskLocked(*victim, removed, /*delete_from_store=*/true);
+    DropFromDiskLocked(*victim, removed,
+                       defer_deletes ? StoreCopy::kMarkForDeletion : StoreCopy::kDelete);
   }
   return Status::Ok();
 }
@@ -159,7 +164,7 @@ size_t MemPool::PromoteRunLocked(NamespaceState& ns, std::span<const BlockHash> 
                           << " and its DISK descendants: " << p.parent.status();
         std::vector<index::RemovedBlock> removed;
         ns.disk_tree().Delete(hash, &removed);
-        DropFromDiskLocked(ns, removed, /*delete_from_store=*/true);
+        DropFromDiskLocked(ns, removed, StoreCopy::kDelete);
         continue;
       }
       if (const std::optional<index::BlockRef> ref = ns.tree().Find(hash)) {

@@ -64,7 +64,8 @@ Status MemPool::PickWriteJobsLocked(NamespaceState& ns, size_t window_blocks, si
   if (jobs.size() == first) return Status();
   // Room on the tier now (its own LRU drops what it must), so that the writes fit.
   const uint64_t ns_bytes = (jobs.size() - first) * block_bytes;
-  if (Status room = MakeDiskRoomLocked(ns, ns_bytes); !room.ok()) {
+  // Its deletes wait for WriteJobs, without the lock.
+  if (Status room = MakeDiskRoomLocked(ns, ns_bytes, /*defer_deletes=*/true); !room.ok()) {
     *batch_bytes -= ns_bytes;
     jobs.resize(first);
     return room;
@@ -75,6 +76,11 @@ Status MemPool::PickWriteJobsLocked(NamespaceState& ns, size_t window_blocks, si
 }
 
 void MemPool::WriteJobs(storage::BlockStore& store, std::vector<WriteJob>& jobs) {
+  // First the deletes of what PickWriteJobsLocked dropped to make room (already out of the
+  // store's counts, so the Puts below fit either way).
+  if (Result<uint64_t> swept = store.DeleteMarked(); !swept.ok()) {
+    KVPOOL_LOG(WARNING) << "SSD tier: dropped blocks not deleted yet: " << swept.status();
+  }
   // Each block's slot stays allocated meanwhile (no tree pin: that would move it out of its
   // place in the eviction order), and a cached block's bytes never change.
   for (WriteJob& job : jobs) {

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "common/logging.h"
 #include "common/quote.h"
 #include "storage/rocks_status.h"
 
@@ -206,7 +207,13 @@ Result<std::unique_ptr<BlockStore>> BlockStore::Open(const BlockStoreOptions& op
 BlockStore::BlockStore(BlockStoreOptions options, std::unique_ptr<Db> db)
     : options_(std::move(options)), db_(std::move(db)) {}
 
-BlockStore::~BlockStore() = default;
+BlockStore::~BlockStore() {
+  // Blocks marked for deletion go now rather than come back at the next start.
+  if (Result<uint64_t> swept = DeleteMarked(); !swept.ok()) {
+    KVPOOL_LOG(WARNING) << "SSD tier: blocks marked for deletion stay stored: "
+                        << swept.status();
+  }
+}
 
 Status BlockStore::CountStored() {
   return RecoveryScan([](const StoredBlockInfo&) {});
@@ -243,6 +250,7 @@ Status BlockStore::PutNamespace(const NamespaceSpec& spec, bool sync) {
 }
 
 Result<uint64_t> BlockStore::DeleteNamespace(std::string_view ns) {
+  absl::MutexLock sweep(&sweep_mu_);
   absl::MutexLock lock(&mu_);
   uint64_t bytes = 0;
   uint64_t count = 0;
@@ -250,6 +258,8 @@ Result<uint64_t> BlockStore::DeleteNamespace(std::string_view ns) {
   {
     std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(rocksdb::ReadOptions()));
     for (it->Seek(meta_prefix); it->Valid() && it->key().starts_with(meta_prefix); it->Next()) {
+      // A marked block left the counts with its mark.
+      if (marked_.erase(it->key().ToString()) > 0) continue;
       if (Result<Meta> m = DecodeMeta(it->value().ToStringView(), "namespace " + Quote(ns));
           m.ok()) {
         bytes += m->size_bytes;
@@ -309,7 +319,16 @@ Status BlockStore::Put(std::string_view ns, const BlockHash& hash,
   const std::string& meta_key = writer.key();
   uint64_t replaced = 0;
   bool existed = false;
+  // A block marked for deletion is out of the counts already: this Put stores it anew.
+  std::optional<Marked> unmarked;
   {
+    absl::MutexLock lock(&mu_);
+    if (auto it = marked_.find(meta_key); it != marked_.end()) {
+      unmarked = std::move(it->second);
+      marked_.erase(it);
+    }
+  }
+  if (!unmarked.has_value()) {
     std::string old;
     const rocksdb::Status st = db_->db->Get(rocksdb::ReadOptions(), meta_key, &old);
     if (st.ok()) {
@@ -325,6 +344,7 @@ Status BlockStore::Put(std::string_view ns, const BlockHash& hash,
     absl::MutexLock lock(&mu_);
     const uint64_t after = used_bytes_ - replaced + bytes.size();
     if (after > options_.capacity_bytes) {
+      if (unmarked.has_value()) marked_.emplace(meta_key, std::move(*unmarked));
       return ResourceExhaustedError("the SSD tier is full: storing " + Describe(ns, hash) +
                                     " (" + std::to_string(bytes.size()) + " bytes) needs " +
                                     std::to_string(after) + " of " +
@@ -346,6 +366,7 @@ Status BlockStore::Put(std::string_view ns, const BlockHash& hash,
     absl::MutexLock lock(&mu_);
     used_bytes_ = used_bytes_ + replaced - bytes.size();
     if (!existed) --block_count_;
+    if (unmarked.has_value()) marked_.emplace(meta_key, std::move(*unmarked));
     return FromRocks(st, "storing " + Describe(ns, hash));
   }
   return Status::Ok();
@@ -406,27 +427,108 @@ Result<std::optional<BlockHash>> BlockStore::Get(std::string_view ns, const Bloc
 
 Status BlockStore::Delete(std::string_view ns, const BlockHash& hash) {
   KeyWriter writer(this, BlockKey('M', ns, hash));
-  const std::string& meta_key = writer.key();
+  std::optional<uint64_t> marked_size;
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = marked_.find(writer.key()); it != marked_.end()) {
+      marked_size = it->second.size_bytes;
+      marked_.erase(it);
+    }
+  }
+  return DeleteKey(writer.key(), ns, hash, marked_size);
+}
+
+Status BlockStore::DeleteKey(const std::string& meta_key, std::string_view ns,
+                             const BlockHash& hash, std::optional<uint64_t> marked_size) {
   std::string old;
   rocksdb::Status st = db_->db->Get(rocksdb::ReadOptions(), meta_key, &old);
-  if (st.IsNotFound()) return Status::Ok();
-  if (!st.ok()) return FromRocks(st, "reading " + Describe(ns, hash));
+  if (st.IsNotFound()) {
+    if (marked_size.has_value()) {
+      // Marked but not stored: the mark took out bytes that were never counted.
+      absl::MutexLock lock(&mu_);
+      used_bytes_ += *marked_size;
+      ++block_count_;
+    }
+    return Status::Ok();
+  }
+  if (!st.ok()) {
+    if (marked_size.has_value()) {
+      absl::MutexLock lock(&mu_);
+      marked_.emplace(meta_key, Marked{std::string(ns), hash, *marked_size});
+    }
+    return FromRocks(st, "reading " + Describe(ns, hash));
+  }
   uint64_t size = 0;
   if (Result<Meta> m = DecodeMeta(old, Describe(ns, hash)); m.ok()) size = m->size_bytes;
   rocksdb::WriteBatch batch;
   batch.Delete(meta_key).PermitUncheckedError();
   batch.Delete(BlockKey('B', ns, hash)).PermitUncheckedError();
   st = db_->db->Write(WriteOpts(false), &batch);
-  if (!st.ok()) return FromRocks(st, "deleting " + Describe(ns, hash));
   absl::MutexLock lock(&mu_);
-  used_bytes_ -= std::min(used_bytes_, size);
-  if (block_count_ > 0) --block_count_;
+  if (!st.ok()) {
+    // Still stored: counted again (a marked block stays marked, for the next sweep).
+    if (marked_size.has_value()) {
+      marked_.emplace(meta_key, Marked{std::string(ns), hash, *marked_size});
+    }
+    return FromRocks(st, "deleting " + Describe(ns, hash));
+  }
+  // The counts lose `size`; a mark took out `marked_size` already.
+  const uint64_t counted = used_bytes_ + marked_size.value_or(0);
+  used_bytes_ = counted - std::min(counted, size);
+  if (!marked_size.has_value() && block_count_ > 0) --block_count_;
   return Status::Ok();
 }
 
+void BlockStore::MarkForDeletion(std::string_view ns, const BlockHash& hash,
+                                 uint64_t size_bytes) {
+  std::string key = BlockKey('M', ns, hash);
+  absl::MutexLock lock(&mu_);
+  if (marked_.contains(key)) return;
+  used_bytes_ -= std::min(used_bytes_, size_bytes);
+  if (block_count_ > 0) --block_count_;
+  marked_.emplace(std::move(key), Marked{std::string(ns), hash, size_bytes});
+}
+
+Result<uint64_t> BlockStore::DeleteMarked() {
+  absl::MutexLock sweep(&sweep_mu_);
+  std::vector<std::string> keys;
+  {
+    absl::MutexLock lock(&mu_);
+    if (marked_.empty()) return 0;
+    keys.reserve(marked_.size());
+    for (const auto& [key, marked] : marked_) keys.push_back(key);
+  }
+  uint64_t deleted = 0;
+  Status first_error;
+  for (std::string& key : keys) {
+    KeyWriter writer(this, std::move(key));
+    std::optional<Marked> marked;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = marked_.find(writer.key());
+      if (it == marked_.end()) continue;  // put again or deleted meanwhile
+      marked = std::move(it->second);
+      marked_.erase(it);
+    }
+    const Status st = DeleteKey(writer.key(), marked->ns, marked->hash, marked->size_bytes);
+    if (st.ok()) {
+      ++deleted;
+    } else if (first_error.ok()) {
+      first_error = st;
+    }
+  }
+  if (!first_error.ok()) return first_error;
+  return deleted;
+}
+
 bool BlockStore::Contains(std::string_view ns, const BlockHash& hash) {
+  const std::string key = BlockKey('M', ns, hash);
+  {
+    absl::MutexLock lock(&mu_);
+    if (marked_.contains(key)) return false;
+  }
   std::string value;
-  return db_->db->Get(rocksdb::ReadOptions(), BlockKey('M', ns, hash), &value).ok();
+  return db_->db->Get(rocksdb::ReadOptions(), key, &value).ok();
 }
 
 Status BlockStore::Scan(const std::function<void(const StoredBlockInfo&)>& fn) {

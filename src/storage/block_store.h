@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "kvpool/block_hash.h"
@@ -28,8 +29,10 @@ struct BlockStoreOptions {
   /// Default: 0 (unset).
   uint64_t capacity_bytes = 0;
   /// Values of at least this many bytes go to blob files (written once, never rewritten by
-  /// compaction). Default: 0 (every block).
-  uint64_t min_blob_bytes = 0;
+  /// compaction); smaller ones, such as each block's metadata record, stay in SST files, so
+  /// metadata lookups and the recovery scan never open a blob file. Default: 512 (every block
+  /// of a real KV cache goes to a blob file).
+  uint64_t min_blob_bytes = 512;
   /// Size of RocksDB's memtable (metadata and small values), in bytes. Default: 16 MiB.
   uint64_t write_buffer_bytes = 16ull << 20;
   /// The layout this store writes into a new database and accepts in an existing one (tests
@@ -142,7 +145,22 @@ class BlockStore {
   /// ReadRun's read-ahead (a read-ahead value is used only when it matches the current
   /// metadata's size and checksum).
   Status Delete(std::string_view ns, const BlockHash& hash);
-  /// True when the block's metadata is stored (no bytes read, no checksum check).
+  /// Deletes a block later, for callers that drop blocks to make room while holding a lock
+  /// no disk write may run under (RocksDB writes can wait tens of milliseconds for a memtable
+  /// switch or the file system). The block leaves used_bytes() (by `size_bytes`, its size as
+  /// the caller knows it; corrected when it is deleted), block_count() and Contains() at once,
+  /// without a disk write; its RocksDB delete happens in the next DeleteMarked. A Put of the
+  /// same block before then keeps the new value; Delete and DeleteNamespace delete it at once.
+  /// Until then it still takes disk space (beyond capacity_bytes), and after a crash it is
+  /// back (a valid block the caller's index no longer lists).
+  void MarkForDeletion(std::string_view ns, const BlockHash& hash, uint64_t size_bytes);
+  /// Deletes the blocks MarkForDeletion marked, all of them attempted; returns how many marks
+  /// were swept (a marked block found absent counts too).
+  /// The first error otherwise (a block whose delete failed stays stored and is counted
+  /// again). The destructor calls it too.
+  Result<uint64_t> DeleteMarked();
+  /// True when the block's metadata is stored and it is not marked for deletion (no bytes
+  /// read, no checksum check).
   bool Contains(std::string_view ns, const BlockHash& hash);
   /// The recovery scan: calls `fn` for every stored block, namespace by namespace (metadata
   /// only). DATA_LOSS for an undecodable metadata record (named).
@@ -210,11 +228,27 @@ class BlockStore {
   const BlockStoreOptions options_;
   std::unique_ptr<Db> db_;
   mutable absl::Mutex mu_;
+  // Deletes the block of a key whose KeyWriter the caller holds. `marked_size`: the block was
+  // marked for deletion with that size, which its mark already took out of the counts.
+  Status DeleteKey(const std::string& meta_key, std::string_view ns, const BlockHash& hash,
+                   std::optional<uint64_t> marked_size);
+
+  // A block MarkForDeletion marked, by metadata key.
+  struct Marked {
+    std::string ns;
+    BlockHash hash;
+    uint64_t size_bytes = 0;
+  };
+
+  // Held by DeleteMarked and DeleteNamespace, so that a namespace's deletion never counts a
+  // block that a sweep is deleting at the same time. Taken before mu_.
+  absl::Mutex sweep_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   // Keys a Put or Delete is writing now (KeyWriter), and the signal that one finished.
   absl::flat_hash_set<std::string> writing_ ABSL_GUARDED_BY(mu_);
   absl::CondVar key_written_;
   uint64_t used_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t block_count_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<std::string, Marked> marked_ ABSL_GUARDED_BY(mu_);
   // Its own lock: reads must not wait for a Put's write under mu_.
   mutable absl::Mutex read_mu_;
   ReadBandwidthEstimate read_bandwidth_ ABSL_GUARDED_BY(read_mu_);

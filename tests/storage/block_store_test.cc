@@ -66,6 +66,71 @@ TEST_CASE("BlockStore: blocks round-trip byte-exact with their parent", "[storag
   CHECK(store->Delete("ns", H(1)).ok());  // absent: fine
 }
 
+TEST_CASE("BlockStore: blocks marked for deletion leave the counts at once and go on a sweep",
+          "[storage]") {
+  ScratchDir dir;
+  const std::string path = dir.File("db");
+  const auto a = Bytes(4096, 1), b = Bytes(4096, 2), c = Bytes(4096, 3);
+  {
+    auto store = OpenStore(path);
+    for (uint64_t i = 1; i <= 4; ++i) REQUIRE(store->Put("ns", H(i), std::nullopt, a, false).ok());
+    REQUIRE(store->Put("gone", H(9), std::nullopt, a, false).ok());
+    CHECK(store->used_bytes() == 5 * 4096);
+
+    store->MarkForDeletion("ns", H(1), 4096);
+    store->MarkForDeletion("ns", H(1), 4096);  // twice: counted once
+    store->MarkForDeletion("ns", H(2), 4096);
+    store->MarkForDeletion("ns", H(3), 4096);
+    store->MarkForDeletion("ns", H(7), 4096);  // never stored: the sweep corrects the counts
+    store->MarkForDeletion("gone", H(9), 4096);
+    CHECK(store->used_bytes() == 0);
+    CHECK(store->block_count() == 0);
+    CHECK_FALSE(store->Contains("ns", H(1)));
+    CHECK(store->Contains("ns", H(4)));
+
+    // A Put before the sweep stores the block anew; a Delete deletes it at once.
+    REQUIRE(store->Put("ns", H(2), H(1), b, false).ok());
+    REQUIRE(store->Delete("ns", H(3)).ok());
+    CHECK(store->used_bytes() == 4096);
+    CHECK(store->block_count() == 1);
+    // The namespace goes with its marked block, counted once.
+    auto deleted = store->DeleteNamespace("gone");
+    REQUIRE(deleted.ok());
+    CHECK(*deleted == 0);
+    CHECK(store->used_bytes() == 4096);
+
+    auto swept = store->DeleteMarked();
+    REQUIRE(swept.ok());
+    CHECK(*swept == 2);  // H(1), and H(7), which was never there
+    CHECK(store->used_bytes() == 2 * 4096);  // H(2) put anew, H(4) never marked
+    CHECK(store->block_count() == 2);
+    std::vector<uint8_t> out(4096);
+    auto parent = store->Get("ns", H(2), out);
+    REQUIRE(parent.ok());
+    CHECK(out == b);
+    CHECK(store->Get("ns", H(1), out).status().code() == StatusCode::kNotFound);
+    CHECK(*store->DeleteMarked() == 0);
+
+    // A full store takes a Put once marking made room, before any sweep.
+    auto small = OpenStore(dir.File("small"), 2 * 4096);
+    REQUIRE(small->Put("ns", H(1), std::nullopt, a, false).ok());
+    REQUIRE(small->Put("ns", H(2), std::nullopt, a, false).ok());
+    CHECK(small->Put("ns", H(3), std::nullopt, c, false).code() ==
+          StatusCode::kResourceExhausted);
+    small->MarkForDeletion("ns", H(1), 4096);
+    REQUIRE(small->Put("ns", H(3), std::nullopt, c, false).ok());
+    CHECK(small->used_bytes() == 2 * 4096);
+
+    store->MarkForDeletion("ns", H(4), 4096);
+  }
+  // The destructor swept H(4): a reopened store counts only H(2).
+  auto store = OpenStore(path);
+  CHECK(store->block_count() == 1);
+  CHECK(store->used_bytes() == 4096);
+  CHECK(store->Contains("ns", H(2)));
+  CHECK_FALSE(store->Contains("ns", H(4)));
+}
+
 TEST_CASE("BlockStore: a corrupt or truncated value is DATA_LOSS and deleted", "[storage]") {
   ScratchDir dir;
   auto store = OpenStore(dir.File("db"));
