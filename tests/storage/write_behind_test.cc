@@ -24,6 +24,30 @@ void WriteBehindBlocks(MemPoolOptions& o, uint64_t blocks) {
   o.write_behind_bytes = blocks * kBlockBytes;
 }
 
+// 600 random steps over 24 prompts of 1 to `max_blocks` blocks (seeds from `first_seed`):
+// publish one not cached, match one (byte-exact), delete one and, with `swap_out`, SwapOut 3
+// blocks. Returns the prompts.
+std::vector<std::vector<uint32_t>> RandomOps(TierPool& p, uint32_t rng_seed, uint32_t first_seed,
+                                             uint32_t max_blocks, bool swap_out) {
+  std::mt19937 rng(rng_seed);
+  std::vector<std::vector<uint32_t>> prompts;
+  for (uint32_t i = 0; i < 24; ++i) prompts.push_back(Prompt(first_seed + i, 1 + i % max_blocks));
+  for (int step = 0; step < 600; ++step) {
+    const auto& prompt = prompts[rng() % prompts.size()];
+    const uint32_t op = rng() % (swap_out ? 5 : 4);
+    if (op <= 1) {
+      if (p.Tiers(prompt)[0] == Tier::kNone) p.Publish(prompt);
+    } else if (op == 2) {
+      p.MatchAndVerify(prompt);
+    } else if (op == 3 && swap_out) {
+      REQUIRE(p.pool->SwapOut("ns", 3).ok());
+    } else {
+      REQUIRE(p.pool->Delete("ns", PromptView::Tokens(prompt)).ok());
+    }
+  }
+  return prompts;
+}
+
 TEST_CASE("Write-behind: eviction drops blocks written ahead without writing, byte-exact",
           "[storage]") {
   ScratchDir dir;
@@ -103,24 +127,7 @@ TEST_CASE("Write-behind: under concurrent publishes, deletes and matches the tie
       std::this_thread::yield();
     }
   });
-  std::mt19937 rng(7);
-  std::vector<std::vector<uint32_t>> prompts;
-  for (uint32_t i = 0; i < 24; ++i) prompts.push_back(Prompt(100 + i, 1 + i % 6));
-  for (int step = 0; step < 600; ++step) {
-    const auto& prompt = prompts[rng() % prompts.size()];
-    switch (rng() % 4) {
-      case 0:
-      case 1:
-        if (p.Tiers(prompt)[0] == Tier::kNone) p.Publish(prompt);
-        break;
-      case 2:
-        p.MatchAndVerify(prompt);
-        break;
-      default:
-        REQUIRE(p.pool->Delete("ns", PromptView::Tokens(prompt)).ok());
-        break;
-    }
-  }
+  const auto prompts = RandomOps(p, 7, 100, 6, /*swap_out=*/false);
   for (const auto& prompt : prompts) p.MatchAndVerify(prompt);
   stop = true;
   writer.join();
@@ -205,27 +212,7 @@ TEST_CASE("SwapOut under concurrent SwapOuts, write-behind, publishes and delete
       p.pool->WriteBehind().status().IgnoreError();
     }
   });
-  std::mt19937 rng(11);
-  std::vector<std::vector<uint32_t>> prompts;
-  for (uint32_t i = 0; i < 24; ++i) prompts.push_back(Prompt(200 + i, 1 + i % 5));
-  for (int step = 0; step < 600; ++step) {
-    const auto& prompt = prompts[rng() % prompts.size()];
-    switch (rng() % 5) {
-      case 0:
-      case 1:
-        if (p.Tiers(prompt)[0] == Tier::kNone) p.Publish(prompt);
-        break;
-      case 2:
-        p.MatchAndVerify(prompt);
-        break;
-      case 3:
-        REQUIRE(p.pool->SwapOut("ns", 3).ok());
-        break;
-      default:
-        REQUIRE(p.pool->Delete("ns", PromptView::Tokens(prompt)).ok());
-        break;
-    }
-  }
+  const auto prompts = RandomOps(p, 11, 200, 5, /*swap_out=*/true);
   stop = true;
   swapper.join();
   CHECK(swapped.load() > 0);
