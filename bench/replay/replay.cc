@@ -37,6 +37,11 @@ bool Known(const std::vector<std::string>& allowed, const std::string& v) {
   return std::find(allowed.begin(), allowed.end(), v) != allowed.end();
 }
 
+// The nodes' own counters for one configuration's namespace, summed.
+struct PoolCounts {
+  uint64_t hit_blocks = 0, evicted_blocks = 0, demoted_blocks = 0, written_behind_blocks = 0;
+};
+
 // Everything one configuration measures.
 struct ConfigRun {
   std::string mode;
@@ -284,18 +289,20 @@ class Replayer {
     return run;
   }
 
-  /// The pools' own count of blocks Match returned in `ns`, summed over the nodes, and of
-  /// evictions; then the namespace is deleted everywhere.
-  Result<std::pair<uint64_t, uint64_t>> CollectAndDrop(size_t index) {
+  /// The pools' own counts for the configuration's namespace, summed over the nodes; then the
+  /// namespace is deleted everywhere.
+  Result<PoolCounts> CollectAndDrop(size_t index) {
     const std::string ns = "replay-" + std::to_string(index);
-    uint64_t hits = 0, evicted = 0;
+    PoolCounts c;
     for (Node& n : nodes_) {
       KVPOOL_ASSIGN_OR_RETURN(NamespaceInfo info, n.client->GetNamespace(ns));
-      hits += info.stats.hit_blocks;
-      evicted += info.stats.evicted_blocks;
+      c.hit_blocks += info.stats.hit_blocks;
+      c.evicted_blocks += info.stats.evicted_blocks;
+      c.demoted_blocks += info.stats.demoted_blocks;
+      c.written_behind_blocks += info.stats.written_behind_blocks;
       KVPOOL_RETURN_IF_ERROR(n.client->DeleteNamespace(ns).status());
     }
-    return std::make_pair(hits, evicted);
+    return c;
   }
 
  private:
@@ -412,8 +419,8 @@ double AutoTimeScale(const std::vector<workload::TraceRequest>& trace,
   return work_s / (options.instances * options.utilization * span_s);
 }
 
-nlohmann::json ConfigJson(const ConfigRun& run, double infinite_hit_rate, uint64_t pool_hits,
-                          uint64_t evicted) {
+nlohmann::json ConfigJson(const ConfigRun& run, double infinite_hit_rate,
+                          const PoolCounts& pool) {
   const double hit_rate =
       run.prompt_tokens == 0 ? 0 : static_cast<double>(run.hit_tokens) / run.prompt_tokens;
   nlohmann::json j;
@@ -437,8 +444,12 @@ nlohmann::json ConfigJson(const ConfigRun& run, double infinite_hit_rate, uint64
   j["load_cv"] = CoefficientOfVariation(run.busy_s);
   j["ops_us"] = run.ops.Json();
   j["replay_matched_blocks"] = run.replay_matched_blocks;
-  j["pool_hit_blocks"] = pool_hits;
-  j["evicted_blocks"] = evicted;
+  j["pool_hit_blocks"] = pool.hit_blocks;
+  j["evicted_blocks"] = pool.evicted_blocks;
+  // With SSD tiers: blocks demoted to DISK, and how many of them the write-behind had written
+  // ahead (the rest were written by the allocation that evicted them, under the pool's lock).
+  j["demoted_blocks"] = pool.demoted_blocks;
+  j["written_behind_blocks"] = pool.written_behind_blocks;
   j["failures"] = run.failures;
   if (!run.first_failure.empty()) j["first_failure"] = run.first_failure;
   return j;
@@ -646,7 +657,7 @@ Result<nlohmann::json> RunReplay(const ReplayOptions& options, bool quiet) {
     for (const std::string& policy : options.policies) {
       KVPOOL_ASSIGN_OR_RETURN(ConfigRun run, replayer.Run(mode, policy, index));
       KVPOOL_ASSIGN_OR_RETURN(auto pool, replayer.CollectAndDrop(index));
-      out["configs"].push_back(ConfigJson(run, bounds.infinite_hit_rate, pool.first, pool.second));
+      out["configs"].push_back(ConfigJson(run, bounds.infinite_hit_rate, pool));
       ++index;
     }
   }

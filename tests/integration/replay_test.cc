@@ -94,6 +94,9 @@ TEST_CASE("kvpool-bench replay: with SSD tiers the nodes keep and serve what mem
   CHECK(c["hit_rate"].get<double>() <= infinite + 1e-9);
   // Blocks memory evicted were demoted, not dropped, and later prompts hit them.
   CHECK(c["hit_rate"].get<double>() > memory_only["configs"][0]["hit_rate"].get<double>());
+  CHECK(c["demoted_blocks"].get<uint64_t>() > 0);
+  CHECK(memory_only["configs"][0]["demoted_blocks"] == 0);
+  CHECK(memory_only["configs"][0]["written_behind_blocks"] == 0);
 }
 
 TEST_CASE("kvpool-bench cluster: up starts a ready cluster, status shows it, down stops it",
