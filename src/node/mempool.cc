@@ -874,10 +874,16 @@ Result<LeasedBlocks> MemPool::ResolveLeased(uint64_t lease_id,
 
 Result<uint64_t> MemPool::Evict(std::string_view ns_name, uint64_t n_blocks) {
   if (n_blocks == 0) return InvalidArgumentError("n_blocks must be > 0");
-  // With an SSD tier, one namespace's demotions are written first without the lock, as for
-  // SwapOut. (Evicting from every namespace writes under the lock: which namespace gives how
-  // many blocks is known only as the eviction goes.)
-  if (!ns_name.empty()) WriteAheadOfEviction(ns_name, n_blocks);
+  // With an SSD tier the demotions are written first without the lock, as for SwapOut: for
+  // one namespace its first n_blocks, for all of them each namespace's share in the order the
+  // eviction below takes them.
+  if (!ns_name.empty()) {
+    WriteAheadOfEviction(ns_name, n_blocks);
+  } else {
+    for (const auto& [name, share] : PlanEviction(n_blocks)) {
+      WriteAheadOfEviction(name, share);
+    }
+  }
   absl::MutexLock lock(&mu_);
   ExpireLeasesLocked();
   std::vector<NamespaceState*> targets;
@@ -895,6 +901,27 @@ Result<uint64_t> MemPool::Evict(std::string_view ns_name, uint64_t n_blocks) {
     if (ns->has_gpu()) ns->allocator(Tier::kGpu)->ReleaseEmptySlabs();
   }
   return evicted;
+}
+
+std::vector<std::pair<std::string, uint64_t>> MemPool::PlanEviction(uint64_t n_blocks) {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::pair<std::string, uint64_t>> plan;
+  if (store_ == nullptr) return plan;
+  uint64_t left = n_blocks;
+  // The same map, in the same order, as Evict walks it (no namespace is added in between but
+  // for a race, which only makes the write-ahead miss some blocks).
+  for (const auto& [name, ns] : namespaces_) {
+    if (left == 0) break;
+    uint64_t share = 0;
+    ns->tree().ForEachEvictionCandidate(static_cast<size_t>(std::min<uint64_t>(left, SIZE_MAX)),
+                                        [&](const BlockHash&, index::BlockRef) {
+                                          ++share;
+                                          return true;
+                                        });
+    if (share > 0) plan.emplace_back(name, share);
+    left -= std::min(left, share);
+  }
+  return plan;
 }
 
 PoolStats MemPool::GetStats() {

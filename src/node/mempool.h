@@ -245,8 +245,8 @@ class MemPool {
 
   /// Evicts up to `n_blocks` cold unleased leaves from `ns` (empty: every namespace) and returns
   /// empty slabs to the arena. Returns how many blocks left host memory (with an SSD tier they
-  /// are demoted, not dropped; for one namespace the tier writes happen first, without the
-  /// pool's lock, as for SwapOut).
+  /// are demoted, not dropped, and the tier writes happen first, without the pool's lock, as
+  /// for SwapOut).
   Result<uint64_t> Evict(std::string_view ns, uint64_t n_blocks);
   PoolStats GetStats();
 
@@ -371,6 +371,10 @@ class MemPool {
   // lock, so that their eviction then mostly drops host copies. Does nothing without a tier or
   // namespace; write errors are left to that eviction, which retries and reports them.
   void WriteAheadOfEviction(std::string_view ns, uint64_t n_blocks) ABSL_LOCKS_EXCLUDED(mu_);
+  // For Evict of every namespace: which namespaces the eviction of `n_blocks` takes blocks from,
+  // in its order, and how many each can give (their eviction candidates). Empty without a tier.
+  std::vector<std::pair<std::string, uint64_t>> PlanEviction(uint64_t n_blocks)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // What DropFromDiskLocked does with the store's copies.
   enum class StoreCopy { kDelete, kMarkForDeletion };
   // Removes DISK-tree blocks (their store copies deleted, or marked for deletion) and emits

@@ -169,7 +169,7 @@ TEST_CASE("SwapOut and Evict write ahead: exact results, also past the SSD tier'
   const uint32_t kept = p.MatchAndVerify(a) + p.MatchAndVerify(b);
   CHECK(kept == stats.disk_blocks);
 
-  // Evict of one namespace demotes the same way; of every namespace, under the lock.
+  // Evict of one namespace, and of every namespace, demotes the same way.
   p.Publish(Prompt(3, 4));
   auto evicted = p.pool->Evict("ns", 2);
   REQUIRE(evicted.ok());
@@ -180,6 +180,35 @@ TEST_CASE("SwapOut and Evict write ahead: exact results, also past the SSD tier'
   CHECK(stats.cached_blocks == 0);
   CHECK(stats.disk_blocks == p.store->block_count());
   p.MatchAndVerify(Prompt(3, 4));  // whatever the tier kept of it reads back byte-exact
+}
+
+TEST_CASE("Evict of every namespace writes each namespace's share ahead, and demotes exactly",
+          "[storage]") {
+  ScratchDir dir;
+  TierPool p(dir.File("ssd"), 32, 64);
+  REQUIRE(p.pool->CreateNamespace(NamespaceSpec{"ns2", kBlockTokens, kBlockBytes, ""}).ok());
+  p.Publish(Prompt(1, 4));
+  // Four blocks in "ns2" (any bytes: only the counts are checked there).
+  const auto tokens = Prompt(2, 4);
+  auto alloc = p.pool->AllocMem("ns2", 4, Tier::kHost, 0);
+  REQUIRE(alloc.ok());
+  std::vector<BlockHandle> handles;
+  for (const auto& b : alloc->blocks) handles.push_back(b.handle);
+  REQUIRE(p.pool->Insert("ns2", PromptView::Tokens(tokens), 0, handles, alloc->lease.id, false)
+              .ok());
+  REQUIRE(p.pool->Release(alloc->lease.id).ok());
+
+  // Six of the eight: all four of the namespace the eviction takes first, two of the other.
+  auto evicted = p.pool->Evict("", 6);
+  REQUIRE(evicted.ok());
+  CHECK(*evicted == 6);
+  const auto a = p.pool->GetNamespace("ns")->stats, b = p.pool->GetNamespace("ns2")->stats;
+  CHECK(a.cached_blocks + b.cached_blocks == 2);
+  CHECK(a.disk_blocks + b.disk_blocks == 6);
+  CHECK(a.demoted_blocks + b.demoted_blocks == 6);
+  CHECK(a.evicted_blocks + b.evicted_blocks == 0);
+  CHECK(p.store->block_count() == 6);
+  CHECK(p.MatchAndVerify(Prompt(1, 4)) == 4);
 }
 
 TEST_CASE("SwapOut counts as dropped only its own blocks, not those the tier drops for room",
