@@ -359,6 +359,9 @@ class MemPool {
   Status PickWriteJobsLocked(NamespaceState& ns, size_t window_blocks, size_t max_jobs,
                              uint64_t* batch_bytes, std::vector<WriteJob>& jobs)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends phase 1: `jobs` (not empty) become the batch in flight. Returns the store to write to.
+  storage::BlockStore* BeginWriteBatchLocked(const std::vector<WriteJob>& jobs)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Phase 2, without the lock: writes the jobs (unsynced).
   void WriteJobs(storage::BlockStore& store, std::vector<WriteJob>& jobs)
       ABSL_LOCKS_EXCLUDED(mu_);

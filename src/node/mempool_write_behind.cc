@@ -75,6 +75,11 @@ Status MemPool::PickWriteJobsLocked(NamespaceState& ns, size_t window_blocks, si
   return Status();
 }
 
+storage::BlockStore* MemPool::BeginWriteBatchLocked(const std::vector<WriteJob>& jobs) {
+  write_behind_in_flight_ = jobs.size();
+  return store_.get();
+}
+
 void MemPool::WriteJobs(storage::BlockStore& store, std::vector<WriteJob>& jobs) {
   // First the deletes of what PickWriteJobsLocked dropped to make room (already out of the
   // store's counts, so the Puts below fit either way).
@@ -157,8 +162,7 @@ Result<uint64_t> MemPool::WriteBehind(uint64_t max_blocks) {
       }
     }
     if (jobs.empty()) return 0;
-    write_behind_in_flight_ = jobs.size();
-    store = store_.get();
+    store = BeginWriteBatchLocked(jobs);
   }
 
   WriteJobs(*store, jobs);
@@ -194,8 +198,7 @@ void MemPool::WriteAheadOfEviction(std::string_view ns_name, uint64_t n_blocks) 
       if (!PickWriteJobsLocked(**ns, window, remaining, &batch_bytes, jobs).ok() || jobs.empty()) {
         return;
       }
-      write_behind_in_flight_ = jobs.size();
-      store = store_.get();
+      store = BeginWriteBatchLocked(jobs);
     }
     remaining -= jobs.size();
     WriteJobs(*store, jobs);

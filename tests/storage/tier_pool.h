@@ -75,10 +75,12 @@ struct TierPool {
     REQUIRE(pool->CreateNamespace(NamespaceSpec{"ns", kBlockTokens, kBlockBytes, ""}).ok());
   }
 
-  // Allocates, fills with ContentOf(hash) and inserts a whole prompt.
-  void Publish(const std::vector<uint32_t>& tokens, bool durable = false) {
-    const auto hashes = BlockHasher("ns", "", kBlockTokens).HashPrompt(tokens);
-    auto alloc = pool->AllocMem("ns", static_cast<uint32_t>(hashes.size()), Tier::kHost, 0);
+  // Allocates, fills with ContentOf(hash) and inserts a whole prompt into `ns` (a namespace of
+  // the same block size as "ns").
+  void Publish(const std::vector<uint32_t>& tokens, bool durable = false,
+               const std::string& ns = "ns") {
+    const auto hashes = BlockHasher(ns, "", kBlockTokens).HashPrompt(tokens);
+    auto alloc = pool->AllocMem(ns, static_cast<uint32_t>(hashes.size()), Tier::kHost, 0);
     REQUIRE(alloc.ok());
     std::vector<BlockHandle> handles;
     for (size_t i = 0; i < hashes.size(); ++i) {
@@ -86,7 +88,7 @@ struct TierPool {
       std::copy(content.begin(), content.end(), memory.get() + alloc->blocks[i].offset);
       handles.push_back(alloc->blocks[i].handle);
     }
-    auto ins = pool->Insert("ns", PromptView::Tokens(tokens), 0, handles, alloc->lease.id, false,
+    auto ins = pool->Insert(ns, PromptView::Tokens(tokens), 0, handles, alloc->lease.id, false,
                             durable);
     REQUIRE(ins.ok());
     REQUIRE(pool->Release(alloc->lease.id).ok());

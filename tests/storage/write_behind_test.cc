@@ -188,15 +188,7 @@ TEST_CASE("Evict of every namespace writes each namespace's share ahead, and dem
   TierPool p(dir.File("ssd"), 32, 64);
   REQUIRE(p.pool->CreateNamespace(NamespaceSpec{"ns2", kBlockTokens, kBlockBytes, ""}).ok());
   p.Publish(Prompt(1, 4));
-  // Four blocks in "ns2" (any bytes: only the counts are checked there).
-  const auto tokens = Prompt(2, 4);
-  auto alloc = p.pool->AllocMem("ns2", 4, Tier::kHost, 0);
-  REQUIRE(alloc.ok());
-  std::vector<BlockHandle> handles;
-  for (const auto& b : alloc->blocks) handles.push_back(b.handle);
-  REQUIRE(p.pool->Insert("ns2", PromptView::Tokens(tokens), 0, handles, alloc->lease.id, false)
-              .ok());
-  REQUIRE(p.pool->Release(alloc->lease.id).ok());
+  p.Publish(Prompt(2, 4), false, "ns2");
 
   // Six of the eight: all four of the namespace the eviction takes first, two of the other.
   auto evicted = p.pool->Evict("", 6);
