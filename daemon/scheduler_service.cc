@@ -282,7 +282,8 @@ grpc::Status SchedulerService::ReportLoad(grpc::ServerContext*, const v1::Report
                                           v1::ReportLoadResponse*) {
   return Serve([&]() -> Status {
     KVPOOL_RETURN_IF_ERROR(ValidateId("instance_id", req->instance_id()));
-    scheduler::InstanceLoad load{req->queued_prompt_tokens(), req->running_requests()};
+    scheduler::InstanceLoad load{req->queued_prompt_tokens(), req->running_requests(),
+                                 req->queued_prefill_s()};
     absl::MutexLock lock(&mu_);
     return registry_.ReportLoad(req->instance_id(), load);
   });
@@ -351,7 +352,8 @@ grpc::Status SchedulerService::Route(grpc::ServerContext*, const v1::RouteReques
     KVPOOL_ASSIGN_OR_RETURN(scheduler::RouteResult result, router_.Route(route));
     if (req->commit() && !result.ranked.empty()) {
       const scheduler::RouteCandidate& best = result.ranked.front();
-      KVPOOL_RETURN_IF_ERROR(registry_.NoteRouted(best.instance_id, best.new_tokens));
+      KVPOOL_RETURN_IF_ERROR(registry_.NoteRouted(best.instance_id, best.new_tokens,
+                                                   best.cost.compute_s + best.cost.transfer_s));
     }
     const std::string_view policy_name = scheduler::RoutePolicyName(result.policy);
     ++counters_.routes_by_policy[std::string(policy_name)];
@@ -501,6 +503,8 @@ grpc::Status SchedulerService::ListInstances(grpc::ServerContext*,
       const scheduler::InstanceLoad est = inst.EstimatedLoad();
       out->set_estimated_queued_prompt_tokens(est.queued_prompt_tokens);
       out->set_estimated_running_requests(est.running_requests);
+      out->set_queued_prefill_s(inst.reported.queued_prefill_s);
+      out->set_estimated_queued_prefill_s(est.queued_prefill_s);
       out->set_alive(registry_.IsAlive(inst, now));
       out->set_last_report_age_ms(now - inst.last_report_ms);
     }

@@ -140,14 +140,19 @@ class Replayer {
       for (SimInstance& inst : instances) {
         const uint64_t queued = inst.QueuedTokens(now);
         const uint32_t running = inst.Running(now);
-        if (queued == inst.reported_tokens && running == inst.reported_running) continue;
+        const double prefill_s = inst.QueuedPrefillSeconds(now);
+        if (queued == inst.reported_tokens && running == inst.reported_running &&
+            prefill_s == inst.reported_prefill_s) {
+          continue;
+        }
         const auto t0 = Clock::now();
-        if (Status st = sched_->ReportLoad(inst.id(), queued, running); !st.ok()) {
+        if (Status st = sched_->ReportLoad(inst.id(), queued, running, prefill_s); !st.ok()) {
           run.Fail(st, "ReportLoad");
         }
         run.ops.Add("report_load", MicrosSince(t0));
         inst.reported_tokens = queued;
         inst.reported_running = running;
+        inst.reported_prefill_s = prefill_s;
       }
 
       // 2. Route.

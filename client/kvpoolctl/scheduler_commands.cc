@@ -96,6 +96,8 @@ int RunInstances(SchedulerClient& client, const GlobalFlags& flags) {
                          {"running_requests", i.running_requests},
                          {"estimated_queued_prompt_tokens", i.estimated_queued_prompt_tokens},
                          {"estimated_running_requests", i.estimated_running_requests},
+                         {"queued_prefill_s", i.queued_prefill_s},
+                         {"estimated_queued_prefill_s", i.estimated_queued_prefill_s},
                          {"last_report_age_ms", i.last_report_age_ms}});
     }
     Print(json{{"instances", arr}});
@@ -106,12 +108,15 @@ int RunInstances(SchedulerClient& client, const GlobalFlags& flags) {
     return 0;
   }
   TextTable t({"INSTANCE", "ROLE", "NODE", "STATE", "QUEUED TOKENS", "RUNNING", "EST. QUEUED",
-               "EST. RUNNING", "REPORT"});
+               "EST. RUNNING", "EST. QUEUE", "REPORT"});
   for (const PoolInstance& i : *instances) {
     t.AddRow({i.instance_id, i.role, i.node_id, i.alive ? "alive" : "dead",
               std::to_string(i.queued_prompt_tokens), std::to_string(i.running_requests),
               std::to_string(i.estimated_queued_prompt_tokens),
               std::to_string(i.estimated_running_requests),
+              i.estimated_queued_prefill_s > 0
+                  ? FormatFixed(i.estimated_queued_prefill_s * 1e3, 1) + " ms"
+                  : std::string("-"),
               std::to_string(i.last_report_age_ms) + " ms ago"});
   }
   t.Print(std::cout);

@@ -152,7 +152,8 @@ Result<std::vector<PoolInstance>> SchedulerClient::ListInstances() {
     out.push_back(PoolInstance{i.instance_id(), i.role(), i.node_id(), i.max_running_requests(),
                                i.queued_prompt_tokens(), i.running_requests(),
                                i.estimated_queued_prompt_tokens(), i.estimated_running_requests(),
-                               i.alive(), i.last_report_age_ms()});
+                               i.alive(), i.last_report_age_ms(), i.queued_prefill_s(),
+                               i.estimated_queued_prefill_s()});
   }
   return out;
 }
@@ -202,11 +203,12 @@ Status SchedulerClient::RegisterInstance(std::string_view instance_id, std::stri
 }
 
 Status SchedulerClient::ReportLoad(std::string_view instance_id, uint64_t queued_prompt_tokens,
-                                   uint32_t running_requests) {
+                                   uint32_t running_requests, double queued_prefill_s) {
   v1::ReportLoadRequest req;
   req.set_instance_id(std::string(instance_id));
   req.set_queued_prompt_tokens(queued_prompt_tokens);
   req.set_running_requests(running_requests);
+  req.set_queued_prefill_s(queued_prefill_s);
   v1::ReportLoadResponse resp;
   return impl_->Call(&v1::Scheduler::Stub::ReportLoad, req, &resp);
 }

@@ -149,6 +149,11 @@ struct PoolInstance {
   uint32_t estimated_running_requests = 0;
   bool alive = false;
   int64_t last_report_age_ms = 0;
+  /// Seconds until its queued prefills are done, as reported and as estimated (the report
+  /// plus the estimated prefill time of what was routed since); 0 when the instance reports
+  /// no such estimate.
+  double queued_prefill_s = 0;
+  double estimated_queued_prefill_s = 0;
 };
 
 /// Where the scheduler would store new blocks.
@@ -214,9 +219,12 @@ class SchedulerClient {
   /// Registers (or re-registers) an inference instance. `role`: prefill, decode or colocated.
   Status RegisterInstance(std::string_view instance_id, std::string_view role,
                           std::string_view node_id, uint32_t max_running_requests = 0);
-  /// Reports an instance's load (its heartbeat).
+  /// Reports an instance's load (its heartbeat): prompt tokens waiting to be prefilled,
+  /// requests running, and, when the engine can estimate it, the seconds until its queued
+  /// prefills are done (0: not estimated; the scheduler then prices the queue by tokens).
+  /// INVALID_ARGUMENT for a negative or non-finite `queued_prefill_s`.
   Status ReportLoad(std::string_view instance_id, uint64_t queued_prompt_tokens,
-                    uint32_t running_requests);
+                    uint32_t running_requests, double queued_prefill_s = 0);
   /// Removes an instance at once (graceful leave; otherwise it is dropped after missing
   /// reports). NOT_FOUND when it is not registered.
   Status DeregisterInstance(std::string_view instance_id);

@@ -173,21 +173,30 @@ Status Registry::ReportLoad(std::string_view instance_id, const InstanceLoad& lo
   if (it == instances_.end()) {
     return NotFoundError("instance '" + std::string(instance_id) + "' is not registered");
   }
+  if (!(load.queued_prefill_s >= 0) || !std::isfinite(load.queued_prefill_s)) {
+    return InvalidArgumentError("instance '" + std::string(instance_id) +
+                                "': queued_prefill_s must be finite and >= 0, got " +
+                                std::to_string(load.queued_prefill_s));
+  }
   InstanceInfo& instance = it->second;
   instance.reported = load;
   instance.routed_tokens_since_report = 0;
   instance.routed_requests_since_report = 0;
+  instance.routed_prefill_s_since_report = 0;
   instance.last_report_ms = clock_->NowMs();
   return Status::Ok();
 }
 
-Status Registry::NoteRouted(std::string_view instance_id, uint64_t new_tokens) {
+Status Registry::NoteRouted(std::string_view instance_id, uint64_t new_tokens, double prefill_s) {
   auto it = instances_.find(instance_id);
   if (it == instances_.end()) {
     return NotFoundError("instance '" + std::string(instance_id) + "' is not registered");
   }
   it->second.routed_tokens_since_report += new_tokens;
   ++it->second.routed_requests_since_report;
+  if (prefill_s > 0 && std::isfinite(prefill_s)) {
+    it->second.routed_prefill_s_since_report += prefill_s;
+  }
   return Status::Ok();
 }
 

@@ -79,6 +79,9 @@ struct InstanceLoad {
   uint64_t queued_prompt_tokens = 0;
   /// Requests being served (prefilling or decoding).
   uint32_t running_requests = 0;
+  /// The instance's own estimate of the seconds until its queued prefills are done; 0 = not
+  /// estimated (Route then prices the queue as queued_prompt_tokens x the model's token_s).
+  double queued_prefill_s = 0;
 
   friend bool operator==(const InstanceLoad&, const InstanceLoad&) = default;
 };
@@ -105,13 +108,18 @@ struct InstanceInfo {
   /// Routed to it since that report (NoteRouted); cleared by the next report.
   uint64_t routed_tokens_since_report = 0;
   uint32_t routed_requests_since_report = 0;
+  /// Estimated prefill seconds of what was routed since (NoteRouted's `prefill_s`).
+  double routed_prefill_s_since_report = 0;
   int64_t registered_ms = 0;
   int64_t last_report_ms = 0;
 
   /// The reported load plus what was routed since: the anti-herding estimate.
   InstanceLoad EstimatedLoad() const {
     return InstanceLoad{reported.queued_prompt_tokens + routed_tokens_since_report,
-                        reported.running_requests + routed_requests_since_report};
+                        reported.running_requests + routed_requests_since_report,
+                        reported.queued_prefill_s > 0
+                            ? reported.queued_prefill_s + routed_prefill_s_since_report
+                            : 0};
   }
 };
 
@@ -199,11 +207,14 @@ class Registry {
   /// unknown role.
   Result<RegisterOutcome> RegisterInstance(const InstanceRegistration& registration);
   /// Records an instance's load report (its heartbeat); clears what NoteRouted added since the
-  /// previous report. NOT_FOUND when the instance is not registered.
+  /// previous report. NOT_FOUND when the instance is not registered; INVALID_ARGUMENT, naming
+  /// the value, when queued_prefill_s is negative or not finite.
   Status ReportLoad(std::string_view instance_id, const InstanceLoad& load);
-  /// Notes that a request with `new_tokens` tokens to prefill was routed to the instance, so
-  /// its estimated load grows until its next report (anti-herding). NOT_FOUND when unknown.
-  Status NoteRouted(std::string_view instance_id, uint64_t new_tokens);
+  /// Notes that a request with `new_tokens` tokens to prefill, estimated at `prefill_s` seconds
+  /// of the instance's time (RouteCandidate: cost.compute_s + cost.transfer_s), was routed to
+  /// the instance, so its estimated load grows until its next report (anti-herding). NOT_FOUND
+  /// when unknown.
+  Status NoteRouted(std::string_view instance_id, uint64_t new_tokens, double prefill_s = 0);
   /// Removes an instance (graceful leave). NOT_FOUND when it is not registered.
   Status RemoveInstance(std::string_view instance_id);
   /// The instance, or nullptr. Valid until the next mutating call.

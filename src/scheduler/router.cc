@@ -156,8 +156,8 @@ void Router::Rank(RoutePolicy policy, InstanceRole role, uint32_t prompt_blocks)
     }
     case RoutePolicy::kLeastLoaded:
       std::sort(v.begin(), v.end(), [&](const Scored& a, const Scored& b) {
-        if (a.load.queued_prompt_tokens != b.load.queued_prompt_tokens) {
-          return a.load.queued_prompt_tokens < b.load.queued_prompt_tokens;
+        if (a.queued_prefill_s != b.queued_prefill_s) {
+          return a.queued_prefill_s < b.queued_prefill_s;
         }
         if (a.load.running_requests != b.load.running_requests) {
           return a.load.running_requests < b.load.running_requests;
@@ -170,8 +170,8 @@ void Router::Rank(RoutePolicy policy, InstanceRole role, uint32_t prompt_blocks)
         if (a.local_prefix_blocks != b.local_prefix_blocks) {
           return a.local_prefix_blocks > b.local_prefix_blocks;
         }
-        if (a.load.queued_prompt_tokens != b.load.queued_prompt_tokens) {
-          return a.load.queued_prompt_tokens < b.load.queued_prompt_tokens;
+        if (a.queued_prefill_s != b.queued_prefill_s) {
+          return a.queued_prefill_s < b.queued_prefill_s;
         }
         if (a.load.running_requests != b.load.running_requests) {
           return a.load.running_requests < b.load.running_requests;
@@ -201,13 +201,14 @@ void Router::Explain(RoutePolicy policy, bool by_prefix, size_t position, size_t
       r << "round_robin: turn " << uint64_t{position + 1} << " of " << uint64_t{candidates};
       return;
     case RoutePolicy::kLeastLoaded:
-      r << "least_loaded: " << c.load.queued_prompt_tokens << " queued prompt tokens, "
-        << c.load.running_requests << " running requests";
+      r << "least_loaded: queued prefill ";
+      r.Ms(c.queued_prefill_s) << " ms (" << c.load.queued_prompt_tokens << " prompt tokens), "
+                               << c.load.running_requests << " running requests";
       return;
     case RoutePolicy::kPrefix:
       r << "prefix: its node holds " << c.local_prefix_blocks << " of " << prompt_blocks
-        << " blocks from the start; " << c.load.queued_prompt_tokens
-        << " queued prompt tokens";
+        << " blocks from the start; queued prefill ";
+      r.Ms(c.queued_prefill_s) << " ms";
       return;
     case RoutePolicy::kCost:
       r << "cost: ";
@@ -355,8 +356,11 @@ Result<RouteResult> Router::Route(const RouteRequest& request) {
       c.cost.transfer_s = pull_transfer;
       c.cost.compute_s = pull_compute;
     }
-    c.cost.queue_wait_s = static_cast<double>(c.load.queued_prompt_tokens) * model.token_s +
-                          c.load.running_requests * options_.running_request_s;
+    c.queued_prefill_s = c.load.queued_prefill_s > 0
+                             ? c.load.queued_prefill_s
+                             : static_cast<double>(c.load.queued_prompt_tokens) * model.token_s;
+    c.cost.queue_wait_s =
+        c.queued_prefill_s + c.load.running_requests * options_.running_request_s;
     scored_.push_back(c);
   }
   Rank(policy, request.role, static_cast<uint32_t>(request.hashes.size()));
@@ -378,6 +382,7 @@ Result<RouteResult> Router::Route(const RouteRequest& request) {
     c.remote_blocks = from.remote_blocks;
     c.new_tokens = from.new_tokens;
     c.load = from.load;
+    c.queued_prefill_s = from.queued_prefill_s;
     c.disk_read_bytes_per_s = from.disk_read_bytes_per_s;
     c.cost = from.cost;
     if (request.explain) {

@@ -22,7 +22,8 @@ namespace kvpool::scheduler {
 enum class RoutePolicy : uint8_t {
   /// Each call starts one instance further along the (sorted) candidate list.
   kRoundRobin = 0,
-  /// Fewest estimated queued prompt tokens, then fewest running requests.
+  /// Shortest estimated prefill queue (RouteCandidate::queued_prefill_s), then fewest running
+  /// requests.
   kLeastLoaded = 1,
   /// Longest prefix held on the instance's own node, then least loaded (MemServe). Herds every
   /// request sharing a hot prefix onto its holder: kept for comparison.
@@ -95,7 +96,7 @@ struct RouteRequest {
 
 /// Estimated time to first token of a prompt on one instance, in parts.
 struct CostEstimate {
-  /// Work queued ahead: estimated queued prompt tokens x token_s + running requests x
+  /// Work queued ahead: RouteCandidate::queued_prefill_s + running requests x
   /// running_request_s.
   double queue_wait_s = 0;
   /// Prefill of the tokens not taken from the cache (NamespaceModel::ComputeSeconds).
@@ -121,6 +122,10 @@ struct RouteCandidate {
   uint64_t new_tokens = 0;
   /// Load the estimate used: the last report plus what was routed since.
   InstanceLoad load;
+  /// Seconds until its queued prefills are done: the instance's own estimate
+  /// (InstanceLoad::queued_prefill_s, plus the estimates of what was routed since) when it
+  /// reports one, else queued_prompt_tokens x the namespace model's token_s.
+  double queued_prefill_s = 0;
   /// Read bandwidth of its node's SSD tier the estimate used (bytes/s): the node's measured
   /// figure, else RouterOptions::disk_bandwidth_bytes_per_s.
   double disk_read_bytes_per_s = 0;
@@ -164,7 +169,8 @@ class Router {
 
   /// Ranks the live instances of `request.role` (among `request.candidates` if given), leaving
   /// out instances whose node is draining (kvpoolctl drain).
-  /// After choosing one, call Registry::NoteRouted(id, candidate.new_tokens).
+  /// After choosing one, call Registry::NoteRouted(id, candidate.new_tokens,
+  /// candidate.cost.compute_s + candidate.cost.transfer_s).
   /// Returns INVALID_ARGUMENT for an empty namespace, prompt_tokens below the hashed blocks or an
   /// unknown policy;
   /// NOT_FOUND when a named candidate is not registered; UNAVAILABLE when no live instance of
@@ -187,6 +193,7 @@ class Router {
     uint32_t remote_blocks = 0;
     uint64_t new_tokens = 0;
     InstanceLoad load;
+    double queued_prefill_s = 0;
     double disk_read_bytes_per_s = 0;
     CostEstimate cost;
   };

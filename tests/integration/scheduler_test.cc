@@ -201,6 +201,8 @@ TEST_CASE("kvpool-scheduler: routes to the instance whose node holds the prompt,
                         StatusCode::kInvalidArgument, "instance_id");
   KVPOOL_IT_CHECK_ERROR(sched.client().ReportLoad("nobody", 1, 1), StatusCode::kNotFound,
                         "nobody");
+  KVPOOL_IT_CHECK_ERROR(sched.client().ReportLoad("inst-a", 1, 1, -0.5),
+                        StatusCode::kInvalidArgument, "queued_prefill_s");
   KVPOOL_IT_VALUE(sched.client().ListNodes());
 
   // Placement names a live node, honours the allowed list, and refuses an unknown one.
@@ -212,13 +214,15 @@ TEST_CASE("kvpool-scheduler: routes to the instance whose node holds the prompt,
   CHECK_FALSE(sched.client().Place(kNs, 4, nobody).ok());
 
   // Reported load shows in the instance list, next to the scheduler's estimate.
-  KVPOOL_IT_REQUIRE_OK(sched.client().ReportLoad("inst-a", 1000, 2));
+  KVPOOL_IT_REQUIRE_OK(sched.client().ReportLoad("inst-a", 1000, 2, 0.25));
   const std::vector<PoolInstance> instances = KVPOOL_IT_VALUE(sched.client().ListInstances());
   REQUIRE(instances.size() == 2);
   CHECK(instances[0].instance_id == "inst-a");
   CHECK(instances[0].node_id == "node-a");
   CHECK(instances[0].queued_prompt_tokens == 1000);
   CHECK(instances[0].running_requests == 2);
+  CHECK(instances[0].queued_prefill_s == 0.25);
+  CHECK(instances[0].estimated_queued_prefill_s == 0.25);
   CHECK(instances[0].alive);
 
   // kvpoolctl shows the same through the scheduler.
@@ -239,6 +243,7 @@ TEST_CASE("kvpool-scheduler: routes to the instance whose node holds the prompt,
   const nlohmann::json ij = nlohmann::json::parse(insts.out);
   REQUIRE(ij["instances"].size() == 2);
   CHECK(ij["instances"][0]["queued_prompt_tokens"] == 1000);
+  CHECK(ij["instances"][0]["queued_prefill_s"] == 0.25);
   CHECK(ij["instances"][1]["role"] == "colocated");
 
   CommandResult tree = RunKvpoolctl(a.address(), {"tree", "--json", sched_flag});

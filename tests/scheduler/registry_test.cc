@@ -1,6 +1,8 @@
 #include "scheduler/registry.h"
 
 #include <catch2/catch.hpp>
+#include <cmath>
+#include <limits>
 
 #include <string>
 #include <vector>
@@ -110,6 +112,30 @@ TEST_CASE("Registry: routed load counts until the instance's next report", "[sch
   REQUIRE(i1->reported == InstanceLoad{100, 2});
   REQUIRE(registry.ReportLoad("i1", InstanceLoad{30, 1}).ok());
   REQUIRE(registry.FindInstance("i1")->EstimatedLoad() == InstanceLoad{30, 1});
+}
+
+TEST_CASE("Registry: a reported queue time grows by the routed prefill estimates",
+          "[scheduler]") {
+  ManualClock clock;
+  Registry registry(RegistryOptions{1000, 1000}, &clock);
+  REQUIRE(registry.RegisterInstance({"i1", InstanceRole::kColocated, "a", 0}).ok());
+  // Without a reported queue time the routed seconds are not added to anything.
+  REQUIRE(registry.NoteRouted("i1", 10, 0.25).ok());
+  REQUIRE(registry.FindInstance("i1")->EstimatedLoad() == InstanceLoad{10, 1, 0});
+  REQUIRE(registry.ReportLoad("i1", InstanceLoad{100, 2, 0.5}).ok());
+  REQUIRE(registry.NoteRouted("i1", 50, 0.25).ok());
+  REQUIRE(registry.NoteRouted("i1", 25, 0.125).ok());
+  REQUIRE(registry.FindInstance("i1")->EstimatedLoad() == InstanceLoad{175, 4, 0.875});
+
+  // A bad queue time is refused, naming it, and the last good report stays.
+  for (double bad : {-1.0, std::nan(""), std::numeric_limits<double>::infinity()}) {
+    Status st = registry.ReportLoad("i1", InstanceLoad{1, 1, bad});
+    REQUIRE(st.code() == StatusCode::kInvalidArgument);
+    REQUIRE_THAT(st.message(), Catch::Contains("queued_prefill_s"));
+  }
+  REQUIRE(registry.FindInstance("i1")->reported == InstanceLoad{100, 2, 0.5});
+  REQUIRE(registry.ReportLoad("i1", InstanceLoad{0, 0, 0}).ok());
+  REQUIRE(registry.FindInstance("i1")->EstimatedLoad() == InstanceLoad{});
 }
 
 TEST_CASE("Registry: instances expire on missed load reports", "[scheduler]") {

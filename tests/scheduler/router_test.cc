@@ -234,6 +234,32 @@ TEST_CASE("Router: least_loaded orders by queued tokens, then running requests",
   REQUIRE(c.Best(prompt, RoutePolicy::kLeastLoaded) == "i-b");
 }
 
+TEST_CASE("Router: an instance's own queue time outweighs its token count", "[scheduler]") {
+  Cluster c;
+  for (const char* n : {"a", "b"}) c.AddNode(n);
+  const std::vector<BlockHash> prompt = Range(0, 4);
+  // By tokens alone, i-a (100 queued) is less loaded than i-b (100,000).
+  REQUIRE(c.registry.ReportLoad("i-a", InstanceLoad{100, 1}).ok());
+  REQUIRE(c.registry.ReportLoad("i-b", InstanceLoad{100'000, 1}).ok());
+  REQUIRE(c.Best(prompt, RoutePolicy::kLeastLoaded) == "i-a");
+  REQUIRE(c.Best(prompt, RoutePolicy::kCost) == "i-a");
+  // Their own estimates say otherwise (i-a's 100 tokens are long prompts' last chunks behind
+  // a slow transfer, say): both policies follow the reported seconds.
+  REQUIRE(c.registry.ReportLoad("i-a", InstanceLoad{100, 1, 9.0}).ok());
+  REQUIRE(c.registry.ReportLoad("i-b", InstanceLoad{100'000, 1, 2.0}).ok());
+  REQUIRE(c.Best(prompt, RoutePolicy::kLeastLoaded) == "i-b");
+  Result<RouteResult> r = c.Route(prompt, RoutePolicy::kCost);
+  REQUIRE(r.ok());
+  REQUIRE(r->ranked[0].instance_id == "i-b");
+  REQUIRE(r->ranked[0].queued_prefill_s == Approx(2.0));
+  REQUIRE(r->ranked[0].cost.queue_wait_s ==
+          Approx(2.0 + RouterOptions{}.running_request_s));
+  REQUIRE_THAT(r->ranked[0].reason, Catch::Contains("queue 2001.000 +"));
+  // Routed work adds its estimate to the reported seconds until the next report.
+  REQUIRE(c.registry.NoteRouted("i-b", 1000, 8.0).ok());
+  REQUIRE(c.Best(prompt, RoutePolicy::kLeastLoaded) == "i-a");
+}
+
 TEST_CASE("Router: round_robin rotates through the instances", "[scheduler]") {
   Cluster c;
   for (const char* n : {"a", "b", "c"}) c.AddNode(n);
