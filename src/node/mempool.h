@@ -296,7 +296,9 @@ class MemPool {
   /// call at a time (another returns 0 at once). Returns how many blocks were written: 0 when
   /// there is nothing to do, write-behind is off, or there is no SSD tier. A failed write is
   /// logged; the call fails with it (RESOURCE_EXHAUSTED for a full tier, ...) only when no block
-  /// was written. kvpoold calls it from one
+  /// was written. Each call first deletes the blocks that demotions dropped from the SSD tier
+  /// to make room but left marked (see MemPoolOptions::write_behind_bytes), also when there is
+  /// nothing to write. kvpoold calls it from one
   /// background thread; the caller must stop calling before the pool is destroyed.
   Result<uint64_t> WriteBehind(uint64_t max_blocks = UINT64_MAX);
 

@@ -81,7 +81,10 @@ Status MemPool::WriteToDiskLocked(NamespaceState& ns, memory::Slot slot, bool sy
   const BlockMeta& m = ns.meta(slot);
   if (ns.disk_tree().Contains(m.hash)) return sync ? store_->Sync() : Status::Ok();
   const uint64_t bytes = ns.spec().block_bytes;
-  KVPOOL_RETURN_IF_ERROR(MakeDiskRoomLocked(ns, bytes));
+  // With the write-behind on, its next call deletes what making room drops: the RocksDB
+  // deletes leave the lock (the Put below cannot).
+  KVPOOL_RETURN_IF_ERROR(
+      MakeDiskRoomLocked(ns, bytes, /*defer_deletes=*/options_.write_behind_bytes > 0));
   std::vector<uint8_t> scratch;  // a GPU block's bytes, copied to the host
   KVPOOL_ASSIGN_OR_RETURN(std::span<const uint8_t> data, BlockBytesLocked(ns, slot, &scratch));
   KVPOOL_RETURN_IF_ERROR(store_->Put(ns.spec().name, m.hash, ParentOf(m), data, sync));

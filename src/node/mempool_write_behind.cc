@@ -133,6 +133,17 @@ Result<uint64_t> MemPool::WriteBehind(uint64_t max_blocks) {
   storage::BlockStore* store = nullptr;
   {
     absl::MutexLock lock(&mu_);
+    store = store_.get();
+  }
+  // What demotions under the lock dropped to make room (WriteToDiskLocked), without the lock.
+  if (store != nullptr) {
+    if (Result<uint64_t> swept = store->DeleteMarked(); !swept.ok()) {
+      KVPOOL_LOG(WARNING) << "SSD tier: dropped blocks not deleted yet: " << swept.status();
+    }
+  }
+  store = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
     if (store_ == nullptr || options_.write_behind_bytes == 0 || max_blocks == 0) return 0;
     if (write_behind_in_flight_ > 0) return 0;  // another call is writing
     uint64_t used = 0;

@@ -43,7 +43,10 @@ struct MemPoolOptions {
   /// namespace's eviction order are kept written to the SSD tier ahead of time, so that host
   /// eviction drops those blocks without writing them under the pool's lock; capped at an
   /// eighth of capacity_bytes and a quarter of the SSD tier. Active only while host memory has
-  /// fewer free bytes than that. 0: off (kvpoold --write-behind). Default: 64 MiB.
+  /// fewer free bytes than that. When on, a demotion that must write under the pool's lock
+  /// defers the deletes that make room for it to the next WriteBehind call, which the owner
+  /// must then make periodically (kvpoold: every 10 ms). 0: off (kvpoold --write-behind).
+  /// Default: 64 MiB.
   uint64_t write_behind_bytes = 64ull << 20;
 
   /// The quota of namespace `name` in bytes (0: none).

@@ -243,6 +243,11 @@ uint64_t BlockStore::block_count() const {
   return block_count_;
 }
 
+uint64_t BlockStore::marked_blocks() const {
+  absl::MutexLock lock(&mu_);
+  return marked_.size();
+}
+
 Status BlockStore::PutNamespace(const NamespaceSpec& spec, bool sync) {
   const rocksdb::Status st = db_->db->Put(WriteOpts(sync), "N" + spec.name, EncodeSpec(spec));
   if (!st.ok()) return FromRocks(st, "storing namespace " + Quote(spec.name));

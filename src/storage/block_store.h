@@ -191,6 +191,8 @@ class BlockStore {
   uint64_t used_bytes() const;
   /// Blocks stored now.
   uint64_t block_count() const;
+  /// Blocks marked for deletion (MarkForDeletion) that the next DeleteMarked will delete.
+  uint64_t marked_blocks() const;
   const std::string& path() const { return options_.path; }
 
  private:

@@ -101,6 +101,33 @@ TEST_CASE("Write-behind: off with write_behind_bytes 0, and a no-op without an S
   CHECK(*(*bare)->WriteBehind() == 0);
 }
 
+TEST_CASE("Write-behind: a demotion under the lock leaves its room-making deletes to it",
+          "[storage]") {
+  for (const bool on : {true, false}) {
+    DYNAMIC_SECTION("write-behind " << (on ? "on" : "off")) {
+      ScratchDir dir;
+      // 8 host blocks, an SSD tier of 8. WriteBehind is never called until the end, so every
+      // eviction demotes under the lock, and once the tier is full makes room on it.
+      TierPool p(dir.File("ssd"), 8, 8, true,
+                 [on](MemPoolOptions& o) { WriteBehindBlocks(o, on ? 4 : 0); });
+      for (uint32_t i = 0; i < 6; ++i) p.Publish(Prompt(i, 4));
+      const auto last = Prompt(5, 4);
+      const auto first = Prompt(0, 4);
+      CHECK(p.Tiers(first) == std::vector<Tier>(4, Tier::kNone));  // dropped from the tier
+      CHECK(p.store->block_count() == 8);
+      CHECK(p.store->used_bytes() == 8 * kBlockBytes);
+      // With it on, the dropped blocks are only marked: out of the counts, not yet deleted.
+      CHECK(p.store->marked_blocks() == (on ? 8u : 0u));
+      CHECK(p.MatchAndVerify(Prompt(2, 4)) == 4);  // what the tier holds reads back exact
+      CHECK(p.MatchAndVerify(last) == 4);
+      // The next call deletes them, also with nothing to write.
+      CHECK(p.pool->WriteBehind().ok());
+      CHECK(p.store->marked_blocks() == 0);
+      CHECK(p.pool->GetNamespace("ns")->stats.disk_blocks == p.store->block_count());
+    }
+  }
+}
+
 TEST_CASE("Write-behind: the window is capped by host memory and by the SSD tier's size",
           "[storage]") {
   ScratchDir dir;
