@@ -25,6 +25,7 @@
 #include "bench/tiers_bench.h"
 #include "bench/soak/soak_command.h"
 #include "bench/transfer_bench.h"
+#include "common/malloc_tuning.h"
 #include "common/units.h"
 
 namespace {
@@ -47,6 +48,8 @@ int main(int argc, char** argv) {
   // graph update on every acquisition. The daemons turn it off, and so does an engine built for
   // production (docs/api.md); the benchmarks measure that configuration.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  // As kvpoold does (the tiers benchmark runs its MemPool in this process).
+  kvpool::TuneMallocForBlockBuffers();
   CLI::App app{"kvpool-bench: kvpool benchmarks (tables, or JSON with --json)", "kvpool-bench"};
   app.require_subcommand(1);
   app.fallthrough();  // global flags may also follow the subcommand

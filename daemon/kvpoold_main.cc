@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "absl/synchronization/mutex.h"
+#include "common/malloc_tuning.h"
 #include "common/logging.h"
 #include "common/units.h"
 #include "daemon/event_publisher.h"
@@ -307,6 +308,9 @@ int main(int argc, char** argv) {
   // Debian builds abseil without NDEBUG, which leaves Mutex deadlock detection on: a lock-order
   // graph update on every acquisition. Tests keep it; the daemon does not pay for it.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  // Block-sized read buffers (SSD tier promotions) reuse heap pages instead of faulting in
+  // fresh ones each time.
+  kvpool::TuneMallocForBlockBuffers();
   auto parsed = kvpool::daemon::ParseKvpooldArgs(argc, argv);
   if (!parsed.ok()) {
     std::cerr << "kvpoold: " << parsed.status().message() << "\nRun with --help for usage.\n";
