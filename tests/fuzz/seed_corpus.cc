@@ -317,6 +317,7 @@ void SchedulerSeeds(CorpusWriter& w) {
   load.set_instance_id("i-prefill");
   load.set_queued_prompt_tokens(4096);
   load.set_running_requests(2);
+  load.set_queued_prefill_s(0.25);
   rec(&flow, M::kReportLoad, Bytes(load));
   v1::LookupRequest lookup;
   lookup.set_namespace_("ns");
