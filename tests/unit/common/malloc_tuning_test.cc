@@ -6,12 +6,25 @@
 #include <cstdlib>
 #include <cstring>
 
+// GCC says so with __SANITIZE_*__, clang 14 (the sanitizer builds) only with __has_feature.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define KVPOOL_SANITIZED_MALLOC 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer)
+#define KVPOOL_SANITIZED_MALLOC 1
+#endif
+#endif
+#ifndef KVPOOL_SANITIZED_MALLOC
+#define KVPOOL_SANITIZED_MALLOC 0
+#endif
+
 namespace kvpool {
 namespace {
 
 TEST_CASE("TuneMallocForBlockBuffers: glibc takes both settings, and blocks still allocate",
           "[unit]") {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if KVPOOL_SANITIZED_MALLOC
   // The sanitizers replace malloc and answer mallopt with a refusal.
   SUCCEED("built with a sanitizer: its allocator ignores mallopt");
 #else
