@@ -20,6 +20,14 @@ namespace {
 // them meanwhile) and how long DeleteNamespace or DemoteAll may wait for it.
 constexpr uint64_t kMaxBatchBytes = 32ull << 20;
 
+// Deletes what was dropped from the tier to make room but only marked (MakeDiskRoomLocked with
+// defer_deletes), without the pool's lock; a failure is logged and the marks stay for the next.
+void SweepMarked(storage::BlockStore& store) {
+  if (Result<uint64_t> swept = store.DeleteMarked(); !swept.ok()) {
+    KVPOOL_LOG(WARNING) << "SSD tier: dropped blocks not deleted yet: " << swept.status();
+  }
+}
+
 }  // namespace
 
 // One block of a write-behind batch.
@@ -83,9 +91,7 @@ storage::BlockStore* MemPool::BeginWriteBatchLocked(const std::vector<WriteJob>&
 void MemPool::WriteJobs(storage::BlockStore& store, std::vector<WriteJob>& jobs) {
   // First the deletes of what PickWriteJobsLocked dropped to make room (already out of the
   // store's counts, so the Puts below fit either way).
-  if (Result<uint64_t> swept = store.DeleteMarked(); !swept.ok()) {
-    KVPOOL_LOG(WARNING) << "SSD tier: dropped blocks not deleted yet: " << swept.status();
-  }
+  SweepMarked(store);
   // Each block's slot stays allocated meanwhile (no tree pin: that would move it out of its
   // place in the eviction order), and a cached block's bytes never change.
   for (WriteJob& job : jobs) {
@@ -129,19 +135,15 @@ uint64_t MemPool::FinishWriteJobsLocked(std::vector<WriteJob>& jobs, bool count_
 }
 
 Result<uint64_t> MemPool::WriteBehind(uint64_t max_blocks) {
-  std::vector<WriteJob> jobs;
+  // First what demotions under the lock (WriteToDiskLocked) dropped to make room, also when
+  // there is nothing to write. The store, once attached, lives as long as the pool.
   storage::BlockStore* store = nullptr;
   {
     absl::MutexLock lock(&mu_);
     store = store_.get();
   }
-  // What demotions under the lock dropped to make room (WriteToDiskLocked), without the lock.
-  if (store != nullptr) {
-    if (Result<uint64_t> swept = store->DeleteMarked(); !swept.ok()) {
-      KVPOOL_LOG(WARNING) << "SSD tier: dropped blocks not deleted yet: " << swept.status();
-    }
-  }
-  store = nullptr;
+  if (store != nullptr) SweepMarked(*store);
+  std::vector<WriteJob> jobs;
   {
     absl::MutexLock lock(&mu_);
     if (store_ == nullptr || options_.write_behind_bytes == 0 || max_blocks == 0) return 0;
