@@ -8,7 +8,9 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <limits>
 #include <numeric>
+#include <queue>
 #include <unordered_set>
 
 #include <unistd.h>
@@ -25,6 +27,7 @@
 #include "kvpool/scheduler_client.h"
 #include "launch/local_cluster.h"
 #include "workload/cache_bounds.h"
+#include "workload/decoded_blocks.h"
 #include "workload/model_profile.h"
 #include "workload/trace.h"
 
@@ -55,6 +58,8 @@ struct ConfigRun {
   uint64_t bytes_remote = 0;           // ... and from other nodes
   uint64_t bytes_stored = 0;           // real bytes written by PutAndInsert
   uint64_t bytes_handed_off = 0;       // real bytes moved prefill -> decode node (PD runs)
+  uint64_t bytes_handed_back = 0;      // ... and decoded history decode -> prefill node
+  uint64_t decoded_blocks_stored = 0;  // pool blocks of decoded history published
   double nocache_compute_s = 0;
   double compute_s = 0;
   std::vector<double> ttft_s, ttft_load_only_s, ttft_compute_only_s, jct_s;
@@ -63,6 +68,8 @@ struct ConfigRun {
   uint64_t failures = 0;
   std::string first_failure;
   std::vector<double> busy_s;
+  uint32_t prefill_instances = 0;  // colocated instances outside PD runs
+  uint32_t decode_instances = 0;
 
   void Fail(const Status& st, const std::string& what) {
     ++failures;
@@ -73,9 +80,11 @@ struct ConfigRun {
 class Replayer {
  public:
   Replayer(const ReplayOptions& options, std::vector<workload::TraceRequest> trace,
-           workload::ModelProfile model, uint64_t block_bytes, double time_scale)
+           std::vector<std::vector<uint64_t>> decoded, workload::ModelProfile model,
+           uint64_t block_bytes, double time_scale)
       : options_(options),
         trace_(std::move(trace)),
+        decoded_(std::move(decoded)),
         model_(std::move(model)),
         block_bytes_(block_bytes),
         time_scale_(time_scale) {}
@@ -83,7 +92,12 @@ class Replayer {
   Status Connect(const launch::ClusterState& cluster) {
     KVPOOL_ASSIGN_OR_RETURN(sched_, SchedulerClient::Connect(cluster.scheduler.address));
     uint32_t max_blocks = 1;
-    for (const auto& r : trace_) max_blocks = std::max(max_blocks, r.input_length / options_.block_tokens);
+    // Room for the longest prompt, or decoded history, in blocks.
+    for (const auto& r : trace_) {
+      max_blocks = std::max<uint32_t>(
+          max_blocks, static_cast<uint32_t>((uint64_t{r.input_length} + r.output_length) /
+                                            options_.block_tokens));
+    }
     scratch_.assign(static_cast<size_t>(max_blocks) * block_bytes_, 0x6b);
     for (const launch::ClusterMember& n : cluster.nodes) {
       node_index_[n.id] = nodes_.size();
@@ -113,13 +127,21 @@ class Replayer {
     std::vector<SimInstance> instances;
     std::map<std::string, size_t> by_id;
     const bool pd = mode == "pd";
-    const uint32_t prefill_instances = pd ? options_.instances / 2 : options_.instances;
-    for (uint32_t i = 0; i < options_.instances; ++i) {
+    const uint32_t prefill_instances = pd ? options_.PdPrefillInstances() : options_.instances;
+    const uint32_t total_instances =
+        pd ? prefill_instances + options_.PdDecodeInstances() : options_.instances;
+    run.prefill_instances = prefill_instances;
+    run.decode_instances = total_instances - prefill_instances;
+    // The previous configuration's instances go, however many it had.
+    for (const std::string& id : registered_) sched_->DeregisterInstance(id).IgnoreError();
+    registered_.clear();
+    for (uint32_t i = 0; i < total_instances; ++i) {
       const size_t node = i % nodes_.size();
       const std::string id = "inst-" + std::to_string(i);
       const char* role = !pd ? "colocated" : (i < prefill_instances ? "prefill" : "decode");
       sched_->DeregisterInstance(id).IgnoreError();
       KVPOOL_RETURN_IF_ERROR(sched_->RegisterInstance(id, role, nodes_[node].id));
+      registered_.push_back(id);
       by_id[id] = instances.size();
       instances.emplace_back(id, nodes_[node].id, node);
     }
@@ -135,6 +157,7 @@ class Replayer {
       const std::vector<BlockHash> hashes = hasher.HashPrompt(workload::ExpandTokens(req));
       const uint32_t blocks = static_cast<uint32_t>(hashes.size());
       run.prompt_tokens += req.input_length;
+      PublishDecoded(run, instances, ns, hasher, now);
 
       // 1. Loads as of now, reported when they changed.
       for (SimInstance& inst : instances) {
@@ -276,7 +299,10 @@ class Replayer {
         } else {
           decoder = &instances[by_id.at(to_decode->ranked[0].instance_id)];
           const bool remote = decoder->node_index() != inst.node_index();
-          if (remote && blocks > 0) HandOff(run, home, nodes_[decoder->node_index()], ns, hashes);
+          if (remote && blocks > 0) {
+            HandOff(run, home, nodes_[decoder->node_index()], ns, hashes, 0,
+                    &run.bytes_handed_off);
+          }
           const double bw = remote ? options_.link_bandwidth : options_.local_bandwidth;
           decode_start += options_.load_latency_s + kv * static_cast<double>(req.input_length) / bw;
         }
@@ -285,9 +311,15 @@ class Replayer {
                                                       decoder->Running(decode_start) + 1);
       decoder->AddDecode(decode_start + decode_s);
       run.jct_s.push_back(decode_start - now + decode_s);
+      if (cache && !decoded_[r].empty()) {
+        pending_.push(PendingDecoded{decode_start + decode_s, r,
+                                     static_cast<size_t>(decoder - instances.data()),
+                                     static_cast<size_t>(&inst - instances.data())});
+      }
       run.compute_s += prefill_s + tail_computed_s;
       run.nocache_compute_s += workload::PrefillSeconds(model_, req.input_length, 0);
     }
+    PublishDecoded(run, instances, ns, hasher, std::numeric_limits<double>::infinity());
     if (options_.progress) Progress(label, trace_.size(), trace_.size());
     // Load balance over the instances that prefill (in PD runs the decode half has none).
     for (uint32_t i = 0; i < prefill_instances; ++i) run.busy_s.push_back(instances[i].busy_s());
@@ -318,12 +350,65 @@ class Replayer {
     RegionId region{};
   };
 
-  // Moves the prompt's blocks that `from` holds (its leading run) to `to` with the node-driven
-  // TransferWithInsert; counts the bytes.
+  // A decoded history waiting for its decode to end on the virtual clock.
+  struct PendingDecoded {
+    double at_s;
+    size_t request;
+    size_t decoder;   // instance index
+    size_t prefiller;
+    friend bool operator>(const PendingDecoded& a, const PendingDecoded& b) {
+      return a.at_s != b.at_s ? a.at_s > b.at_s : a.request > b.request;
+    }
+  };
+
+  // Publishes the decoded histories whose decode ended by `now_s`: the decode instance stores
+  // the blocks its output completed (PutAndInsert on its node), and in PD runs hands them back
+  // to the prefill instance's node (TransferWithInsert), MemServe's return leg, so the
+  // conversation's next turn finds its whole history where it prefills.
+  void PublishDecoded(ConfigRun& run, const std::vector<SimInstance>& instances,
+                      const std::string& ns, const BlockHasher& hasher, double now_s) {
+    while (!pending_.empty() && pending_.top().at_s <= now_s) {
+      const PendingDecoded p = pending_.top();
+      pending_.pop();
+      const workload::TraceRequest& req = trace_[p.request];
+      const uint64_t prompt_full = req.input_length / workload::kTraceBlockTokens;
+      workload::TraceRequest history;
+      history.hash_ids.assign(req.hash_ids.begin(),
+                              req.hash_ids.begin() + static_cast<std::ptrdiff_t>(prompt_full));
+      const std::vector<uint64_t>& answer = decoded_[p.request];
+      history.hash_ids.insert(history.hash_ids.end(), answer.begin(), answer.end());
+      history.input_length =
+          static_cast<uint32_t>(history.hash_ids.size() * workload::kTraceBlockTokens);
+      const std::vector<BlockHash> hashes = hasher.HashPrompt(workload::ExpandTokens(history));
+      const uint64_t per_trace_block = workload::kTraceBlockTokens / options_.block_tokens;
+      const auto start = static_cast<uint32_t>(prompt_full * per_trace_block);
+      const auto n = static_cast<uint32_t>(hashes.size() - start);
+      Node& decode_node = nodes_[instances[p.decoder].node_index()];
+      auto t0 = Clock::now();
+      Result<InsertResult> stored = decode_node.dp->PutAndInsert(
+          *decode_node.client, ns, PromptView::Hashes(hashes), start, decode_node.region,
+          std::span<const uint64_t>(offsets_).first(n));
+      run.ops.Add("put_and_insert", MicrosSince(t0));
+      if (!stored.ok()) {
+        run.Fail(stored.status(), "PutAndInsert of decoded blocks");
+        continue;
+      }
+      run.bytes_stored += uint64_t{n} * block_bytes_;
+      run.decoded_blocks_stored += n;
+      const size_t prefill_node = instances[p.prefiller].node_index();
+      if (prefill_node != instances[p.decoder].node_index()) {
+        HandOff(run, decode_node, nodes_[prefill_node], ns, hashes, start,
+                &run.bytes_handed_back);
+      }
+    }
+  }
+
+  // Moves the run of the prompt's blocks from `start` that `from` holds to `to` with the
+  // node-driven TransferWithInsert; adds the bytes moved to `*bytes`.
   void HandOff(ConfigRun& run, Node& from, Node& to, const std::string& ns,
-               const std::vector<BlockHash>& hashes) {
+               const std::vector<BlockHash>& hashes, uint32_t start, uint64_t* bytes) {
     auto t0 = Clock::now();
-    Result<MatchResult> m = from.client->Match(ns, PromptView::Hashes(hashes), 0, true);
+    Result<MatchResult> m = from.client->Match(ns, PromptView::Hashes(hashes), start, true);
     run.ops.Add("match", MicrosSince(t0));
     if (!m.ok()) {
       run.Fail(m.status(), "Match for hand-off");
@@ -335,10 +420,10 @@ class Replayer {
       for (const BlockLocation& b : m->blocks) handles.push_back(b.handle);
       t0 = Clock::now();
       Result<TransferWithInsertResult> moved = from.client->TransferWithInsert(
-          to.id, ns, PromptView::Hashes(hashes), 0, m->lease.id, handles);
+          to.id, ns, PromptView::Hashes(hashes), start, m->lease.id, handles);
       run.ops.Add("transfer_with_insert", MicrosSince(t0));
       if (moved.ok()) {
-        run.bytes_handed_off += moved->bytes;
+        *bytes += moved->bytes;
       } else {
         run.Fail(moved.status(), "TransferWithInsert");
       }
@@ -397,11 +482,14 @@ class Replayer {
 
   const ReplayOptions& options_;
   const std::vector<workload::TraceRequest> trace_;
+  const std::vector<std::vector<uint64_t>> decoded_;  // per request, workload::DecodedBlockIds
+  std::priority_queue<PendingDecoded, std::vector<PendingDecoded>, std::greater<>> pending_;
   const workload::ModelProfile model_;
   const uint64_t block_bytes_;
   const double time_scale_;
   std::unique_ptr<SchedulerClient> sched_;
   std::vector<Node> nodes_;
+  std::vector<std::string> registered_;  // instance ids of the current configuration
   std::map<std::string, size_t> node_index_;
   std::vector<uint8_t> scratch_;
   std::vector<uint64_t> offsets_;
@@ -431,6 +519,8 @@ nlohmann::json ConfigJson(const ConfigRun& run, double infinite_hit_rate,
   nlohmann::json j;
   j["mode"] = run.mode;
   j["policy"] = run.policy;
+  j["prefill_instances"] = run.prefill_instances;  // colocated ones outside pd
+  j["decode_instances"] = run.decode_instances;
   j["hit_rate"] = hit_rate;
   j["hit_rate_vs_infinite"] = infinite_hit_rate > 0 ? hit_rate / infinite_hit_rate : 0;
   j["local_hit_tokens"] = run.local_hit_tokens;
@@ -446,6 +536,8 @@ nlohmann::json ConfigJson(const ConfigRun& run, double infinite_hit_rate,
   j["bytes_read_remote"] = run.bytes_remote;
   j["bytes_stored"] = run.bytes_stored;
   j["bytes_handed_off"] = run.bytes_handed_off;
+  j["bytes_handed_back"] = run.bytes_handed_back;
+  j["decoded_blocks_stored"] = run.decoded_blocks_stored;
   j["load_cv"] = CoefficientOfVariation(run.busy_s);
   j["ops_us"] = run.ops.Json();
   j["replay_matched_blocks"] = run.replay_matched_blocks;
@@ -519,6 +611,14 @@ Status WritePlot(const nlohmann::json& out, const std::string& path) {
 
 }  // namespace
 
+uint32_t ReplayOptions::PdPrefillInstances() const {
+  return prefill_instances > 0 ? prefill_instances : instances / 2;
+}
+
+uint32_t ReplayOptions::PdDecodeInstances() const {
+  return decode_instances > 0 ? decode_instances : instances - instances / 2;
+}
+
 Status ReplayOptions::Validate() const {
   if (kvpoold_binary.empty() || scheduler_binary.empty() || work_dir.empty()) {
     return InvalidArgumentError("replay needs the kvpoold and kvpool-scheduler binaries and a work dir");
@@ -529,7 +629,13 @@ Status ReplayOptions::Validate() const {
     return InvalidArgumentError("block-tokens must divide 512 (the trace's block), got " +
                                 std::to_string(block_tokens));
   }
-  if (capacity_blocks == 0 && !(capacity_fraction > 0 && capacity_fraction <= 10)) {
+  if (capacity_tokens > 0 && capacity_tokens < block_tokens) {
+    return InvalidArgumentError("capacity-tokens (" + std::to_string(capacity_tokens) +
+                                ") is below one block of " + std::to_string(block_tokens) +
+                                " tokens");
+  }
+  if (capacity_tokens == 0 && capacity_blocks == 0 &&
+      !(capacity_fraction > 0 && capacity_fraction <= 10)) {
     return InvalidArgumentError("capacity-fraction must be in (0, 10], got " +
                                 std::to_string(capacity_fraction));
   }
@@ -543,8 +649,10 @@ Status ReplayOptions::Validate() const {
     if (!Known({"no-cache", "local", "pooled", "pd"}, m)) {
       return InvalidArgumentError("unknown mode '" + m + "' (no-cache, local, pooled, pd)");
     }
-    if (m == "pd" && instances < 2) {
-      return InvalidArgumentError("mode pd needs at least 2 instances (prefill and decode)");
+    if (m == "pd" && (PdPrefillInstances() == 0 || PdDecodeInstances() == 0)) {
+      return InvalidArgumentError("mode pd needs at least 1 prefill and 1 decode instance (got " +
+                                  std::to_string(PdPrefillInstances()) + " prefill, " +
+                                  std::to_string(PdDecodeInstances()) + " decode)");
     }
   }
   for (const std::string& p : policies) {
@@ -572,17 +680,24 @@ Result<nlohmann::json> RunReplay(const ReplayOptions& options, bool quiet) {
   }
   if (trace.empty()) return InvalidArgumentError("the trace has no requests");
 
-  // References at the trace's 512-token granularity, with the pool's capacity in those blocks.
-  const workload::CacheBounds unlimited = workload::ComputeCacheBounds(trace, 0);
+  // References at the trace's 512-token granularity, with the pool's capacity in those blocks;
+  // like the replay's instances, they cache what each request's decode completed.
+  std::vector<std::vector<uint64_t>> decoded = workload::DecodedBlockIds(trace);
+  const workload::CacheBounds unlimited = workload::ComputeCacheBounds(trace, 0, decoded);
+  uint64_t decoded_requests = 0;
+  for (const auto& d : decoded) decoded_requests += d.empty() ? 0 : 1;
   const uint64_t per_trace_block = workload::kTraceBlockTokens / options.block_tokens;
   uint64_t capacity_blocks = options.capacity_blocks;
-  if (capacity_blocks == 0) {
+  if (options.capacity_tokens > 0) {
+    capacity_blocks = (options.capacity_tokens + options.block_tokens - 1) / options.block_tokens;
+  } else if (capacity_blocks == 0) {
     capacity_blocks = static_cast<uint64_t>(std::ceil(
         options.capacity_fraction * static_cast<double>(unlimited.distinct_blocks) *
         static_cast<double>(per_trace_block)));
   }
   const workload::CacheBounds bounds =
-      workload::ComputeCacheBounds(trace, std::max<uint64_t>(1, capacity_blocks / per_trace_block));
+      workload::ComputeCacheBounds(trace, std::max<uint64_t>(1, capacity_blocks / per_trace_block),
+                                   decoded);
   const uint64_t block_bytes = std::max<uint64_t>(
       64, (model.kv_bytes_per_token * options.block_tokens / options.kv_scale + 63) / 64 * 64);
   const uint64_t blocks_per_node = (capacity_blocks + options.nodes - 1) / options.nodes;
@@ -598,14 +713,21 @@ Result<nlohmann::json> RunReplay(const ReplayOptions& options, bool quiet) {
     std::cout << "replay: " << trace.size() << " requests over "
               << FormatFixed(static_cast<double>(trace.back().timestamp_ms) / 1000.0, 0)
               << " s (time scale " << FormatFixed(time_scale, 3) << "), model " << model.name
-              << ", " << options.instances << " instances on " << options.nodes << " nodes\n"
-              << "pool: " << capacity_blocks << " blocks of " << options.block_tokens
-              << " tokens (" << FormatBytes(block_bytes) << " each, KV scaled 1/"
+              << ", " << options.instances << " colocated instances on " << options.nodes
+              << " nodes";
+    if (std::find(options.modes.begin(), options.modes.end(), "pd") != options.modes.end()) {
+      std::cout << " (pd: " << options.PdPrefillInstances() << " prefill + "
+                << options.PdDecodeInstances() << " decode)";
+    }
+    std::cout << "\npool: " << capacity_blocks << " blocks of " << options.block_tokens
+              << " tokens = " << capacity_blocks * options.block_tokens << " tokens ("  << FormatBytes(block_bytes) << " each, KV scaled 1/"
               << options.kv_scale << "), " << FormatBytes(node_bytes) << " per node\n"
               << "references at this capacity: infinite "
               << FormatFixed(100 * bounds.infinite_hit_rate, 1) << " %, global LRU "
               << FormatFixed(100 * bounds.lru_hit_rate, 1) << " %, Belady "
-              << FormatFixed(100 * bounds.belady_hit_rate, 1) << " %\n"
+              << FormatFixed(100 * bounds.belady_hit_rate, 1) << " % (engines cache what they "
+              << "decode: " << decoded_requests << " requests complete "
+              << unlimited.decoded_blocks << " blocks a later turn continues)\n"
               << std::endl;
   }
 
@@ -639,7 +761,7 @@ Result<nlohmann::json> RunReplay(const ReplayOptions& options, bool quiet) {
   KVPOOL_ASSIGN_OR_RETURN(auto cluster, launch::LocalCluster::Start(copts));
   KVPOOL_RETURN_IF_ERROR(WaitClusterReady(cluster->scheduler_address(), options.nodes, 20'000));
 
-  Replayer replayer(options, trace, model, block_bytes, time_scale);
+  Replayer replayer(options, trace, std::move(decoded), model, block_bytes, time_scale);
   KVPOOL_RETURN_IF_ERROR(replayer.Connect(cluster->state()));
 
   nlohmann::json out;
@@ -652,7 +774,11 @@ Result<nlohmann::json> RunReplay(const ReplayOptions& options, bool quiet) {
   out["block_bytes"] = block_bytes;
   out["kv_scale"] = options.kv_scale;
   out["capacity_blocks"] = capacity_blocks;
+  out["capacity_tokens"] = capacity_blocks * options.block_tokens;
   out["distinct_blocks"] = unlimited.distinct_blocks;
+  // Requests whose decode completes blocks a later prompt continues, and those blocks.
+  out["decoded_requests"] = decoded_requests;
+  out["decoded_trace_blocks"] = unlimited.decoded_blocks;
   out["references"] = {{"infinite_hit_rate", bounds.infinite_hit_rate},
                        {"global_lru_hit_rate", bounds.lru_hit_rate},
                        {"belady_hit_rate", bounds.belady_hit_rate}};

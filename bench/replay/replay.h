@@ -1,11 +1,11 @@
 // `kvpool-bench replay`: a request trace replayed through a real local cluster (kvpool-scheduler
 // and kvpoold nodes on loopback), once per caching mode and routing policy, side by side.
 //
-// Every pool operation is real (Route, ReportLoad, Lookup, Match, Get, PutAndInsert, with their
-// measured latency); GPU time is modelled (workload::ModelProfile) on a virtual clock, so a
+// Every pool operation is real (Route, ReportLoad, Lookup, Match, Get, PutAndInsert,
+// TransferWithInsert, with their measured latency); GPU time is modelled (workload::ModelProfile) on a virtual clock, so a
 // 1,000 s trace replays in seconds to minutes. KV bytes per token are the model's divided by
-// kv_scale so the working set fits in memory; capacity is counted in blocks, so the scaling does
-// not change hit rates.
+// kv_scale so the working set fits in memory; capacity is counted in tokens or blocks, so the
+// scaling does not change hit rates.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +33,11 @@ struct ReplayOptions {
   /// kvpoold nodes and colocated instances (instance i lives on node i % nodes). Default: 4, 8.
   uint32_t nodes = 4;
   uint32_t instances = 8;
+  /// Instances per role in `pd` runs: prefill instances come first (0, 1, ...), then decode
+  /// ones, each on node i % nodes. 0: half of `instances` (rounded down) prefill, the rest
+  /// decode. Defaults: 0, 0.
+  uint32_t prefill_instances = 0;
+  uint32_t decode_instances = 0;
   /// UCX transports of the data plane ("" : UCX's choice). Default: "".
   std::string ucx_tls;
 
@@ -42,10 +47,13 @@ struct ReplayOptions {
   uint32_t kv_scale = 1024;
   /// Tokens per pool block. Default: 512 (the trace's hash-id granularity).
   uint32_t block_tokens = 512;
-  /// Total pool capacity as a fraction of the trace's distinct blocks, split evenly over the
-  /// nodes; capacity_blocks > 0 overrides it. Default: 0.10.
-  double capacity_fraction = 0.10;
+  /// Total pool capacity, split evenly over the nodes: in tokens (rounded up to whole blocks,
+  /// so the same token count gives the same hit rates at any kv_scale), or in blocks, or as a
+  /// fraction of the trace's distinct blocks. The first of capacity_tokens, capacity_blocks
+  /// that is > 0 wins; else the fraction. Defaults: 0, 0, 0.10.
+  uint64_t capacity_tokens = 0;
   uint64_t capacity_blocks = 0;
+  double capacity_fraction = 0.10;
   /// SSD tier of each node, as a multiple of its host capacity (kvpoold --disk-capacity, in
   /// the node's data dir): cold blocks are demoted there instead of dropped, and DISK hits are
   /// priced with the tier's measured read bandwidth by the scheduler and the planner. 0: no
@@ -68,9 +76,11 @@ struct ReplayOptions {
   /// Caching modes and scheduler policies ("round_robin", "least_loaded", "prefix", "cost",
   /// "cache_aware") to compare; every pair runs. Modes: "no-cache"; "local" (an instance reads
   /// only its own node's blocks); "pooled" (and then the rest of the pooled prefix from any
-  /// node); "pd" (disaggregated, MemServe's PD-caching: the first half of the instances
-  /// prefill with pooled caching, the second half decode; the prompt's KV moves to the decode
-  /// instance's node with TransferWithInsert, which also caches it there).
+  /// node); "pd" (disaggregated, MemServe's PD-caching: prefill_instances prefill with pooled
+  /// caching, decode_instances decode; the prompt's KV moves to the decode instance's node with
+  /// TransferWithInsert, which also caches it there, and once the decode ends the blocks its
+  /// output completed go back to the prefill instance's node the same way). In every caching
+  /// mode the decoding instance publishes those blocks (workload::DecodedBlockIds) on its node.
   std::vector<std::string> modes = {"no-cache", "local", "pooled", "pd"};
   std::vector<std::string> policies = {"round_robin", "least_loaded", "prefix", "cost",
                                        "cache_aware"};
@@ -78,6 +88,10 @@ struct ReplayOptions {
   std::string plot_path;
   /// Progress bar on stderr. Default: true.
   bool progress = true;
+
+  /// Prefill and decode instance counts of `pd` runs, defaults applied.
+  uint32_t PdPrefillInstances() const;
+  uint32_t PdDecodeInstances() const;
 
   /// INVALID_ARGUMENT naming the bad field.
   Status Validate() const;

@@ -21,6 +21,12 @@ void AddReplayOptions(CLI::App* sub, ReplayOptions* opts) {
   sub->add_option("--nodes", opts->nodes, "kvpoold nodes")->capture_default_str();
   sub->add_option("--instances", opts->instances, "Colocated instances (instance i on node i % nodes)")
       ->capture_default_str();
+  sub->add_option("--prefill-instances", opts->prefill_instances,
+                  "pd mode: prefill instances (0: half of --instances)")
+      ->capture_default_str();
+  sub->add_option("--decode-instances", opts->decode_instances,
+                  "pd mode: decode instances (0: the rest of --instances)")
+      ->capture_default_str();
   sub->add_option("--ucx-tls", opts->ucx_tls, "UCX transports of the data plane (empty: UCX's choice)");
   sub->add_option("--model", opts->model, "Compute profile: llama3-8b or llama2-13b")
       ->capture_default_str();
@@ -28,11 +34,17 @@ void AddReplayOptions(CLI::App* sub, ReplayOptions* opts) {
       ->capture_default_str();
   sub->add_option("--block-tokens", opts->block_tokens, "Tokens per pool block (divides 512)")
       ->capture_default_str();
-  sub->add_option("--capacity-fraction", opts->capacity_fraction,
-                  "Total pool capacity as a fraction of the trace's distinct blocks")
-      ->capture_default_str();
-  sub->add_option("--capacity-blocks", opts->capacity_blocks,
-                  "Total pool capacity in blocks (overrides --capacity-fraction)");
+  auto* fraction = sub->add_option("--capacity-fraction", opts->capacity_fraction,
+                                   "Total pool capacity as a fraction of the trace's distinct "
+                                   "blocks")
+                       ->capture_default_str();
+  auto* tokens = sub->add_option("--capacity-tokens", opts->capacity_tokens,
+                                 "Total pool capacity in tokens (any --kv-scale gives the same "
+                                 "hit rates)");
+  auto* blocks = sub->add_option("--capacity-blocks", opts->capacity_blocks,
+                                 "Total pool capacity in blocks of --block-tokens");
+  tokens->excludes(blocks)->excludes(fraction);
+  blocks->excludes(fraction);
   sub->add_option("--disk-capacity-factor", opts->disk_capacity_factor,
                   "Give each node an SSD tier this many times its host capacity (0: none)")
       ->capture_default_str()

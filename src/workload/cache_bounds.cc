@@ -15,36 +15,59 @@ struct BlockSequence {
   std::vector<uint32_t> block;     // dense id per occurrence
   std::vector<uint32_t> tokens;    // tokens of that block in its request
   std::vector<uint64_t> begin;     // requests' first occurrence; begin[r + 1] ends request r
+  std::vector<uint64_t> prompt_end;  // end of request r's prompt; decoded blocks follow it
   uint32_t distinct = 0;
+  uint64_t prompt_blocks = 0;
+  uint64_t prompt_distinct = 0;    // distinct ids among prompts
 };
 
-BlockSequence Flatten(std::span<const TraceRequest> requests) {
+BlockSequence Flatten(std::span<const TraceRequest> requests,
+                      std::span<const std::vector<uint64_t>> decoded) {
   BlockSequence seq;
   size_t total = 0;
   for (const TraceRequest& r : requests) total += r.hash_ids.size();
+  for (const auto& d : decoded) total += d.size();
   seq.block.reserve(total);
   seq.tokens.reserve(total);
   seq.begin.reserve(requests.size() + 1);
+  seq.prompt_end.reserve(requests.size());
   std::unordered_map<uint64_t, uint32_t> dense;
   dense.reserve(total);
-  for (const TraceRequest& r : requests) {
+  std::vector<bool> in_prompt;
+  auto add = [&](uint64_t id, uint32_t tokens, bool prompt) {
+    const auto [it, inserted] = dense.try_emplace(id, seq.distinct);
+    if (inserted) {
+      ++seq.distinct;
+      in_prompt.push_back(false);
+    }
+    if (prompt && !in_prompt[it->second]) {
+      in_prompt[it->second] = true;
+      ++seq.prompt_distinct;
+    }
+    seq.block.push_back(it->second);
+    seq.tokens.push_back(tokens);
+  };
+  for (size_t r = 0; r < requests.size(); ++r) {
+    const TraceRequest& req = requests[r];
     seq.begin.push_back(seq.block.size());
-    for (size_t i = 0; i < r.hash_ids.size(); ++i) {
-      const auto [it, inserted] = dense.try_emplace(r.hash_ids[i], seq.distinct);
-      if (inserted) ++seq.distinct;
-      seq.block.push_back(it->second);
-      seq.tokens.push_back(TraceBlockTokens(r.input_length, i));
+    for (size_t i = 0; i < req.hash_ids.size(); ++i) {
+      add(req.hash_ids[i], TraceBlockTokens(req.input_length, i), true);
+    }
+    seq.prompt_end.push_back(seq.block.size());
+    seq.prompt_blocks += req.hash_ids.size();
+    if (r < decoded.size()) {
+      for (uint64_t id : decoded[r]) add(id, kTraceBlockTokens, false);
     }
   }
   seq.begin.push_back(seq.block.size());
   return seq;
 }
 
-// Tokens of request r's leading run of blocks for which `cached(block)` holds.
+// Tokens of request r's leading run of prompt blocks for which `cached(block)` holds.
 template <typename Cached>
 uint64_t PrefixHitTokens(const BlockSequence& seq, size_t r, Cached cached) {
   uint64_t hit = 0;
-  for (uint64_t k = seq.begin[r]; k < seq.begin[r + 1]; ++k) {
+  for (uint64_t k = seq.begin[r]; k < seq.prompt_end[r]; ++k) {
     if (!cached(seq.block[k])) break;
     hit += seq.tokens[k];
   }
@@ -60,7 +83,7 @@ InfiniteResult Infinite(const BlockSequence& seq) {
   InfiniteResult result;
   std::vector<bool> seen(seq.distinct, false);
   for (size_t r = 0; r + 1 < seq.begin.size(); ++r) {
-    for (uint64_t k = seq.begin[r]; k < seq.begin[r + 1] && seen[seq.block[k]]; ++k) {
+    for (uint64_t k = seq.begin[r]; k < seq.prompt_end[r] && seen[seq.block[k]]; ++k) {
       result.hit_tokens += seq.tokens[k];
       ++result.hit_blocks;
     }
@@ -160,13 +183,15 @@ double Rate(uint64_t hit, uint64_t total) {
 
 }  // namespace
 
-CacheBounds ComputeCacheBounds(std::span<const TraceRequest> requests, uint64_t capacity_blocks) {
+CacheBounds ComputeCacheBounds(std::span<const TraceRequest> requests, uint64_t capacity_blocks,
+                               std::span<const std::vector<uint64_t>> decoded) {
   CacheBounds bounds;
   bounds.capacity_blocks = capacity_blocks;
   for (const TraceRequest& r : requests) bounds.prompt_tokens += r.input_length;
-  const BlockSequence seq = Flatten(requests);
-  bounds.prompt_blocks = seq.block.size();
-  bounds.distinct_blocks = seq.distinct;
+  const BlockSequence seq = Flatten(requests, decoded);
+  bounds.prompt_blocks = seq.prompt_blocks;
+  bounds.distinct_blocks = seq.prompt_distinct;
+  bounds.decoded_blocks = seq.block.size() - seq.prompt_blocks;
 
   const InfiniteResult infinite = Infinite(seq);
   bounds.infinite_hit_tokens = infinite.hit_tokens;

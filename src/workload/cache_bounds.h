@@ -6,6 +6,12 @@
 // are cached (or refreshed). A hit block counts its tokens in that request: 512, or fewer for
 // a partial last block. Token hit rate = hit tokens / prompt tokens.
 //
+// Optionally each request also caches the blocks its decode completed (`decoded`, see
+// decoded_blocks.h), right after its prompt's: they are written like prompt blocks but never
+// counted as hits of that request (a later prompt hits them). The reference then matches a
+// replay whose engines cache what they decode. Belady treats such a write as a use of the
+// block, which can only keep it cached longer than needed: still an upper reference.
+//
 //  - infinite: unlimited capacity; every block ever seen stays (the oracle of the trace).
 //  - lru: one global LRU of `capacity_blocks`. A request's blocks are refreshed last-to-first,
 //    so a prompt's head is its most recently used block and goes last, as a radix cache that
@@ -28,6 +34,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "workload/trace.h"
 
@@ -39,8 +46,10 @@ struct CacheBounds {
   uint64_t prompt_tokens = 0;
   /// Total prompt blocks (hash ids, with repeats).
   uint64_t prompt_blocks = 0;
-  /// Distinct hash ids.
+  /// Distinct hash ids among the prompts.
   uint64_t distinct_blocks = 0;
+  /// Decoded blocks written after their requests (with repeats).
+  uint64_t decoded_blocks = 0;
   /// The capacity used for lru and belady, blocks.
   uint64_t capacity_blocks = 0;
   /// Token hit rate with unlimited capacity, in [0, 1].
@@ -60,10 +69,12 @@ struct CacheBounds {
 };
 
 /// Computes the reference hit rates of `requests` (in order) with caches of `capacity_blocks`
-/// 512-token blocks (0 gives lru = belady = 0). Requests should pass ValidateTrace; in one that
+/// 512-token blocks (0 gives lru = belady = 0); `decoded[r]` (if given) are the ids request r's
+/// decode completes. Requests should pass ValidateTrace; in one that
 /// does not, ids past its input_length count 0 tokens and tokens without an id never hit.
 /// O(B log C) time and O(B) memory for B prompt blocks; well under a second for Mooncake's
 /// 4,000-request trace.
-CacheBounds ComputeCacheBounds(std::span<const TraceRequest> requests, uint64_t capacity_blocks);
+CacheBounds ComputeCacheBounds(std::span<const TraceRequest> requests, uint64_t capacity_blocks,
+                               std::span<const std::vector<uint64_t>> decoded = {});
 
 }  // namespace kvpool::workload
