@@ -720,7 +720,8 @@ Result<nlohmann::json> RunReplay(const ReplayOptions& options, bool quiet) {
                 << options.PdDecodeInstances() << " decode)";
     }
     std::cout << "\npool: " << capacity_blocks << " blocks of " << options.block_tokens
-              << " tokens = " << capacity_blocks * options.block_tokens << " tokens ("  << FormatBytes(block_bytes) << " each, KV scaled 1/"
+              << " tokens = " << capacity_blocks * options.block_tokens << " tokens ("
+              << FormatBytes(block_bytes) << " each, KV scaled 1/"
               << options.kv_scale << "), " << FormatBytes(node_bytes) << " per node\n"
               << "references at this capacity: infinite "
               << FormatFixed(100 * bounds.infinite_hit_rate, 1) << " %, global LRU "

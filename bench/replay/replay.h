@@ -2,10 +2,10 @@
 // and kvpoold nodes on loopback), once per caching mode and routing policy, side by side.
 //
 // Every pool operation is real (Route, ReportLoad, Lookup, Match, Get, PutAndInsert,
-// TransferWithInsert, with their measured latency); GPU time is modelled (workload::ModelProfile) on a virtual clock, so a
-// 1,000 s trace replays in seconds to minutes. KV bytes per token are the model's divided by
-// kv_scale so the working set fits in memory; capacity is counted in tokens or blocks, so the
-// scaling does not change hit rates.
+// TransferWithInsert, with their measured latency); GPU time is modelled
+// (workload::ModelProfile) on a virtual clock, so a 1,000 s trace replays in seconds to minutes.
+// KV bytes per token are the model's divided by kv_scale so the working set fits in memory;
+// capacity is counted in tokens or blocks, so the scaling does not change hit rates.
 #pragma once
 
 #include <cstdint>
