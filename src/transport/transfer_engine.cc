@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -26,6 +27,7 @@
 #include "absl/time/time.h"
 #include "common/logging.h"
 #include "transport/direct_windows.h"
+#include "transport/message_inbox.h"
 #include "transport/ucx_handles.h"
 #include "transport/worker_address.h"
 
@@ -138,6 +140,9 @@ constexpr size_t kMaxCachedRemoteKeysPerPeer = 1024;
 
 }  // namespace
 
+// Active-message id of SendMessages' messages.
+constexpr unsigned kMessageAmId = 1;
+
 class TransferEngine::Impl {
  public:
   struct RegionEntry {
@@ -183,6 +188,10 @@ class TransferEngine::Impl {
   struct Batch {
     Impl* engine = nullptr;
     bool is_put = true;
+    // SendMessages: the ops go as eager active messages tagged with this token (is_put true).
+    bool is_message = false;
+    uint64_t token = 0;
+    std::vector<std::array<uint64_t, 2>> headers;  // per op {token, address}; live until Finish
     uint64_t peer_id = 0;
     Peer* peer = nullptr;
     std::string rkey;
@@ -210,8 +219,9 @@ class TransferEngine::Impl {
   bool Enqueue(absl::AnyInvocable<void()> work);
 
   // Caller side of Put/Get.
+  // `token` != 0: SendMessages (is_put must be true).
   Result<TransferHandle> Submit(bool is_put, PeerId peer, const RemoteRegion& remote,
-                                std::span<const TransferOp> ops);
+                                std::span<const TransferOp> ops, uint64_t token = 0);
   // Checks that every op's local range lies inside one registered region; with a batch, also
   // sets each op's memory handle and the batch's region_starts (sorted, unique).
   Status FindLocalRegionsLocked(const char* verb, std::span<const TransferOp> ops,
@@ -223,6 +233,8 @@ class TransferEngine::Impl {
   Status DisconnectOnThread(uint64_t id);
   Status PeerStatusOnThread(uint64_t id);
   void StartBatch(Batch* batch);
+  // StartBatch of a SendMessages batch: one eager active message per op, then a flush.
+  void StartMessages(Batch* batch);
   // Records the batch's remote region as a direct window when UCX mapped it into this process.
   void MapWindow(const Peer* peer, const RemoteKey& rkey, const Batch& batch);
   void Finish(Batch* batch);
@@ -237,6 +249,9 @@ class TransferEngine::Impl {
   void ShutdownOnThread();
 
   static void OnPeerError(void* arg, ucp_ep_h ep, ucs_status_t status);
+  // The AM handler of SendMessages' messages: hands each to inbox_.
+  static ucs_status_t OnMessage(void* arg, const void* header, size_t header_length, void* data,
+                                size_t length, const ucp_am_recv_param_t* param);
   static void OnOpDone(void* request, ucs_status_t status, void* user_data);
 
   Status DeregisterRegion(RegionId id);
@@ -276,6 +291,9 @@ class TransferEngine::Impl {
   // ---- Peers' memory mapped into this process: the inline copy path of small batches.
   internal::DirectWindows windows_;
 
+  // ---- Windows that peers' messages may fill (ExpectMessages), fed by OnMessage.
+  internal::MessageInbox inbox_;
+
   // ---- CompleteWireup's landing buffer, allocated on first use (0: not yet).
   absl::Mutex scratch_mu_;
   uint64_t scratch_address_ ABSL_GUARDED_BY(scratch_mu_) = 0;
@@ -312,8 +330,22 @@ Status TransferEngine::Impl::Init() {
   context_options.tls = options_.tls;
   context_options.config = options_.ucx_config;
   context_options.name = options_.name;
+  context_options.enable_active_messages = true;  // SendMessages
   KVPOOL_ASSIGN_OR_RETURN(context_, UcpContext::Create(context_options));
   KVPOOL_ASSIGN_OR_RETURN(worker_, UcpWorker::Create(context_));
+  {
+    ucp_am_handler_param_t handler{};
+    handler.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB |
+                         UCP_AM_HANDLER_PARAM_FIELD_ARG;
+    handler.id = kMessageAmId;
+    handler.cb = &Impl::OnMessage;
+    handler.arg = this;
+    const ucs_status_t st = ucp_worker_set_am_recv_handler(worker_.get(), &handler);
+    if (st != UCS_OK) {
+      return InternalError(std::string("registering the message handler: ") +
+                           ucs_status_string(st));
+    }
+  }
   KVPOOL_ASSIGN_OR_RETURN(identity_, CurrentProcessIdentity());
   shared_memory_ = context_.HasSharedMemoryTransport();
   reaches_cuda_ = context_.ReachesCudaMemory();
@@ -762,8 +794,9 @@ void TransferEngine::Impl::ProcessPeerEvents() {
 
 Result<TransferHandle> TransferEngine::Impl::Submit(bool is_put, PeerId peer,
                                                     const RemoteRegion& remote,
-                                                    std::span<const TransferOp> ops) {
-  const char* verb = is_put ? "Put" : "Get";
+                                                    std::span<const TransferOp> ops,
+                                                    uint64_t token) {
+  const char* verb = token != 0 ? "SendMessages" : is_put ? "Put" : "Get";
   auto invalid = [&](std::string what) {
     return InvalidArgumentError(std::string(verb) + ": " + what);
   };
@@ -799,7 +832,7 @@ Result<TransferHandle> TransferEngine::Impl::Submit(bool is_put, PeerId peer,
   // Small batches into a peer region mapped in this process: copy here, now. The reader lock
   // keeps every local region of the batch registered until the copies are done (Deregister
   // takes the writer lock), so no Batch and no in-flight count are needed.
-  if (total_bytes <= options_.inline_copy_max_bytes) {
+  if (token == 0 && total_bytes <= options_.inline_copy_max_bytes) {
     absl::ReaderMutexLock lock(&regions_mu_);
     KVPOOL_RETURN_IF_ERROR(FindLocalRegionsLocked(verb, ops, nullptr));
     if (windows_.TryCopy(is_put, static_cast<uint64_t>(peer), remote.rkey, ops)) {
@@ -810,6 +843,8 @@ Result<TransferHandle> TransferEngine::Impl::Submit(bool is_put, PeerId peer,
   auto batch = std::make_unique<Batch>();
   batch->engine = this;
   batch->is_put = is_put;
+  batch->is_message = token != 0;
+  batch->token = token;
   batch->peer_id = static_cast<uint64_t>(peer);
   batch->rkey = remote.rkey;
   batch->remote_address = remote.address;
@@ -913,6 +948,10 @@ void TransferEngine::Impl::StartBatch(Batch* batch) {
   }
   batch->peer = peer;
   ++peer->outstanding_batches;
+  if (batch->is_message) {
+    StartMessages(batch);
+    return;
+  }
 
   auto rkey_it = peer->rkeys.find(batch->rkey);
   if (rkey_it == peer->rkeys.end()) {
@@ -971,6 +1010,71 @@ void TransferEngine::Impl::StartBatch(Batch* batch) {
   if (--batch->pending == 0) Finish(batch);
 }
 
+void TransferEngine::Impl::StartMessages(Batch* batch) {
+  ucp_ep_h ep = batch->peer->endpoint.get();
+  ucp_request_param_t param{};
+  param.op_attr_mask =
+      UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FIELD_FLAGS;
+  param.cb.send = &Impl::OnOpDone;
+  param.user_data = batch;
+  // Eager: the bytes travel in the messages and the receiver acknowledges nothing, so a sender
+  // that dies mid-way leaves the receiver a partial delivery, not a failed acknowledgement
+  // (docs/transport.md: UCX 1.13 aborts on the latter).
+  param.flags = UCP_AM_SEND_FLAG_EAGER;
+  batch->headers.reserve(batch->ops.size());
+  batch->pending = 1;
+  for (const PreparedOp& op : batch->ops) {
+    batch->headers.push_back({batch->token, op.remote_address});
+    ++batch->pending;
+    ucs_status_ptr_t request =
+        ucp_am_send_nbx(ep, kMessageAmId, batch->headers.back().data(),
+                        sizeof(batch->headers.back()), op.local, op.size_bytes, &param);
+    if (request == nullptr) {
+      --batch->pending;
+    } else if (UCS_PTR_IS_ERR(request)) {
+      --batch->pending;
+      if (batch->first_error == UCS_OK) batch->first_error = UCS_PTR_STATUS(request);
+      break;
+    }
+  }
+  if (batch->first_error == UCS_OK) {
+    ucp_request_param_t flush_param{};
+    flush_param.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+    flush_param.cb.send = &Impl::OnOpDone;
+    flush_param.user_data = batch;
+    ++batch->pending;
+    ucs_status_ptr_t request = ucp_ep_flush_nbx(ep, &flush_param);
+    if (request == nullptr) {
+      --batch->pending;
+    } else if (UCS_PTR_IS_ERR(request)) {
+      --batch->pending;
+      batch->first_error = UCS_PTR_STATUS(request);
+    }
+  }
+  if (--batch->pending == 0) Finish(batch);
+}
+
+ucs_status_t TransferEngine::Impl::OnMessage(void* arg, const void* header, size_t header_length,
+                                             void* data, size_t length,
+                                             const ucp_am_recv_param_t* param) {
+  auto* self = static_cast<Impl*>(arg);
+  // Only eager messages of the expected shape are taken; anything else is dropped (a rendezvous
+  // one by returning without receiving its data), and the transfer it names then never
+  // completes: its AwaitMessages times out.
+  if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0 ||
+      header_length != 2 * sizeof(uint64_t)) {
+    KVPOOL_LOG(WARNING) << "dropped a message of unexpected shape (" << header_length
+                        << "-byte header, " << length << " bytes)";
+    return UCS_OK;
+  }
+  uint64_t fields[2];
+  std::memcpy(fields, header, sizeof(fields));
+  if (Status st = self->inbox_.Deliver(fields[0], fields[1], data, length); !st.ok()) {
+    KVPOOL_LOG(WARNING) << "refused a message: " << st;
+  }
+  return UCS_OK;
+}
+
 void TransferEngine::Impl::Finish(Batch* batch) {
   Status status;
   if (batch->early_status.has_value()) {
@@ -984,7 +1088,10 @@ void TransferEngine::Impl::Finish(Batch* batch) {
       status = CancelledError("peer " + std::to_string(batch->peer_id) +
                               " was disconnected before the transfer completed");
     } else {
-      status = UnavailableError(std::string(batch->is_put ? "Put" : "Get") + " to peer " +
+      status = UnavailableError(std::string(batch->is_message ? "SendMessages"
+                                            : batch->is_put     ? "Put"
+                                                                : "Get") +
+                                " to peer " +
                                 std::to_string(batch->peer_id) +
                                 " failed: " + ucs_status_string(batch->first_error));
     }
@@ -1120,6 +1227,47 @@ Status TransferEngine::CompleteWireup(PeerId peer, const RemoteRegion& remote,
   absl::MutexLock lock(&impl_->wired_mu_);
   impl_->wired_.insert(static_cast<uint64_t>(peer));
   return Status::Ok();
+}
+
+Result<uint64_t> TransferEngine::ExpectMessages(std::span<const MessageWindow> windows,
+                                                int64_t ttl_ms) {
+  if (ttl_ms <= 0) return InvalidArgumentError("ExpectMessages: ttl_ms must be > 0");
+  std::vector<internal::InboxWindow> inbox_windows;
+  inbox_windows.reserve(windows.size());
+  {
+    // Messages may only ever land in memory registered with this engine.
+    absl::ReaderMutexLock lock(&impl_->regions_mu_);
+    for (size_t i = 0; i < windows.size(); ++i) {
+      const MessageWindow& w = windows[i];
+      auto next = impl_->regions_.upper_bound(w.address);
+      const bool inside =
+          next != impl_->regions_.begin() &&
+          w.address + w.size_bytes <= std::prev(next)->first + std::prev(next)->second.region.size_bytes() &&
+          w.address + w.size_bytes >= w.address;
+      if (!inside) {
+        return InvalidArgumentError("ExpectMessages: window " + std::to_string(i) + " [" +
+                                    std::to_string(w.address) + ", +" +
+                                    std::to_string(w.size_bytes) +
+                                    ") is not inside one region registered with this engine");
+      }
+      inbox_windows.push_back({w.address, w.size_bytes});
+    }
+  }
+  return impl_->inbox_.Expect(std::move(inbox_windows), internal::MessageInbox::Clock::now() +
+                                                            std::chrono::milliseconds(ttl_ms));
+}
+
+Status TransferEngine::AwaitMessages(uint64_t token, int64_t timeout_ms) {
+  return impl_->inbox_.Await(token, timeout_ms);
+}
+
+void TransferEngine::CancelMessages(uint64_t token) { impl_->inbox_.Cancel(token); }
+
+Result<TransferHandle> TransferEngine::SendMessages(PeerId peer, const RemoteRegion& remote,
+                                                    uint64_t token,
+                                                    std::span<const TransferOp> ops) {
+  if (token == 0) return InvalidArgumentError("SendMessages: token 0 names no transfer");
+  return impl_->Submit(/*is_put=*/true, peer, remote, ops, token);
 }
 
 Result<TransferHandle> TransferEngine::Put(PeerId peer, const RemoteRegion& remote,

@@ -75,6 +75,13 @@ struct TransferOp {
   uint64_t size_bytes = 0;
 };
 
+/// Memory of this process that one transfer's messages may fill (ExpectMessages). A plain value
+/// type.
+struct MessageWindow {
+  uint64_t address = 0;
+  uint64_t size_bytes = 0;
+};
+
 namespace internal {
 struct TransferState;
 }  // namespace internal
@@ -283,6 +290,34 @@ class TransferEngine {
   /// Reads each op's remote bytes into local memory, one-sided. Validation and errors as Put.
   Result<TransferHandle> Get(PeerId peer, const RemoteRegion& remote,
                              std::span<const TransferOp> ops);
+
+  // ---- Two-sided transfers -------------------------------------------------------------------
+  // For links where a one-sided Put is unsafe (UsesOnlyTcp: UCX 1.13 aborts the target of an
+  // emulated Put whose writer dies; docs/transport.md). The receiver names the windows a
+  // transfer may fill and gets a token (ExpectMessages), the sender sends the bytes as eager
+  // active messages tagged with it (SendMessages), the receiver waits for all of them
+  // (AwaitMessages) before it uses the bytes.
+
+  /// Registers `windows` (each inside one region registered with this engine, non-empty, none
+  /// overlapping another) for messages of a new token (nonzero, random). Messages arriving
+  /// more than `ttl_ms` from now are refused: set it so the windows' memory outlives it.
+  /// INVALID_ARGUMENT for bad windows or ttl_ms <= 0.
+  Result<uint64_t> ExpectMessages(std::span<const MessageWindow> windows, int64_t ttl_ms);
+  /// Waits until every byte of the token's windows arrived (OK; the token ends), a message
+  /// broke the rules (INVALID_ARGUMENT: outside the windows or over delivered bytes;
+  /// DEADLINE_EXCEEDED: after the ttl; the token ends, nothing of that message was copied), or
+  /// `timeout_ms` passed (DEADLINE_EXCEEDED; the token stays). NOT_FOUND for an unknown or
+  /// ended token.
+  Status AwaitMessages(uint64_t token, int64_t timeout_ms);
+  /// Ends a token: no message writes into its windows once this returns.
+  void CancelMessages(uint64_t token);
+  /// Sends each op's local bytes to the peer as an eager active message for `token`, addressed
+  /// to op.remote_address (which must lie inside `remote`, the peer's region, as for Put). The
+  /// handle completes once UCX delivered every message to the peer's transport (an endpoint
+  /// flush); only the receiver's AwaitMessages says they were all copied. Validation and
+  /// errors as Put, plus INVALID_ARGUMENT for token 0.
+  Result<TransferHandle> SendMessages(PeerId peer, const RemoteRegion& remote, uint64_t token,
+                                      std::span<const TransferOp> ops);
 
  private:
   class Impl;

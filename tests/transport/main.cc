@@ -11,5 +11,8 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::string_view(argv[1]) == "--transport-peer") {
     return kvpool::transport::testing::RunTransportPeer(argc, argv);
   }
+  if (argc > 1 && std::string_view(argv[1]) == "--message-sender") {
+    return kvpool::transport::testing::RunMessageSender(argc, argv);
+  }
   return Catch::Session().run(argc, argv);
 }

@@ -187,4 +187,58 @@ int RunTransportPeer(int argc, char** argv) {
   while (true) std::this_thread::sleep_for(std::chrono::seconds(1));
 }
 
+std::unique_ptr<Subprocess> StartMessageSender(const std::string& tls,
+                                               const std::string& receiver_address,
+                                               const RemoteRegion& region, uint64_t token,
+                                               uint64_t block_bytes, int pause_ms,
+                                               const std::string& log_path) {
+  auto started = Subprocess::Start(
+      {SelfExe(), "--message-sender", tls, ToHex(receiver_address), std::to_string(region.address),
+       std::to_string(region.size_bytes), ToHex(region.rkey), std::to_string(token),
+       std::to_string(block_bytes), std::to_string(pause_ms)},
+      log_path);
+  REQUIRE(started.ok());
+  return std::move(started).value();
+}
+
+int RunMessageSender(int argc, char** argv) {
+  if (argc != 10) {
+    std::cerr << "usage: " << argv[0]
+              << " --message-sender TLS ADDRESS_HEX REGION_ADDRESS REGION_BYTES RKEY_HEX TOKEN "
+                 "BLOCK_BYTES PAUSE_MS\n";
+    return 2;
+  }
+  std::string address, rkey;
+  if (!FromHex(argv[3], &address) || !FromHex(argv[6], &rkey)) return 2;
+  const RemoteRegion region{std::strtoull(argv[4], nullptr, 10),
+                            std::strtoull(argv[5], nullptr, 10), rkey};
+  const uint64_t token = std::strtoull(argv[7], nullptr, 10);
+  const uint64_t block = std::strtoull(argv[8], nullptr, 10);
+  const int pause_ms = std::atoi(argv[9]);
+  auto engine = TransferEngine::Create(LoopbackOptions(argv[2], "test-sender"));
+  if (!engine.ok()) {
+    std::cerr << "sender: " << engine.status() << "\n";
+    return 1;
+  }
+  std::vector<uint8_t> bytes(block);
+  FillPattern(bytes, kPeerSeed);
+  Result<LocalRegion> local = (*engine)->RegisterMemory(bytes.data(), bytes.size());
+  Result<PeerId> peer = (*engine)->Connect(address);
+  if (!local.ok() || !peer.ok()) {
+    std::cerr << "sender: " << (local.ok() ? peer.status() : local.status()) << "\n";
+    return 1;
+  }
+  for (uint64_t offset = 0; offset + block <= region.size_bytes; offset += block) {
+    const TransferOp op{Address(bytes.data()), region.address + offset, block};
+    Result<TransferHandle> sent = (*engine)->SendMessages(*peer, region, token, {&op, 1});
+    const Status st = sent.ok() ? sent->Wait(10'000) : sent.status();
+    if (!st.ok()) {
+      std::cerr << "sender: " << st << "\n";
+      return 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+  }
+  return 0;
+}
+
 }  // namespace kvpool::transport::testing

@@ -88,4 +88,16 @@ class PeerProcess {
 /// sleeps until killed. Returns a process exit code on failure.
 int RunTransportPeer(int argc, char** argv);
 
+/// A child that sends messages (TransferEngine::SendMessages) to this process: started with
+/// the receiver's worker address, region and token, it sends `block_bytes` messages filled
+/// with FillPattern(kPeerSeed) to consecutive offsets of the region, pausing `pause_ms` after
+/// each, until the region is full (then it exits 0) or it is killed.
+std::unique_ptr<Subprocess> StartMessageSender(const std::string& tls,
+                                               const std::string& receiver_address,
+                                               const RemoteRegion& region, uint64_t token,
+                                               uint64_t block_bytes, int pause_ms,
+                                               const std::string& log_path);
+/// Entry point of `kvpool_transport_tests --message-sender ...` (StartMessageSender's child).
+int RunMessageSender(int argc, char** argv);
+
 }  // namespace kvpool::transport::testing
