@@ -1,5 +1,6 @@
 #include "client/lib/async_runner.h"
 
+#include <optional>
 #include <utility>
 
 namespace kvpool::client_internal {
@@ -16,10 +17,10 @@ AsyncRunner::~AsyncRunner() {
 }
 
 std::shared_future<Status> AsyncRunner::Run(std::function<Status()> work) {
-  std::packaged_task<Status()> task(std::move(work));
-  std::shared_future<Status> done = task.get_future().share();
+  Job job{std::move(work), {}};
+  std::shared_future<Status> done = job.done.get_future().share();
   absl::MutexLock lock(&mu_);
-  queue_.push_back(std::move(task));
+  queue_.push_back(std::move(job));
   // Every queued task gets a thread: an idle one, or a new one.
   if (queue_.size() > idle_) {
     threads_.emplace_back([this] { Loop(); });
@@ -40,18 +41,27 @@ size_t AsyncRunner::idle_threads() const {
 }
 
 void AsyncRunner::Loop() {
+  std::optional<std::promise<Status>> finished;  // the last job's, answered once idle again
+  Status result;
   for (;;) {
-    std::packaged_task<Status()> task;
+    Job job;
     {
       absl::MutexLock lock(&mu_);
       ++idle_;
+      // Idle again before the caller sees the result (see the class comment): otherwise, under
+      // load, a thread could still be between its work and its wait when the next Run looks.
+      if (finished.has_value()) {
+        finished->set_value(std::move(result));
+        finished.reset();
+      }
       while (queue_.empty() && !stopping_) work_ready_.Wait(&mu_);
       --idle_;
       if (queue_.empty()) return;  // stopping, and nothing left to run
-      task = std::move(queue_.front());
+      job = std::move(queue_.front());
       queue_.pop_front();
     }
-    task();
+    result = job.work();
+    finished.emplace(std::move(job.done));
   }
 }
 

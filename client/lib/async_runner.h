@@ -19,6 +19,8 @@ namespace kvpool::client_internal {
 
 /// Runs each piece of work on an idle thread of its own, starting a new thread when none is
 /// idle: as many batches run at once as are submitted, and threads are kept for the next ones.
+/// A thread counts as idle again before its work's future becomes ready, so a caller that
+/// waits for each piece before submitting the next never makes it start another thread.
 /// Thread-safe. The destructor lets queued and running work finish, then joins every thread.
 class AsyncRunner {
  public:
@@ -34,11 +36,15 @@ class AsyncRunner {
   size_t idle_threads() const;
 
  private:
+  struct Job {
+    std::function<Status()> work;
+    std::promise<Status> done;
+  };
   void Loop();
 
   mutable absl::Mutex mu_;
   absl::CondVar work_ready_;
-  std::deque<std::packaged_task<Status()>> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<Job> queue_ ABSL_GUARDED_BY(mu_);
   size_t idle_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
