@@ -1,5 +1,7 @@
 #include "daemon/mempool_service.h"
 
+#include <algorithm>
+#include <chrono>
 #include <optional>
 #include <span>
 #include <string>
@@ -15,6 +17,18 @@ namespace kvpool::daemon {
 namespace {
 
 using rpc::ToGrpcStatus;
+
+// Milliseconds until the call's deadline (none: `cap_ms`), between 1 and `cap_ms`.
+uint32_t CallLeftMs(const grpc::ServerContext* ctx, uint32_t cap_ms) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        ctx->deadline() - std::chrono::system_clock::now())
+                        .count();
+  return static_cast<uint32_t>(std::clamp<int64_t>(left, 1, cap_ms));
+}
+
+// Longest a node waits for a transfer's messages within one call (the longest transfer
+// timeout a request may ask for, NodeTransferOptions::max_timeout_ms).
+constexpr uint32_t kMaxMessagesWaitMs = 300'000;
 
 // Runs `body`, a function returning kvpool::Status, and converts its result for gRPC.
 template <typename Fn>
@@ -127,6 +141,12 @@ grpc::Status MemPoolService::Insert(grpc::ServerContext* ctx, const v1::InsertRe
     KVPOOL_RETURN_IF_ERROR(CheckNamespace(ctx, req->namespace_()));
     std::vector<BlockHash> hashes;
     KVPOOL_ASSIGN_OR_RETURN(PromptView prompt, rpc::FromProto(req->prompt(), &hashes));
+    if (req->messages_token() != 0) {
+      // A node-to-node transfer sent the bytes as messages: insert only once all landed.
+      if (transfer_ == nullptr) return NoDataPlane();
+      KVPOOL_RETURN_IF_ERROR(transfer_->AwaitMessages(req->lease_id(), req->messages_token(),
+                                                      CallLeftMs(ctx, kMaxMessagesWaitMs)));
+    }
     KVPOOL_ASSIGN_OR_RETURN(
         InsertResult result,
         pool_->Insert(req->namespace_(), prompt, req->start_block(), rpc::HandlesOf(req->handles()),
@@ -197,6 +217,8 @@ grpc::Status MemPoolService::Release(grpc::ServerContext* ctx, const v1::Release
                                      v1::ReleaseResponse* resp) {
   return Serve([&]() -> Status {
     KVPOOL_RETURN_IF_ERROR(CheckLease(ctx, pool_, req->lease_id()));
+    // Messages still on their way must not land in blocks the release frees.
+    if (transfer_ != nullptr) transfer_->ReleaseLease(req->lease_id());
     KVPOOL_ASSIGN_OR_RETURN(uint32_t released, pool_->Release(req->lease_id()));
     resp->set_released_blocks(released);
     return Status::Ok();
@@ -262,12 +284,28 @@ grpc::Status MemPoolService::ResolveBlocks(grpc::ServerContext* ctx,
                                            v1::ResolveBlocksResponse* resp) {
   return Serve([&]() -> Status {
     KVPOOL_RETURN_IF_ERROR(CheckLease(ctx, pool_, req->lease_id()));
+    if (req->expect_messages() || req->await_messages() != 0) {
+      if (transfer_ == nullptr) return NoDataPlane();
+      if (req->expect_messages() && !req->for_write()) {
+        return InvalidArgumentError("expect_messages needs for_write: messages write the blocks");
+      }
+    }
+    if (req->await_messages() != 0) {
+      KVPOOL_RETURN_IF_ERROR(transfer_->AwaitMessages(req->lease_id(), req->await_messages(),
+                                                      CallLeftMs(ctx, kMaxMessagesWaitMs)));
+    }
     KVPOOL_ASSIGN_OR_RETURN(
         node::LeasedBlocks leased,
         pool_->ResolveLeased(req->lease_id(), rpc::HandlesOf(req->handles()),
                              req->for_write() ? node::BlockAccess::kWrite
                                               : node::BlockAccess::kRead,
                              req->checksums()));
+    if (req->expect_messages()) {
+      KVPOOL_ASSIGN_OR_RETURN(const uint64_t token,
+                              transfer_->ExpectMessages(req->lease_id(), leased.blocks,
+                                                        req->messages_ttl_ms()));
+      resp->set_messages_token(token);
+    }
     rpc::ToProto(leased.spec, resp->mutable_spec());
     rpc::ToProto(leased.blocks, resp->mutable_blocks());
     resp->mutable_checksums()->Add(leased.checksums.begin(), leased.checksums.end());

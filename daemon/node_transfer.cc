@@ -123,7 +123,7 @@ void NodeTransfer::Ops::Add(const NodeTransfer& self, const BlockLocation& block
 Status NodeTransfer::RunBatch(bool is_put, transport::PeerId endpoint,
                               const transport::RemoteRegion& remote, const Ops& ops,
                               uint32_t timeout_ms, std::string_view node_id,
-                              std::string_view what) {
+                              std::string_view what, uint64_t message_token) {
   const auto start = std::chrono::steady_clock::now();
   const auto deadline = start + std::chrono::milliseconds(timeout_ms);
   if (!ops.device.empty() && staging_ == nullptr) {
@@ -131,8 +131,13 @@ Status NodeTransfer::RunBatch(bool is_put, transport::PeerId endpoint,
   }
   transport::TransferHandle handle;
   if (!ops.host.empty()) {
-    KVPOOL_ASSIGN_OR_RETURN(handle, is_put ? engine_->Put(endpoint, remote, ops.host)
-                                           : engine_->Get(endpoint, remote, ops.host));
+    if (message_token != 0) {
+      KVPOOL_ASSIGN_OR_RETURN(handle,
+                              engine_->SendMessages(endpoint, remote, message_token, ops.host));
+    } else {
+      KVPOOL_ASSIGN_OR_RETURN(handle, is_put ? engine_->Put(endpoint, remote, ops.host)
+                                             : engine_->Get(endpoint, remote, ops.host));
+    }
   }
   // GPU blocks are staged while the host blocks' batch runs.
   Status landed = Status::Ok();
@@ -204,10 +209,13 @@ Status NodeTransfer::Transfer(const v1::TransferRequest& req, v1::TransferRespon
   const v1::NodeBlocks& dst = req.node();
   const Deadline deadline(start, timeout_ms);
   KVPOOL_ASSIGN_OR_RETURN(PeerNode peer, peers_->Get(dst.node_id()));
+  const bool messages = UseMessages(peer, src.blocks);
   v1::ResolveBlocksRequest check;
   check.set_lease_id(dst.lease_id());
   *check.mutable_handles() = dst.handles();
   check.set_for_write(true);
+  check.set_expect_messages(messages);
+  if (messages) check.set_messages_ttl_ms(timeout_ms);
   v1::ResolveBlocksResponse checked;
   KVPOOL_RETURN_IF_ERROR(AtNode(rpc::CallUnary(*peer.stub, &v1::MemPool::Stub::ResolveBlocks,
                                                check, &checked,
@@ -217,7 +225,19 @@ Status NodeTransfer::Transfer(const v1::TransferRequest& req, v1::TransferRespon
                           rpc::FromProto(checked.blocks()));
   KVPOOL_ASSIGN_OR_RETURN(const uint64_t bytes,
                           PutToNode(peer, src.blocks, dst_blocks, deadline.LeftMs(timeout_ms),
-                                    "resolved"));
+                                    "resolved", checked.messages_token()));
+  check.set_expect_messages(false);
+  check.clear_messages_ttl_ms();
+  if (messages) {
+    // The messages left this node; the destination says when they all landed.
+    v1::ResolveBlocksRequest await = check;
+    await.set_await_messages(checked.messages_token());
+    v1::ResolveBlocksResponse awaited;
+    KVPOOL_RETURN_IF_ERROR(AtNode(rpc::CallUnary(*peer.stub, &v1::MemPool::Stub::ResolveBlocks,
+                                                 await, &awaited,
+                                                 deadline.LeftMs(options_.rpc_timeout_ms)),
+                                  dst.node_id(), "ResolveBlocks (awaiting the messages)"));
+  }
   if (req.verify_checksums()) {
     check.set_checksums(true);
     KVPOOL_RETURN_IF_ERROR(AtNode(rpc::CallUnary(*peer.stub, &v1::MemPool::Stub::ResolveBlocks,
@@ -240,7 +260,7 @@ Status NodeTransfer::Transfer(const v1::TransferRequest& req, v1::TransferRespon
 
 Result<uint64_t> NodeTransfer::PutToNode(const PeerNode& peer, std::span<const BlockLocation> src,
                                          std::span<const BlockLocation> dst, uint32_t timeout_ms,
-                                         std::string_view dst_verb) {
+                                         std::string_view dst_verb, uint64_t message_token) {
   if (dst.size() != src.size()) {
     return InternalError("destination node " + Quote(peer.node_id) + " " + std::string(dst_verb) +
                          " " + std::to_string(dst.size()) + " of " + std::to_string(src.size()) +
@@ -264,8 +284,82 @@ Result<uint64_t> NodeTransfer::PutToNode(const PeerNode& peer, std::span<const B
     ops.Add(*this, src[i], peer.region.address + dst[i].offset);
   }
   KVPOOL_RETURN_IF_ERROR(RunBatch(true, peer.endpoint, peer.region, ops, timeout_ms,
-                                  peer.node_id, "transfer to node '" + peer.node_id + "'"));
+                                  peer.node_id, "transfer to node '" + peer.node_id + "'",
+                                  message_token));
   return ops.bytes();
+}
+
+bool NodeTransfer::UseMessages(const PeerNode& peer, std::span<const BlockLocation> src) {
+  for (const BlockLocation& b : src) {
+    if (b.tier == Tier::kGpu) return false;  // staged chunk by chunk, one-sided
+  }
+  return engine_->UsesOnlyTcp(peer.endpoint).value_or(false);
+}
+
+Result<uint64_t> NodeTransfer::ExpectMessages(uint64_t lease_id,
+                                              std::span<const BlockLocation> blocks,
+                                              uint32_t ttl_ms) {
+  if (ttl_ms == 0 || ttl_ms > options_.max_timeout_ms) {
+    return InvalidArgumentError("messages_ttl_ms " + std::to_string(ttl_ms) +
+                                " must be in [1, " + std::to_string(options_.max_timeout_ms) +
+                                "]");
+  }
+  std::vector<transport::MessageWindow> windows;
+  windows.reserve(blocks.size());
+  for (const BlockLocation& b : blocks) {
+    if (b.tier == Tier::kGpu) {
+      return FailedPreconditionError("block " + std::to_string(b.handle) +
+                                     " is in the GPU tier: messages land in host memory only");
+    }
+    windows.push_back({local_region_base_ + b.offset, b.length});
+  }
+  KVPOOL_ASSIGN_OR_RETURN(const uint64_t token, engine_->ExpectMessages(windows, ttl_ms));
+  const auto now = std::chrono::steady_clock::now();
+  absl::MutexLock lock(&tokens_mu_);
+  for (auto it = tokens_by_lease_.begin(); it != tokens_by_lease_.end();) {
+    it = it->second.expires < now ? tokens_by_lease_.erase(it) : std::next(it);
+  }
+  tokens_by_lease_.emplace(lease_id,
+                           LeaseToken{token, now + std::chrono::milliseconds(ttl_ms)});
+  return token;
+}
+
+Status NodeTransfer::AwaitMessages(uint64_t lease_id, uint64_t token, uint32_t timeout_ms) {
+  {
+    absl::MutexLock lock(&tokens_mu_);
+    auto [first, last] = tokens_by_lease_.equal_range(lease_id);
+    auto it = std::find_if(first, last, [&](const auto& e) { return e.second.token == token; });
+    if (it == last) {
+      return NotFoundError("lease " + std::to_string(lease_id) + " holds no messages token " +
+                           std::to_string(token));
+    }
+  }
+  Status st = engine_->AwaitMessages(token, timeout_ms);
+  if (st.code() != StatusCode::kDeadlineExceeded) {
+    // Ended (landed or failed): forget it.
+    absl::MutexLock lock(&tokens_mu_);
+    auto [first, last] = tokens_by_lease_.equal_range(lease_id);
+    for (auto it = first; it != last; ++it) {
+      if (it->second.token == token) {
+        tokens_by_lease_.erase(it);
+        break;
+      }
+    }
+  }
+  if (st.ok()) return st;
+  return Status(st.code(), "the transfer's messages (token " + std::to_string(token) +
+                               "): " + std::string(st.message()));
+}
+
+void NodeTransfer::ReleaseLease(uint64_t lease_id) {
+  std::vector<uint64_t> tokens;
+  {
+    absl::MutexLock lock(&tokens_mu_);
+    auto [first, last] = tokens_by_lease_.equal_range(lease_id);
+    for (auto it = first; it != last; ++it) tokens.push_back(it->second.token);
+    tokens_by_lease_.erase(lease_id);
+  }
+  for (uint64_t token : tokens) engine_->CancelMessages(token);
 }
 
 Status NodeTransfer::TransferWithInsert(const v1::TransferWithInsertRequest& req,
@@ -334,9 +428,26 @@ Status NodeTransfer::TransferWithInsert(const v1::TransferWithInsertRequest& req
                                 dst_node, "AllocMem"));
   RemoteLeaseGuard guard(peer.stub.get(), alloc.lease().id(), options_.rpc_timeout_ms);
   KVPOOL_ASSIGN_OR_RETURN(std::vector<BlockLocation> dst_blocks, rpc::FromProto(alloc.blocks()));
+  uint64_t message_token = 0;
+  if (UseMessages(peer, src.blocks)) {
+    // The destination takes the bytes as messages into exactly these blocks, and its Insert
+    // waits for all of them.
+    v1::ResolveBlocksRequest expect;
+    expect.set_lease_id(alloc.lease().id());
+    for (const BlockLocation& b : dst_blocks) expect.add_handles(b.handle);
+    expect.set_for_write(true);
+    expect.set_expect_messages(true);
+    expect.set_messages_ttl_ms(timeout_ms);
+    v1::ResolveBlocksResponse expected;
+    KVPOOL_RETURN_IF_ERROR(AtNode(rpc::CallUnary(*peer.stub, &v1::MemPool::Stub::ResolveBlocks,
+                                                 expect, &expected,
+                                                 deadline.LeftMs(options_.rpc_timeout_ms)),
+                                  dst_node, "ResolveBlocks (expecting messages)"));
+    message_token = expected.messages_token();
+  }
   KVPOOL_ASSIGN_OR_RETURN(const uint64_t bytes,
                           PutToNode(peer, src.blocks, dst_blocks, deadline.LeftMs(timeout_ms),
-                                    "allocated"));
+                                    "allocated", message_token));
 
   if (options_.fault_pause_before_insert_ms > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(options_.fault_pause_before_insert_ms));
@@ -355,6 +466,7 @@ Status NodeTransfer::TransferWithInsert(const v1::TransferWithInsertRequest& req
   insert.set_start_block(req.start_block());
   insert.set_lease_id(alloc.lease().id());
   for (const BlockLocation& b : dst_blocks) insert.add_handles(b.handle);
+  insert.set_messages_token(message_token);
   v1::InsertResponse inserted;
   // The Insert itself may use one second past the deadline: well inside the destination
   // lease's slack (kInsertSlackMs) and the client's deadline, which adds its own call timeout.

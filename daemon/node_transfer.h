@@ -4,9 +4,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <span>
 #include <string_view>
 
+#include "absl/synchronization/mutex.h"
 #include "daemon/peer_directory.h"
 #include "kvpool/status.h"
 #include "kvpool/v1/mempool.pb.h"
@@ -84,6 +86,22 @@ class NodeTransfer {
   /// as Transfer (the endpoint is closed, so nothing more is read into the blocks).
   Status TransferFromRegion(const v1::TransferFromRegionRequest& req, v1::TransferResponse* resp);
 
+  // ---- The receiving side of transfers sent as messages (TCP-only links, docs/transport.md)
+
+  /// Registers this node's `blocks` (held by `lease_id` for writing) as the windows of a new
+  /// messages token that a peer's SendMessages may fill for `ttl_ms`
+  /// (TransferEngine::ExpectMessages). INVALID_ARGUMENT for a ttl of 0 or over the timeout
+  /// limit; FAILED_PRECONDITION for a block in the GPU tier.
+  Result<uint64_t> ExpectMessages(uint64_t lease_id, std::span<const BlockLocation> blocks,
+                                  uint32_t ttl_ms);
+  /// Waits up to `timeout_ms` until every byte of `token` (registered under `lease_id`) landed;
+  /// the token then ends. NOT_FOUND for a token that lease does not hold; otherwise as
+  /// TransferEngine::AwaitMessages, with the message naming the token.
+  Status AwaitMessages(uint64_t lease_id, uint64_t token, uint32_t timeout_ms);
+  /// Ends the tokens of `lease_id` (its blocks are about to be freed): no message writes into
+  /// them once this returns.
+  void ReleaseLease(uint64_t lease_id);
+
  private:
   Result<uint32_t> TimeoutOf(uint32_t requested_ms) const;
   /// The ops of one batch: those whose local side is in host memory go to the engine as one
@@ -95,16 +113,21 @@ class NodeTransfer {
     /// Adds the op for `block` of this node (host or GPU tier) and `remote_address`.
     void Add(const NodeTransfer& self, const BlockLocation& block, uint64_t remote_address);
   };
-  /// Puts (or Gets) `ops` to (from) `peer` and waits; on failure closes the endpoint
+  /// Puts (or Gets) `ops` to (from) `peer` and waits; with a `message_token`, sends the host
+  /// ops as messages for it instead of Putting them. On failure closes the endpoint
   /// (PeerDirectory::Forget for nodes) so nothing more moves.
   Status RunBatch(bool is_put, transport::PeerId endpoint, const transport::RemoteRegion& remote,
                   const Ops& ops, uint32_t timeout_ms, std::string_view node_id,
-                  std::string_view what);
+                  std::string_view what, uint64_t message_token = 0);
   /// Writes this node's `src` blocks into `peer`'s `dst` blocks (equal counts and lengths,
-  /// checked first; `dst_verb` says how the peer produced them, for the error); returns bytes.
+  /// checked first; `dst_verb` says how the peer produced them, for the error), as messages of
+  /// `message_token` when it is not 0; returns bytes.
   Result<uint64_t> PutToNode(const PeerNode& peer, std::span<const BlockLocation> src,
                              std::span<const BlockLocation> dst, uint32_t timeout_ms,
-                             std::string_view dst_verb);
+                             std::string_view dst_verb, uint64_t message_token);
+  /// Whether to send `src` to `peer` as messages: the link is TCP alone (where UCX 1.13 may
+  /// abort the target of a Put whose writer dies) and every block is in host memory.
+  bool UseMessages(const PeerNode& peer, std::span<const BlockLocation> src);
   /// Moves `blocks` of this node to (is_put) or from a client region, one block per region
   /// offset, after checking the offsets; fills `resp`.
   Status RegionBatch(bool is_put, const v1::RegionBlocks& region,
@@ -121,6 +144,14 @@ class NodeTransfer {
   const uint64_t local_region_base_;
   PeerDirectory* const peers_;
   transport::StagedCopier* const staging_;
+
+  // Messages tokens by the lease holding their windows, with their expiry.
+  struct LeaseToken {
+    uint64_t token = 0;
+    std::chrono::steady_clock::time_point expires;
+  };
+  absl::Mutex tokens_mu_;
+  std::multimap<uint64_t, LeaseToken> tokens_by_lease_ ABSL_GUARDED_BY(tokens_mu_);
 };
 
 }  // namespace kvpool::daemon
