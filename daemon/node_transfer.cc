@@ -226,7 +226,7 @@ Status NodeTransfer::Transfer(const v1::TransferRequest& req, v1::TransferRespon
   KVPOOL_ASSIGN_OR_RETURN(const uint64_t bytes,
                           PutToNode(peer, src.blocks, dst_blocks, deadline.LeftMs(timeout_ms),
                                     "resolved", checked.messages_token()));
-  check.set_expect_messages(false);
+  check.clear_expect_messages();  // the checksum call below reuses the request
   check.clear_messages_ttl_ms();
   if (messages) {
     // The messages left this node; the destination says when they all landed.
@@ -324,12 +324,17 @@ Result<uint64_t> NodeTransfer::ExpectMessages(uint64_t lease_id,
   return token;
 }
 
+auto NodeTransfer::FindTokenLocked(uint64_t lease_id, uint64_t token)
+    -> std::multimap<uint64_t, LeaseToken>::iterator {
+  auto [first, last] = tokens_by_lease_.equal_range(lease_id);
+  auto it = std::find_if(first, last, [&](const auto& e) { return e.second.token == token; });
+  return it == last ? tokens_by_lease_.end() : it;
+}
+
 Status NodeTransfer::AwaitMessages(uint64_t lease_id, uint64_t token, uint32_t timeout_ms) {
   {
     absl::MutexLock lock(&tokens_mu_);
-    auto [first, last] = tokens_by_lease_.equal_range(lease_id);
-    auto it = std::find_if(first, last, [&](const auto& e) { return e.second.token == token; });
-    if (it == last) {
+    if (FindTokenLocked(lease_id, token) == tokens_by_lease_.end()) {
       return NotFoundError("lease " + std::to_string(lease_id) + " holds no messages token " +
                            std::to_string(token));
     }
@@ -338,12 +343,8 @@ Status NodeTransfer::AwaitMessages(uint64_t lease_id, uint64_t token, uint32_t t
   if (st.code() != StatusCode::kDeadlineExceeded) {
     // Ended (landed or failed): forget it.
     absl::MutexLock lock(&tokens_mu_);
-    auto [first, last] = tokens_by_lease_.equal_range(lease_id);
-    for (auto it = first; it != last; ++it) {
-      if (it->second.token == token) {
-        tokens_by_lease_.erase(it);
-        break;
-      }
+    if (auto it = FindTokenLocked(lease_id, token); it != tokens_by_lease_.end()) {
+      tokens_by_lease_.erase(it);
     }
   }
   if (st.ok()) return st;

@@ -152,6 +152,9 @@ class NodeTransfer {
   };
   absl::Mutex tokens_mu_;
   std::multimap<uint64_t, LeaseToken> tokens_by_lease_ ABSL_GUARDED_BY(tokens_mu_);
+  // The entry of `token` under `lease_id`, or tokens_by_lease_.end().
+  std::multimap<uint64_t, LeaseToken>::iterator FindTokenLocked(uint64_t lease_id, uint64_t token)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(tokens_mu_);
 };
 
 }  // namespace kvpool::daemon

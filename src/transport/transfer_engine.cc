@@ -235,6 +235,11 @@ class TransferEngine::Impl {
   void StartBatch(Batch* batch);
   // StartBatch of a SendMessages batch: one eager active message per op, then a flush.
   void StartMessages(Batch* batch);
+  // Counts a just-issued UCX request of `batch` (nullptr: done at once; an error: recorded).
+  static void Account(Batch* batch, ucs_status_ptr_t request);
+  // Issues the endpoint flush that completes the batch once the peer has every earlier
+  // operation (Put, SendMessages); nothing after an error.
+  void Flush(Batch* batch, ucp_ep_h ep);
   // Records the batch's remote region as a direct window when UCX mapped it into this process.
   void MapWindow(const Peer* peer, const RemoteKey& rkey, const Batch& batch);
   void Finish(Batch* batch);
@@ -979,35 +984,39 @@ void TransferEngine::Impl::StartBatch(Batch* batch) {
 
   // The guard keeps the batch alive while requests are still being issued.
   batch->pending = 1;
-  auto account = [batch](ucs_status_ptr_t request) {
-    // Counted before the call returned, so a callback can never see pending reach zero early.
-    if (request == nullptr) {
-      --batch->pending;
-    } else if (UCS_PTR_IS_ERR(request)) {
-      --batch->pending;
-      if (batch->first_error == UCS_OK) batch->first_error = UCS_PTR_STATUS(request);
-    }
-  };
   for (const PreparedOp& op : batch->ops) {
     param.memh = op.memh;
     ++batch->pending;
-    ucs_status_ptr_t request =
-        batch->is_put ? ucp_put_nbx(ep, op.local, op.size_bytes, op.remote_address, rkey, &param)
-                      : ucp_get_nbx(ep, op.local, op.size_bytes, op.remote_address, rkey, &param);
-    account(request);
+    Account(batch, batch->is_put ? ucp_put_nbx(ep, op.local, op.size_bytes, op.remote_address,
+                                               rkey, &param)
+                                 : ucp_get_nbx(ep, op.local, op.size_bytes, op.remote_address,
+                                               rkey, &param));
     if (batch->first_error != UCS_OK) break;
   }
-  // A Get is complete when its data has landed locally; a Put only when the peer has it, which
-  // the endpoint flush establishes (it completes after every earlier operation on the endpoint).
-  if (batch->is_put && batch->first_error == UCS_OK) {
-    ucp_request_param_t flush_param{};
-    flush_param.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
-    flush_param.cb.send = &Impl::OnOpDone;
-    flush_param.user_data = batch;
-    ++batch->pending;
-    account(ucp_ep_flush_nbx(ep, &flush_param));
-  }
+  // A Get is complete when its data has landed locally; a Put only when the peer has it.
+  if (batch->is_put) Flush(batch, ep);
   if (--batch->pending == 0) Finish(batch);
+}
+
+void TransferEngine::Impl::Account(Batch* batch, ucs_status_ptr_t request) {
+  // Counted before the call returned, so a callback can never see pending reach zero early.
+  if (request == nullptr) {
+    --batch->pending;
+  } else if (UCS_PTR_IS_ERR(request)) {
+    --batch->pending;
+    if (batch->first_error == UCS_OK) batch->first_error = UCS_PTR_STATUS(request);
+  }
+}
+
+void TransferEngine::Impl::Flush(Batch* batch, ucp_ep_h ep) {
+  // The endpoint flush completes after every earlier operation on the endpoint reached the peer.
+  if (batch->first_error != UCS_OK) return;
+  ucp_request_param_t flush_param{};
+  flush_param.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+  flush_param.cb.send = &Impl::OnOpDone;
+  flush_param.user_data = batch;
+  ++batch->pending;
+  Account(batch, ucp_ep_flush_nbx(ep, &flush_param));
 }
 
 void TransferEngine::Impl::StartMessages(Batch* batch) {
@@ -1022,35 +1031,16 @@ void TransferEngine::Impl::StartMessages(Batch* batch) {
   // (docs/transport.md: UCX 1.13 aborts on the latter).
   param.flags = UCP_AM_SEND_FLAG_EAGER;
   batch->headers.reserve(batch->ops.size());
-  batch->pending = 1;
+  batch->pending = 1;  // the guard, as in StartBatch
   for (const PreparedOp& op : batch->ops) {
     batch->headers.push_back({batch->token, op.remote_address});
     ++batch->pending;
-    ucs_status_ptr_t request =
-        ucp_am_send_nbx(ep, kMessageAmId, batch->headers.back().data(),
-                        sizeof(batch->headers.back()), op.local, op.size_bytes, &param);
-    if (request == nullptr) {
-      --batch->pending;
-    } else if (UCS_PTR_IS_ERR(request)) {
-      --batch->pending;
-      if (batch->first_error == UCS_OK) batch->first_error = UCS_PTR_STATUS(request);
-      break;
-    }
+    Account(batch, ucp_am_send_nbx(ep, kMessageAmId, batch->headers.back().data(),
+                                   sizeof(batch->headers.back()), op.local, op.size_bytes,
+                                   &param));
+    if (batch->first_error != UCS_OK) break;
   }
-  if (batch->first_error == UCS_OK) {
-    ucp_request_param_t flush_param{};
-    flush_param.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
-    flush_param.cb.send = &Impl::OnOpDone;
-    flush_param.user_data = batch;
-    ++batch->pending;
-    ucs_status_ptr_t request = ucp_ep_flush_nbx(ep, &flush_param);
-    if (request == nullptr) {
-      --batch->pending;
-    } else if (UCS_PTR_IS_ERR(request)) {
-      --batch->pending;
-      batch->first_error = UCS_PTR_STATUS(request);
-    }
-  }
+  Flush(batch, ep);
   if (--batch->pending == 0) Finish(batch);
 }
 
