@@ -38,6 +38,9 @@ TempDir::TempDir() {
 }
 
 TempDir::~TempDir() {
+  // KVPOOL_IT_KEEP_DIRS=1 keeps them (daemon logs) for a look after a failure.
+  const char* keep = std::getenv("KVPOOL_IT_KEEP_DIRS");
+  if (keep != nullptr && std::string_view(keep) == "1") return;
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);  // best effort: a destructor must not throw
 }

@@ -27,6 +27,9 @@ int main(int argc, char** argv) {
   const uint32_t blocks = static_cast<uint32_t>(std::strtoul(argv[5], nullptr, 10));
   const uint32_t ttl_ms = static_cast<uint32_t>(std::strtoul(argv[6], nullptr, 10));
 
+  // Declared before the DataPlane, so it is freed after it: over tcp the node reads it through
+  // this process's UCX, which may still be answering such reads when a Put gives up.
+  std::vector<uint8_t> buffer(blocks * block_bytes, 0x5a);
   auto client = kvpool::Client::Connect(address);
   if (!client.ok()) {
     std::cerr << client.status() << "\n";
@@ -42,7 +45,6 @@ int main(int argc, char** argv) {
     std::cerr << alloc.status() << "\n";
     return 1;
   }
-  std::vector<uint8_t> buffer(blocks * block_bytes, 0x5a);
   auto region = (*dp)->RegisterMemory(buffer.data(), buffer.size());
   if (!region.ok()) {
     std::cerr << region.status() << "\n";
