@@ -19,6 +19,7 @@
 #include "daemon/ops_setup.h"
 #include "daemon/node_transfer.h"
 #include "daemon/peer_directory.h"
+#include "transport/pool_memory.h"
 #include "daemon/server_support.h"
 #include "daemon/shutdown_signal.h"
 #include "memory/device.h"
@@ -96,24 +97,26 @@ void AttachGpuTier(const KvpooldOptions& opts, node::MemPool* pool,
   *staging = std::move(*copier);
 }
 
-// Creates the UCX engine, allocates the pool arena through it (UCX may place it in shared memory
-// that same-host peers map directly) and builds the pool on that memory.
+// Creates the UCX engine and the pool's memory: an address range in which each slab is mapped,
+// when a namespace claims it, as its own UCX allocation with its own remote key (UCX may place
+// it in shared memory that same-host peers map directly); then builds the pool on it.
 Result<std::unique_ptr<node::MemPool>> CreateDataPlanePool(
     const KvpooldOptions& opts, std::unique_ptr<transport::TransferEngine>* engine,
-    std::optional<DataPlaneEndpoint>* endpoint) {
+    std::unique_ptr<transport::PoolMemory>* memory, std::optional<DataPlaneEndpoint>* endpoint) {
   transport::TransferEngineOptions eopts;
   eopts.tls = opts.ucx_tls;
   eopts.name = "kvpoold-" + opts.pool.node_id;
   KVPOOL_ASSIGN_OR_RETURN(*engine, transport::TransferEngine::Create(eopts));
-  constexpr uint64_t kPage = 4096;
-  const uint64_t bytes = (opts.pool.capacity_bytes + kPage - 1) / kPage * kPage;
-  KVPOOL_ASSIGN_OR_RETURN(transport::LocalRegion region, (*engine)->AllocateMemory(bytes));
-  KVPOOL_ASSIGN_OR_RETURN(auto arena, memory::HostArena::Adopt(region.data, bytes));
-  const transport::RemoteRegion remote = region.Describe();
-  *endpoint = DataPlaneEndpoint{(*engine)->worker_address(), remote.address, remote.size_bytes,
-                                remote.rkey};
+  KVPOOL_ASSIGN_OR_RETURN(*memory,
+                          transport::PoolMemory::Create(engine->get(), opts.pool.capacity_bytes));
+  KVPOOL_ASSIGN_OR_RETURN(auto arena, (*memory)->Arena());
+  const transport::RemoteRegion probe = (*memory)->probe();
+  *endpoint = DataPlaneEndpoint{(*engine)->worker_address(), (*memory)->base_address(),
+                                (*memory)->capacity_bytes(), probe.address, probe.size_bytes,
+                                probe.rkey, memory->get()};
   KVPOOL_LOG(INFO) << "data plane: UCX tls=" << (opts.ucx_tls.empty() ? "(default)" : opts.ucx_tls)
-                   << " arena=" << FormatBytes(bytes) << " allocated through UCX";
+                   << " pool=" << FormatBytes((*memory)->capacity_bytes())
+                   << " reserved; slabs allocated through UCX, one remote key each";
   return node::MemPool::Create(opts.pool, SteadyClock::Default(), std::move(arena));
 }
 
@@ -130,12 +133,15 @@ int Run(const KvpooldOptions& opts) {
     KVPOOL_LOG(ERROR) << st;
     return 1;
   }
-  // Declared before the pool: the engine owns the arena memory and must outlive the pool.
+  // Declared before the pool: the engine and the pool memory back the arena and must outlive
+  // the pool.
   std::unique_ptr<transport::TransferEngine> engine;
+  std::unique_ptr<transport::PoolMemory> pool_memory;
   std::optional<DataPlaneEndpoint> endpoint;
   Result<std::unique_ptr<node::MemPool>> pool = InvalidArgumentError("unset");
   if (opts.data_plane) {
-    Result<std::unique_ptr<node::MemPool>> created = CreateDataPlanePool(opts, &engine, &endpoint);
+    Result<std::unique_ptr<node::MemPool>> created =
+        CreateDataPlanePool(opts, &engine, &pool_memory, &endpoint);
     if (!created.ok()) {
       KVPOOL_LOG(ERROR) << "cannot create the data plane: " << created.status()
                         << " (run with --no-data-plane to serve without one)";

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "rpc/convert.h"
 #include "rpc/server_security.h"
 #include "rpc/status_convert.h"
@@ -120,6 +121,7 @@ grpc::Status MemPoolService::AllocMem(grpc::ServerContext* ctx, const v1::AllocM
                                                               tier, req->lease_ttl_ms()));
     rpc::ToProto(alloc.lease, resp->mutable_lease());
     rpc::ToProto(alloc.blocks, resp->mutable_blocks());
+    AttachSlabKeys(resp->mutable_blocks());
     return Status::Ok();
   });
 }
@@ -172,6 +174,7 @@ grpc::Status MemPoolService::Match(grpc::ServerContext* ctx, const v1::MatchRequ
     resp->set_matched_blocks(result.matched_blocks);
     resp->set_prompt_blocks(result.prompt_blocks);
     rpc::ToProto(result.blocks, resp->mutable_blocks());
+    AttachSlabKeys(resp->mutable_blocks());
     rpc::ToProto(result.lease, resp->mutable_lease());
     return Status::Ok();
   });
@@ -274,9 +277,27 @@ grpc::Status MemPoolService::GetDataPlane(grpc::ServerContext*, const v1::GetDat
     resp->set_worker_address(data_plane_->worker_address);
     resp->set_region_base(data_plane_->region_base);
     resp->set_region_bytes(data_plane_->region_bytes);
-    resp->set_rkey(data_plane_->rkey);
+    resp->set_probe_address(data_plane_->probe_address);
+    resp->set_probe_bytes(data_plane_->probe_bytes);
+    resp->set_probe_rkey(data_plane_->probe_rkey);
     return Status::Ok();
   });
+}
+
+void MemPoolService::AttachSlabKeys(v1::BlockList* list) const {
+  if (!data_plane_.has_value() || data_plane_->memory == nullptr) return;
+  // Only HOST blocks live in the pool's slabs (GPU offsets are the device arena's).
+  absl::InlinedVector<uint64_t, 8> host;
+  for (int i = 0; i < list->offsets_size(); ++i) {
+    if (list->tiers(i) == v1::TIER_HOST) host.push_back(list->offsets(i));
+  }
+  if (host.empty()) return;
+  for (transport::SlabKey& key : data_plane_->memory->KeysFor(host, list->block_bytes())) {
+    v1::SlabKey* out = list->add_slab_keys();
+    out->set_offset(key.offset);
+    out->set_bytes(key.bytes);
+    out->set_rkey(std::move(key.rkey));
+  }
 }
 
 grpc::Status MemPoolService::ResolveBlocks(grpc::ServerContext* ctx,
@@ -308,6 +329,7 @@ grpc::Status MemPoolService::ResolveBlocks(grpc::ServerContext* ctx,
     }
     rpc::ToProto(leased.spec, resp->mutable_spec());
     rpc::ToProto(leased.blocks, resp->mutable_blocks());
+    AttachSlabKeys(resp->mutable_blocks());
     resp->mutable_checksums()->Add(leased.checksums.begin(), leased.checksums.end());
     return Status::Ok();
   });

@@ -8,6 +8,7 @@
 
 #include "daemon/node_transfer.h"
 #include "daemon/ops_drain.h"
+#include "transport/pool_memory.h"
 #include "kvpool/v1/mempool.grpc.pb.h"
 #include "node/mempool.h"
 
@@ -22,8 +23,12 @@ struct DataPlaneEndpoint {
   uint64_t region_base = 0;
   /// Bytes of the pool region. Default: 0.
   uint64_t region_bytes = 0;
-  /// Packed remote key of the region (opaque bytes).
-  std::string rkey;
+  /// The probe page for the UCX handshake: address, bytes, packed remote key.
+  uint64_t probe_address = 0;
+  uint64_t probe_bytes = 0;
+  std::string probe_rkey;
+  /// The pool's slabs and their keys (borrowed; outlives the service).
+  const transport::PoolMemory* memory = nullptr;
 };
 
 /// Implements kvpool.v1.MemPool on top of node::MemPool. Every request is validated (wire shape
@@ -91,6 +96,9 @@ class MemPoolService final : public v1::MemPool::Service {
                        v1::UndrainResponse*) override;
 
  private:
+  // Adds the keys of the slabs holding `list`'s HOST blocks (nothing without a data plane).
+  void AttachSlabKeys(v1::BlockList* list) const;
+
   node::MemPool* pool_;
   const std::optional<DataPlaneEndpoint> data_plane_;
   NodeTransfer* const transfer_;

@@ -12,6 +12,7 @@
 #include "common/quote.h"
 #include "rpc/client_channel.h"
 #include "rpc/convert.h"
+#include "transport/remote_slabs.h"
 
 namespace kvpool::daemon {
 namespace {
@@ -121,39 +122,49 @@ void NodeTransfer::Ops::Add(const NodeTransfer& self, const BlockLocation& block
 }
 
 Status NodeTransfer::RunBatch(bool is_put, transport::PeerId endpoint,
-                              const transport::RemoteRegion& remote, const Ops& ops,
-                              uint32_t timeout_ms, std::string_view node_id,
-                              std::string_view what, uint64_t message_token) {
+                              std::span<const Batch> batches, uint32_t timeout_ms,
+                              std::string_view node_id, std::string_view what,
+                              uint64_t message_token) {
   const auto start = std::chrono::steady_clock::now();
   const auto deadline = start + std::chrono::milliseconds(timeout_ms);
-  if (!ops.device.empty() && staging_ == nullptr) {
-    return InternalError("GPU-tier blocks but no GPU staging on this node");
-  }
-  transport::TransferHandle handle;
-  if (!ops.host.empty()) {
-    if (message_token != 0) {
-      KVPOOL_ASSIGN_OR_RETURN(handle,
-                              engine_->SendMessages(endpoint, remote, message_token, ops.host));
-    } else {
-      KVPOOL_ASSIGN_OR_RETURN(handle, is_put ? engine_->Put(endpoint, remote, ops.host)
-                                             : engine_->Get(endpoint, remote, ops.host));
+  uint64_t bytes = 0;
+  for (const Batch& batch : batches) {
+    if (!batch.ops.device.empty() && staging_ == nullptr) {
+      return InternalError("GPU-tier blocks but no GPU staging on this node");
     }
+    bytes += batch.ops.bytes();
   }
-  // GPU blocks are staged while the host blocks' batch runs.
+  // Every batch's host ops are submitted before any is waited for.
+  std::vector<transport::TransferHandle> handles;
   Status landed = Status::Ok();
-  if (!ops.device.empty()) {
-    landed = is_put ? staging_->Put(endpoint, remote, ops.device, LeftMs(deadline))
-                    : staging_->Get(endpoint, remote, ops.device, LeftMs(deadline));
+  for (const Batch& batch : batches) {
+    if (batch.ops.host.empty()) continue;
+    Result<transport::TransferHandle> handle =
+        message_token != 0
+            ? engine_->SendMessages(endpoint, batch.remote, message_token, batch.ops.host)
+        : is_put ? engine_->Put(endpoint, batch.remote, batch.ops.host)
+                 : engine_->Get(endpoint, batch.remote, batch.ops.host);
+    if (!handle.ok()) {
+      landed = handle.status();
+      break;
+    }
+    handles.push_back(*std::move(handle));
   }
-  if (handle.valid()) {
+  // GPU blocks are staged while the host blocks' batches run.
+  for (const Batch& batch : batches) {
+    if (!landed.ok()) break;
+    if (batch.ops.device.empty()) continue;
+    landed = is_put ? staging_->Put(endpoint, batch.remote, batch.ops.device, LeftMs(deadline))
+                    : staging_->Get(endpoint, batch.remote, batch.ops.device, LeftMs(deadline));
+  }
+  for (const transport::TransferHandle& handle : handles) {
     Status host_landed = handle.Wait(LeftMs(deadline));
     if (landed.ok()) landed = std::move(host_landed);
   }
   // Naming the transport is a round trip to the progress thread: only when metrics are on.
   if (metrics::TransferMetricsInstalled()) {
     metrics::RecordTransfer(engine_->Transports(endpoint).value_or("unknown"),
-                            node_id.empty() ? (is_put ? "put" : "get") : "node",
-                            ops.bytes(),
+                            node_id.empty() ? (is_put ? "put" : "get") : "node", bytes,
                             std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
                                 .count(),
                             landed.ok());
@@ -167,7 +178,7 @@ Status NodeTransfer::RunBatch(bool is_put, transport::PeerId endpoint,
     engine_->Disconnect(endpoint).IgnoreError();
   }
   const std::string message = std::string(what) + " failed after " +
-                              std::to_string(ops.bytes()) + " bytes were submitted: " +
+                              std::to_string(bytes) + " bytes were submitted: " +
                               std::string(landed.message());
   KVPOOL_LOG(WARNING) << message;
   if (landed.code() == StatusCode::kDeadlineExceeded) {
@@ -224,8 +235,9 @@ Status NodeTransfer::Transfer(const v1::TransferRequest& req, v1::TransferRespon
   KVPOOL_ASSIGN_OR_RETURN(std::vector<BlockLocation> dst_blocks,
                           rpc::FromProto(checked.blocks()));
   KVPOOL_ASSIGN_OR_RETURN(const uint64_t bytes,
-                          PutToNode(peer, src.blocks, dst_blocks, deadline.LeftMs(timeout_ms),
-                                    "resolved", checked.messages_token()));
+                          PutToNode(peer, src.blocks, dst_blocks, checked.blocks(),
+                                    deadline.LeftMs(timeout_ms), "resolved",
+                                    checked.messages_token()));
   check.clear_expect_messages();  // the checksum call below reuses the request
   check.clear_messages_ttl_ms();
   if (messages) {
@@ -259,14 +271,20 @@ Status NodeTransfer::Transfer(const v1::TransferRequest& req, v1::TransferRespon
 }
 
 Result<uint64_t> NodeTransfer::PutToNode(const PeerNode& peer, std::span<const BlockLocation> src,
-                                         std::span<const BlockLocation> dst, uint32_t timeout_ms,
+                                         std::span<const BlockLocation> dst,
+                                         const v1::BlockList& dst_list, uint32_t timeout_ms,
                                          std::string_view dst_verb, uint64_t message_token) {
   if (dst.size() != src.size()) {
     return InternalError("destination node " + Quote(peer.node_id) + " " + std::string(dst_verb) +
                          " " + std::to_string(dst.size()) + " of " + std::to_string(src.size()) +
                          " blocks");
   }
-  Ops ops;
+  transport::RemoteSlabs slabs(peer.pool_base);
+  for (const v1::SlabKey& key : dst_list.slab_keys()) {
+    slabs.Learn(key.offset(), key.bytes(), key.rkey());
+  }
+  std::vector<Batch> batches;  // one per destination slab, in order of first use
+  uint64_t bytes = 0;
   for (size_t i = 0; i < src.size(); ++i) {
     if (dst[i].length != src[i].length) {
       return InvalidArgumentError(
@@ -281,12 +299,21 @@ Result<uint64_t> NodeTransfer::PutToNode(const PeerNode& peer, std::span<const B
           ", which peers cannot write one-sided: allocate host blocks there (its own node "
           "stages GPU blocks, TransferFromRegion)");
     }
-    ops.Add(*this, src[i], peer.region.address + dst[i].offset);
+    const transport::RemoteRegion* slab = slabs.Find(dst[i].offset, dst[i].length);
+    if (slab == nullptr) {
+      return InternalError("destination node " + Quote(peer.node_id) + " sent no key for the "
+                           "slab of block " + std::to_string(dst[i].handle) + " at offset " +
+                           std::to_string(dst[i].offset));
+    }
+    auto batch = std::find_if(batches.begin(), batches.end(),
+                              [&](const Batch& b) { return b.remote.address == slab->address; });
+    if (batch == batches.end()) batch = batches.insert(batches.end(), Batch{*slab, {}});
+    batch->ops.Add(*this, src[i], peer.pool_base + dst[i].offset);
+    bytes += src[i].length;
   }
-  KVPOOL_RETURN_IF_ERROR(RunBatch(true, peer.endpoint, peer.region, ops, timeout_ms,
-                                  peer.node_id, "transfer to node '" + peer.node_id + "'",
-                                  message_token));
-  return ops.bytes();
+  KVPOOL_RETURN_IF_ERROR(RunBatch(true, peer.endpoint, batches, timeout_ms, peer.node_id,
+                                  "transfer to node '" + peer.node_id + "'", message_token));
+  return bytes;
 }
 
 bool NodeTransfer::UseMessages(const PeerNode& peer, std::span<const BlockLocation> src) {
@@ -447,8 +474,8 @@ Status NodeTransfer::TransferWithInsert(const v1::TransferWithInsertRequest& req
     message_token = expected.messages_token();
   }
   KVPOOL_ASSIGN_OR_RETURN(const uint64_t bytes,
-                          PutToNode(peer, src.blocks, dst_blocks, deadline.LeftMs(timeout_ms),
-                                    "allocated", message_token));
+                          PutToNode(peer, src.blocks, dst_blocks, alloc.blocks(),
+                                    deadline.LeftMs(timeout_ms), "allocated", message_token));
 
   if (options_.fault_pause_before_insert_ms > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(options_.fault_pause_before_insert_ms));
@@ -517,8 +544,9 @@ Status NodeTransfer::RegionBatch(bool is_put, const v1::RegionBlocks& region,
                                  std::span<const BlockLocation> blocks, uint32_t timeout_ms,
                                  std::string_view what, std::chrono::steady_clock::time_point start,
                                  v1::TransferResponse* resp) {
-  const transport::RemoteRegion remote{region.region_base(), region.region_bytes(), region.rkey()};
-  Ops ops;
+  Batch batch{transport::RemoteRegion{region.region_base(), region.region_bytes(), region.rkey()},
+              {}};
+  const transport::RemoteRegion& remote = batch.remote;
   for (size_t i = 0; i < blocks.size(); ++i) {
     const uint64_t offset = region.offsets(static_cast<int>(i));
     // Checked whole here, before anything moves: staged GPU blocks reach the engine chunk by
@@ -529,12 +557,13 @@ Status NodeTransfer::RegionBatch(bool is_put, const v1::RegionBlocks& region,
                                   std::to_string(blocks[i].length) + ") lies outside the " +
                                   std::to_string(remote.size_bytes) + "-byte region");
     }
-    ops.Add(*this, blocks[i], remote.address + offset);
+    batch.ops.Add(*this, blocks[i], remote.address + offset);
   }
   KVPOOL_ASSIGN_OR_RETURN(transport::PeerId endpoint, ConnectRegion(region, remote));
-  KVPOOL_RETURN_IF_ERROR(RunBatch(is_put, endpoint, remote, ops, timeout_ms, "", what));
+  KVPOOL_RETURN_IF_ERROR(
+      RunBatch(is_put, endpoint, std::span<const Batch>(&batch, 1), timeout_ms, "", what));
   resp->set_blocks(static_cast<uint32_t>(blocks.size()));
-  resp->set_bytes(ops.bytes());
+  resp->set_bytes(batch.ops.bytes());
   resp->set_elapsed_us(MicrosSince(start));
   return Status::Ok();
 }

@@ -113,18 +113,26 @@ class NodeTransfer {
     /// Adds the op for `block` of this node (host or GPU tier) and `remote_address`.
     void Add(const NodeTransfer& self, const BlockLocation& block, uint64_t remote_address);
   };
-  /// Puts (or Gets) `ops` to (from) `peer` and waits; with a `message_token`, sends the host
-  /// ops as messages for it instead of Putting them. On failure closes the endpoint
-  /// (PeerDirectory::Forget for nodes) so nothing more moves.
-  Status RunBatch(bool is_put, transport::PeerId endpoint, const transport::RemoteRegion& remote,
-                  const Ops& ops, uint32_t timeout_ms, std::string_view node_id,
-                  std::string_view what, uint64_t message_token = 0);
+  /// The ops whose remote side lies in one remote region (a client region, or one slab of a
+  /// peer's pool, which has its own key).
+  struct Batch {
+    transport::RemoteRegion remote;
+    Ops ops;
+  };
+  /// Puts (or Gets) every batch to (from) `peer` and waits for all; with a `message_token`,
+  /// sends the host ops as messages for it instead of Putting them. On failure closes the
+  /// endpoint (PeerDirectory::Forget for nodes) so nothing more moves.
+  Status RunBatch(bool is_put, transport::PeerId endpoint, std::span<const Batch> batches,
+                  uint32_t timeout_ms, std::string_view node_id, std::string_view what,
+                  uint64_t message_token = 0);
   /// Writes this node's `src` blocks into `peer`'s `dst` blocks (equal counts and lengths,
-  /// checked first; `dst_verb` says how the peer produced them, for the error), as messages of
-  /// `message_token` when it is not 0; returns bytes.
+  /// checked first; `dst_verb` says how the peer produced them, for the error), each with the
+  /// key of its slab from `dst_list` (the peer's BlockList), as messages of `message_token`
+  /// when it is not 0; returns bytes.
   Result<uint64_t> PutToNode(const PeerNode& peer, std::span<const BlockLocation> src,
-                             std::span<const BlockLocation> dst, uint32_t timeout_ms,
-                             std::string_view dst_verb, uint64_t message_token);
+                             std::span<const BlockLocation> dst, const v1::BlockList& dst_list,
+                             uint32_t timeout_ms, std::string_view dst_verb,
+                             uint64_t message_token);
   /// Whether to send `src` to `peer` as messages: the link is TCP alone (where UCX 1.13 may
   /// abort the target of a Put whose writer dies) and every block is in host memory.
   bool UseMessages(const PeerNode& peer, std::span<const BlockLocation> src);

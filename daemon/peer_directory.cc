@@ -114,7 +114,10 @@ Result<PeerNode> PeerDirectory::Connect(std::string_view node_id, const std::str
     return Status(st.code(), "node " + Quote(node_id) + " at " + address +
                                  ": GetDataPlane failed: " + std::string(st.message()));
   }
-  peer.region = transport::RemoteRegion{resp.region_base(), resp.region_bytes(), resp.rkey()};
+  peer.pool_base = resp.region_base();
+  peer.pool_bytes = resp.region_bytes();
+  peer.probe =
+      transport::RemoteRegion{resp.probe_address(), resp.probe_bytes(), resp.probe_rkey()};
   Result<transport::PeerId> endpoint = engine_->Connect(resp.worker_address());
   if (!endpoint.ok()) {
     return Status(endpoint.status().code(),
@@ -122,7 +125,7 @@ Result<PeerNode> PeerDirectory::Connect(std::string_view node_id, const std::str
                       address + ": " + std::string(endpoint.status().message()));
   }
   peer.endpoint = *endpoint;
-  if (Status st = engine_->CompleteWireup(peer.endpoint, peer.region, options_.rpc_timeout_ms);
+  if (Status st = engine_->CompleteWireup(peer.endpoint, peer.probe, options_.rpc_timeout_ms);
       !st.ok()) {
     engine_->Disconnect(peer.endpoint).IgnoreError();
     return Status(st.code(), "data-plane handshake with node " + Quote(node_id) + " at " +

@@ -19,14 +19,18 @@
 namespace kvpool::daemon {
 
 /// One peer node, ready for transfers. A snapshot: after a failure the directory hands out a
-/// fresh one (new endpoint, new region key) once the peer is back.
+/// fresh one (new endpoint) once the peer is back.
 struct PeerNode {
   std::string node_id;
   /// The peer's MemPool gRPC address and a stub on it (shared by every holder).
   std::string address;
   std::shared_ptr<v1::MemPool::Stub> stub;
-  /// The peer's pool region and this engine's endpoint to it.
-  transport::RemoteRegion region;
+  /// Address of the peer's pool offset 0 in its process; bytes of its pool. Each slab has its
+  /// own key, which comes with the peer's blocks (BlockList.slab_keys).
+  uint64_t pool_base = 0;
+  uint64_t pool_bytes = 0;
+  /// The peer's probe page (for the UCX handshake) and this engine's endpoint to it.
+  transport::RemoteRegion probe;
   transport::PeerId endpoint{};
 };
 

@@ -84,6 +84,7 @@ Result<Allocation> Client::AllocMem(std::string_view ns, uint32_t n_blocks, Tier
   Allocation out;
   out.lease = rpc::FromProto(resp.lease());
   KVPOOL_ASSIGN_OR_RETURN(out.blocks, rpc::FromProto(resp.blocks()));
+  impl_->slab_keys->Learn(resp.blocks());
   impl_->leases->OnAllocated(out.lease.id, out.lease.ttl_ms, out.blocks);
   return out;
 }
@@ -137,6 +138,7 @@ Result<MatchResult> Client::Match(std::string_view ns, PromptView prompt, uint32
   out.prompt_blocks = resp.prompt_blocks();
   KVPOOL_ASSIGN_OR_RETURN(out.blocks, rpc::FromProto(resp.blocks()));
   out.lease = rpc::FromProto(resp.lease());
+  impl_->slab_keys->Learn(resp.blocks());
   impl_->leases->OnPinned(out.lease.id, out.lease.ttl_ms, out.blocks);
   return out;
 }

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "client/lib/lease_book.h"
+#include "client/lib/slab_key_book.h"
 #include "kvpool/client.h"
 #include "kvpool/v1/mempool.grpc.pb.h"
 #include "rpc/client_channel.h"
@@ -21,6 +22,9 @@ struct Client::Impl {
   /// What this client's leases hold: the data plane checks every transfer against it.
   std::shared_ptr<client_internal::LeaseBook> leases =
       std::make_shared<client_internal::LeaseBook>();
+  /// The remote keys of the node's slabs that came with this client's blocks.
+  std::shared_ptr<client_internal::SlabKeyBook> slab_keys =
+      std::make_shared<client_internal::SlabKeyBook>();
 
   // Runs one unary RPC with the configured deadline.
   template <typename Req, typename Resp>

@@ -33,7 +33,11 @@ namespace kvpool {
 // The node as this DataPlane reaches it. Immutable; replaced whole when the node restarted.
 struct NodeLink {
   std::string worker_address;
+  // The node's pool: address of offset 0 and bytes (no key: each slab has its own, which comes
+  // with the blocks, SlabKeyBook).
   transport::RemoteRegion region;
+  // A page of the node's for the UCX handshake.
+  transport::RemoteRegion probe;
   transport::PeerId peer{};
   /// Set when a batch on this link ended UNAVAILABLE: the next call reconnects.
   mutable std::atomic<bool> failed{false};
@@ -41,6 +45,8 @@ struct NodeLink {
 
 struct TransferHandle::Impl {
   transport::TransferHandle handle;
+  // The batches of the other slabs when the blocks lie in several (each slab has its own key).
+  std::vector<transport::TransferHandle> more;
   // The link the batch ran on, marked failed when the batch reports the node gone.
   std::shared_ptr<const NodeLink> link;
   // A Put the node runs as a pull (TransferFromRegion) instead: its outcome and size.
@@ -62,6 +68,9 @@ bool TransferHandle::Poll() const {
   if (impl_->pull.valid()) {
     return impl_->pull.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
   }
+  for (const transport::TransferHandle& h : impl_->more) {
+    if (!h.Poll()) return false;
+  }
   return impl_->handle.Poll();
 }
 Status TransferHandle::Wait(int64_t timeout_ms) const {
@@ -76,6 +85,17 @@ Status TransferHandle::Wait(int64_t timeout_ms) const {
     return impl_->pull.get();
   }
   Status st = impl_->handle.Wait(timeout_ms);
+  if (!impl_->more.empty()) {
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max<int64_t>(0, timeout_ms));
+    for (const transport::TransferHandle& h : impl_->more) {
+      const int64_t left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               deadline - std::chrono::steady_clock::now())
+                               .count();
+      Status more = h.Wait(std::max<int64_t>(0, left));
+      if (st.ok()) st = std::move(more);
+    }
+  }
   // Relaxed: the flag is a hint for the next Submit, which re-checks under the DataPlane's lock.
   if (st.code() == StatusCode::kUnavailable && impl_->link != nullptr) {
     impl_->link->failed.store(true, std::memory_order_relaxed);
@@ -84,7 +104,10 @@ Status TransferHandle::Wait(int64_t timeout_ms) const {
 }
 uint64_t TransferHandle::size_bytes() const {
   if (impl_ == nullptr) return 0;
-  return impl_->pull.valid() ? impl_->pull_bytes : impl_->handle.size_bytes();
+  if (impl_->pull.valid()) return impl_->pull_bytes;
+  uint64_t bytes = impl_->handle.size_bytes();
+  for (const transport::TransferHandle& h : impl_->more) bytes += h.size_bytes();
+  return bytes;
 }
 
 // ---- DataPlane -------------------------------------------------------------------------------
@@ -190,6 +213,8 @@ struct DataPlane::Impl {
   DataPlaneOptions options;
   // The connecting Client's lease book: every transfer is checked against it.
   std::shared_ptr<client_internal::LeaseBook> leases;
+  // The connecting Client's slab keys: a block is reached with the key of its slab.
+  std::shared_ptr<client_internal::SlabKeyBook> slab_keys;
   std::shared_ptr<v1::MemPool::Stub> stub;
   uint32_t rpc_timeout_ms = 10'000;
   std::unique_ptr<transport::TransferEngine> engine;
@@ -295,17 +320,19 @@ struct DataPlane::Impl {
     v1::GetDataPlaneResponse resp;
     KVPOOL_RETURN_IF_ERROR(rpc::CallUnary(*stub, &v1::MemPool::Stub::GetDataPlane, req, &resp,
                                           rpc_timeout_ms));
-    if (resp.region_base() == 0 || resp.region_bytes() == 0 || resp.rkey().empty() ||
+    if (resp.region_base() == 0 || resp.region_bytes() == 0 || resp.probe_rkey().empty() ||
         resp.worker_address().empty()) {
       return InternalError("the node sent an incomplete data plane");
     }
     auto fresh = std::make_shared<NodeLink>();
     fresh->worker_address = resp.worker_address();
-    fresh->region = transport::RemoteRegion{resp.region_base(), resp.region_bytes(), resp.rkey()};
+    fresh->region = transport::RemoteRegion{resp.region_base(), resp.region_bytes(), ""};
+    fresh->probe =
+        transport::RemoteRegion{resp.probe_address(), resp.probe_bytes(), resp.probe_rkey()};
     KVPOOL_ASSIGN_OR_RETURN(fresh->peer, engine->Connect(fresh->worker_address));
     // Finished before any large transfer (see CompleteWireup: otherwise this process dying early
     // in its first transfer can abort the node's).
-    if (Status st = engine->CompleteWireup(fresh->peer, fresh->region, options.transfer_timeout_ms);
+    if (Status st = engine->CompleteWireup(fresh->peer, fresh->probe, options.transfer_timeout_ms);
         !st.ok()) {
       engine->Disconnect(fresh->peer).IgnoreError();
       return st;
@@ -325,8 +352,9 @@ struct DataPlane::Impl {
     auto fresh = std::make_shared<NodeLink>();
     fresh->worker_address = stale->worker_address;
     fresh->region = stale->region;
+    fresh->probe = stale->probe;
     fresh->peer = *peer;
-    engine->CompleteWireup(fresh->peer, fresh->region, options.transfer_timeout_ms).IgnoreError();
+    engine->CompleteWireup(fresh->peer, fresh->probe, options.transfer_timeout_ms).IgnoreError();
     link = std::move(fresh);
   }
 
@@ -350,6 +378,7 @@ struct DataPlane::Impl {
     link = *std::move(fresh);
     if (!restarted) return Status::Ok();  // the same node: carry on with the fresh endpoint
     leases->Clear();
+    slab_keys->Clear();
     return UnavailableError(std::string(failure.message()) +
                             "; the node restarted: its leases and blocks are gone; reconnected "
                             "to the new node (allocate again)");
@@ -371,18 +400,52 @@ struct DataPlane::Impl {
       if (built.local_device) return SubmitBounced(is_put, region, blocks, std::move(built));
       return SubmitNodeDriven(is_put, region, offsets, blocks, built.bytes());
     }
-    if (built.local_device) {
-      return SubmitStaged(is_put, region, std::move(node), {built.ops.begin(), built.ops.end()});
-    }
-    if (is_put && node_pulls_puts) {
+    if (is_put && node_pulls_puts && !built.local_device) {
       return SubmitNodeDriven(true, region, offsets, blocks, built.bytes());
     }
-    Result<transport::TransferHandle> h = is_put ? engine->Put(node->peer, node->region, built.ops)
-                                                 : engine->Get(node->peer, node->region, built.ops);
-    if (h.status().code() == StatusCode::kUnavailable) node->failed.store(true);
-    if (!h.ok()) return h.status();
-    return TransferHandle(std::make_shared<const TransferHandle::Impl>(
-        TransferHandle::Impl{*std::move(h), std::move(node)}));
+    KVPOOL_ASSIGN_OR_RETURN(std::vector<SlabOps> batches, SplitBySlab(*node, blocks, built));
+    if (built.local_device) return SubmitStaged(is_put, region, std::move(node), std::move(batches));
+    auto impl = std::make_shared<TransferHandle::Impl>();
+    for (size_t i = 0; i < batches.size(); ++i) {
+      const SlabOps& batch = batches[i];
+      Result<transport::TransferHandle> h = is_put ? engine->Put(node->peer, batch.remote, batch.ops)
+                                                   : engine->Get(node->peer, batch.remote, batch.ops);
+      if (h.status().code() == StatusCode::kUnavailable) node->failed.store(true);
+      // Batches already submitted run on; the caller gets the error and no handle, as for a
+      // batch refused whole (the blocks' bytes are undefined either way).
+      if (!h.ok()) return h.status();
+      if (i == 0) impl->handle = *std::move(h);
+      else impl->more.push_back(*std::move(h));
+    }
+    impl->link = std::move(node);
+    return TransferHandle(std::shared_ptr<const TransferHandle::Impl>(std::move(impl)));
+  }
+
+  // The ops of one slab of the node's pool, with that slab's key.
+  struct SlabOps {
+    transport::RemoteRegion remote;
+    std::vector<transport::TransferOp> ops;
+  };
+  // Groups `built`'s ops (one per block) by the node slab each block lies in; the slab keys
+  // come from the connecting Client's responses. Keys the node replaced are dropped from the
+  // engine first, so it unmaps the memory they name.
+  Result<std::vector<SlabOps>> SplitBySlab(const NodeLink& node,
+                                           std::span<const BlockLocation> blocks,
+                                           const BuiltOps& built) {
+    KVPOOL_ASSIGN_OR_RETURN(client_internal::BatchSlabs slabs, slab_keys->Find(blocks));
+    std::vector<std::string> replaced = slab_keys->TakeReplaced();
+    if (!replaced.empty()) engine->ForgetRemoteKeys(node.peer, std::move(replaced));
+    std::vector<SlabOps> batches(slabs.slabs.size());
+    for (size_t i = 0; i < batches.size(); ++i) {
+      batches[i].remote = std::move(slabs.slabs[i]);
+      batches[i].remote.address += node.region.address;  // slab offset -> address
+    }
+    if (batches.size() == 1) {
+      batches[0].ops.assign(built.ops.begin(), built.ops.end());
+      return batches;
+    }
+    for (size_t i = 0; i < built.ops.size(); ++i) batches[slabs.slab_of[i]].ops.push_back(built.ops[i]);
+    return batches;
   }
 
   // Runs a batch on a thread of the runner so the call stays asynchronous; the region counts as
@@ -403,21 +466,26 @@ struct DataPlane::Impl {
   // A batch on a device region: this process stages the bytes through pinned buffers.
   Result<TransferHandle> SubmitStaged(bool is_put, RegionId region,
                                       std::shared_ptr<const NodeLink> node,
-                                      std::vector<transport::TransferOp> ops) {
+                                      std::vector<SlabOps> batches) {
     transport::StagedCopier* copier = nullptr;
     {
       absl::MutexLock lock(&mu);
       copier = staging.get();
     }
     uint64_t bytes = 0;
-    for (const transport::TransferOp& op : ops) bytes += op.size_bytes;
+    for (const SlabOps& batch : batches) {
+      for (const transport::TransferOp& op : batch.ops) bytes += op.size_bytes;
+    }
     return RunAsync(region, bytes,
-                    [copier, is_put, node = std::move(node), ops = std::move(ops),
+                    [copier, is_put, node = std::move(node), batches = std::move(batches),
                      timeout_ms = options.transfer_timeout_ms]() -> Status {
-                      Status st = is_put ? copier->Put(node->peer, node->region, ops, timeout_ms)
-                                         : copier->Get(node->peer, node->region, ops, timeout_ms);
-                      if (st.code() == StatusCode::kUnavailable) node->failed.store(true);
-                      return st;
+                      for (const SlabOps& b : batches) {
+                        Status st = is_put ? copier->Put(node->peer, b.remote, b.ops, timeout_ms)
+                                           : copier->Get(node->peer, b.remote, b.ops, timeout_ms);
+                        if (st.code() == StatusCode::kUnavailable) node->failed.store(true);
+                        KVPOOL_RETURN_IF_ERROR(st);
+                      }
+                      return Status::Ok();
                     });
   }
 
@@ -677,6 +745,7 @@ Result<std::unique_ptr<DataPlane>> DataPlane::Connect(Client& client,
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->leases = client.impl_->leases;
+  impl->slab_keys = client.impl_->slab_keys;
   impl->stub = v1::MemPool::NewStub(channel);
   impl->rpc_timeout_ms = channel_options.timeout_ms;
   transport::TransferEngineOptions eopts;

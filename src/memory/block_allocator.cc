@@ -195,7 +195,9 @@ Status BlockAllocator::Allocate(size_t n, std::vector<Slot>* slots) {
           std::to_string(spare_indices) + " more slabs of " + std::to_string(s.blocks_per_slab) +
           " blocks before slot ids overflow");
     }
-    // A cheap necessary condition first, so a hopeless request claims nothing.
+    // A cheap necessary condition first, so a hopeless request claims nothing (after the arena
+    // took back freed slabs its backing could not release at once).
+    s.arena->Reclaim();
     if (new_slabs > s.arena->free_bytes() / s.slab_extent_bytes) return s.ExhaustedError(n);
 
     // Claim every slab before touching any state, so a failure leaves nothing behind.

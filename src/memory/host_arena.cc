@@ -90,24 +90,34 @@ Result<std::unique_ptr<HostArena>> HostArena::Create(const HostArenaOptions& opt
                     /*owns_mapping=*/true));
 }
 
-Result<std::unique_ptr<HostArena>> HostArena::Adopt(void* base, uint64_t capacity_bytes) {
+Result<std::unique_ptr<HostArena>> HostArena::Adopt(void* base, uint64_t capacity_bytes,
+                                                    ExtentBacking* backing,
+                                                    uint64_t alignment_bytes) {
+  if (alignment_bytes < kSmallPageBytes || (alignment_bytes & (alignment_bytes - 1)) != 0) {
+    return InvalidArgumentError("adopted host arena alignment " + std::to_string(alignment_bytes) +
+                                " is not a power of two >= 4096");
+  }
   if (base == nullptr) return InvalidArgumentError("cannot adopt a host arena at a null address");
-  if (reinterpret_cast<uintptr_t>(base) % kSmallPageBytes != 0) {
+  if (reinterpret_cast<uintptr_t>(base) % alignment_bytes != 0) {
     return InvalidArgumentError("cannot adopt a host arena at " +
                                 std::to_string(reinterpret_cast<uintptr_t>(base)) +
-                                ": not aligned to 4096 bytes");
+                                ": not aligned to " + std::to_string(alignment_bytes) + " bytes");
   }
-  if (capacity_bytes == 0 || capacity_bytes % kSmallPageBytes != 0) {
+  if (capacity_bytes == 0 || capacity_bytes % alignment_bytes != 0) {
     return InvalidArgumentError("adopted host arena capacity_bytes must be a positive multiple "
-                                "of 4096, got " + std::to_string(capacity_bytes));
+                                "of " + std::to_string(alignment_bytes) + ", got " +
+                                std::to_string(capacity_bytes));
   }
   if (capacity_bytes > std::numeric_limits<uintptr_t>::max() - reinterpret_cast<uintptr_t>(base)) {
     return InvalidArgumentError("adopted host arena of " + std::to_string(capacity_bytes) +
                                 " bytes wraps the address space");
   }
-  return std::unique_ptr<HostArena>(new HostArena(static_cast<uint8_t*>(base), capacity_bytes,
-                                                  kSmallPageBytes, PageMode::kExternal,
-                                                  /*owns_mapping=*/false));
+  auto arena = std::unique_ptr<HostArena>(new HostArena(static_cast<uint8_t*>(base),
+                                                        capacity_bytes, alignment_bytes,
+                                                        PageMode::kExternal,
+                                                        /*owns_mapping=*/false));
+  arena->backing_ = backing;
+  return arena;
 }
 
 HostArena::HostArena(uint8_t* base, uint64_t capacity_bytes, uint64_t alignment_bytes,
@@ -129,6 +139,7 @@ HostArena::~HostArena() {
 }
 
 Result<Extent> HostArena::Allocate(uint64_t bytes) {
+  Reclaim();
   if (bytes == 0) {
     return InvalidArgumentError("cannot allocate an extent of 0 bytes");
   }
@@ -142,6 +153,7 @@ Result<Extent> HostArena::Allocate(uint64_t bytes) {
   for (auto it = free_->runs.begin(); it != free_->runs.end(); ++it) {
     if (it->second < rounded) continue;
     const Extent extent{it->first, rounded};
+    if (backing_ != nullptr) KVPOOL_RETURN_IF_ERROR(backing_->Back(extent));
     const uint64_t rest = it->second - rounded;
     free_->runs.erase(it);
     if (rest > 0) free_->runs.emplace(extent.offset + rounded, rest);
@@ -175,7 +187,38 @@ void HostArena::Free(const Extent& extent) {
       }();
   assert(!overlaps_next && !overlaps_prev && "HostArena::Free: extent is already free");
   if (overlaps_next || overlaps_prev) return;
+  if (backing_ != nullptr) {
+    switch (backing_->Release(extent)) {
+      case ExtentBacking::Released::kYes: break;
+      case ExtentBacking::Released::kLater: deferred_.push_back(extent); return;
+      case ExtentBacking::Released::kLost: lost_bytes_ += extent.bytes; return;
+    }
+  }
+  InsertFree(extent);
+}
 
+void HostArena::RetryDeferred() {
+  std::vector<Extent> still;
+  for (const Extent& extent : deferred_) {
+    switch (backing_->Release(extent)) {
+      case ExtentBacking::Released::kYes: InsertFree(extent); break;
+      case ExtentBacking::Released::kLater: still.push_back(extent); break;
+      case ExtentBacking::Released::kLost: lost_bytes_ += extent.bytes; break;
+    }
+  }
+  deferred_.swap(still);
+}
+
+uint64_t HostArena::deferred_bytes() const {
+  uint64_t bytes = 0;
+  for (const Extent& extent : deferred_) bytes += extent.bytes;
+  return bytes;
+}
+
+void HostArena::InsertFree(const Extent& extent) {
+  auto& runs = free_->runs;
+  auto next = runs.lower_bound(extent.offset);
+  const uint64_t end = extent.offset + extent.bytes;
   uint64_t offset = extent.offset;
   uint64_t bytes = extent.bytes;
   if (next != runs.begin()) {

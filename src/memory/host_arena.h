@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "kvpool/status.h"
 
@@ -22,6 +23,24 @@ std::string_view PageModeName(PageMode mode);
 struct Extent {
   uint64_t offset = 0;
   uint64_t bytes = 0;
+};
+
+/// Memory that comes and goes with an adopted arena's extents instead of existing up front:
+/// kvpoold maps each pool slab as its own UCX allocation with its own remote key, so a key
+/// reaches only its slab (docs/security.md). Calls come from the arena's owner, one at a time.
+class ExtentBacking {
+ public:
+  virtual ~ExtentBacking() = default;
+  /// Makes [arena base + extent.offset, + extent.bytes) usable; called by Allocate before it
+  /// returns the extent. An error fails that Allocate (the extent stays free).
+  virtual Status Back(const Extent& extent) = 0;
+  enum class Released {
+    kYes,    ///< the extent may be handed out again
+    kLater,  ///< still busy: the arena asks again before its next allocations
+    kLost,   ///< could not be restored: the arena never hands the range out again
+  };
+  /// Called by Free before the extent rejoins the free runs (and again for kLater).
+  virtual Released Release(const Extent& extent) = 0;
 };
 
 struct HostArenaOptions {
@@ -53,7 +72,12 @@ class HostArena {
   /// (4 KiB alignment; page_mode() kExternal). The arena never unmaps it: the caller owns the
   /// memory and must keep it mapped until the arena is destroyed. INVALID_ARGUMENT for a null or
   /// not 4 KiB-aligned base, or a capacity that is not a positive multiple of 4 KiB.
-  static Result<std::unique_ptr<HostArena>> Adopt(void* base, uint64_t capacity_bytes);
+  /// With `backing` (borrowed; it must outlive the arena), the range need not be usable memory
+  /// up front: each extent is backed when allocated and released when freed. `alignment_bytes`
+  /// (a power of two >= 4096, dividing base and capacity) sets alignment_bytes().
+  static Result<std::unique_ptr<HostArena>> Adopt(void* base, uint64_t capacity_bytes,
+                                                  ExtentBacking* backing = nullptr,
+                                                  uint64_t alignment_bytes = 4096);
   ~HostArena();
   HostArena(const HostArena&) = delete;
   HostArena& operator=(const HostArena&) = delete;
@@ -66,13 +90,21 @@ class HostArena {
   PageMode page_mode() const { return page_mode_; }
 
   /// Claims at least `bytes` (rounded up to alignment_bytes()). RESOURCE_EXHAUSTED when no free
-  /// run is large enough; INVALID_ARGUMENT for 0.
+  /// run is large enough; INVALID_ARGUMENT for 0; the backing's error when it cannot back it.
   Result<Extent> Allocate(uint64_t bytes);
   /// Returns an extent obtained from Allocate (exactly as returned).
   void Free(const Extent& extent);
 
   uint64_t free_bytes() const;
   uint64_t largest_free_extent_bytes() const;
+  /// Bytes the backing could not restore after a Free (never handed out again).
+  uint64_t lost_bytes() const { return lost_bytes_; }
+  /// Freed bytes the backing could not release yet (neither free nor in use).
+  uint64_t deferred_bytes() const;
+  /// Asks the backing again for those (Allocate does so itself first).
+  void Reclaim() {
+    if (!deferred_.empty()) RetryDeferred();
+  }
 
  private:
   struct FreeList;
@@ -84,6 +116,14 @@ class HostArena {
   uint64_t alignment_bytes_;
   PageMode page_mode_;
   bool owns_mapping_;  // false for adopted memory: the caller unmaps it
+  // Asks the backing again for the deferred extents; those released join the free runs.
+  void RetryDeferred();
+  // Adds a freed extent to the free runs (coalescing).
+  void InsertFree(const Extent& extent);
+
+  ExtentBacking* backing_ = nullptr;
+  uint64_t lost_bytes_ = 0;
+  std::vector<Extent> deferred_;  // freed, backing said kLater
   std::unique_ptr<FreeList> free_;
 };
 

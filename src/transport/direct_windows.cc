@@ -7,19 +7,20 @@ namespace kvpool::transport::internal {
 void DirectWindows::Add(uint64_t peer, std::string_view rkey, uint64_t remote_address,
                         uint64_t size_bytes, uint8_t* local) {
   absl::MutexLock lock(&mu_);
-  std::vector<Window>& windows = by_peer_[peer];
-  for (Window& window : windows) {
-    if (window.rkey == rkey) {
-      window = Window{std::string(rkey), remote_address, size_bytes, local};
-      return;
-    }
-  }
-  windows.push_back(Window{std::string(rkey), remote_address, size_bytes, local});
+  by_peer_[peer].insert_or_assign(std::string(rkey), Window{remote_address, size_bytes, local});
 }
 
 void DirectWindows::Revoke(uint64_t peer) {
   absl::MutexLock lock(&mu_);
   by_peer_.erase(peer);
+}
+
+void DirectWindows::Revoke(uint64_t peer, std::string_view rkey) {
+  absl::MutexLock lock(&mu_);
+  auto it = by_peer_.find(peer);
+  if (it == by_peer_.end()) return;
+  auto window = it->second.find(absl::string_view(rkey.data(), rkey.size()));
+  if (window != it->second.end()) it->second.erase(window);
 }
 
 void DirectWindows::RevokeAll() {
@@ -38,14 +39,9 @@ bool DirectWindows::TryCopy(bool is_put, uint64_t peer, std::string_view rkey,
   absl::ReaderMutexLock lock(&mu_);
   auto it = by_peer_.find(peer);
   if (it == by_peer_.end()) return false;
-  const Window* window = nullptr;
-  for (const Window& candidate : it->second) {
-    if (candidate.rkey == rkey) {
-      window = &candidate;
-      break;
-    }
-  }
-  if (window == nullptr) return false;
+  auto found = it->second.find(absl::string_view(rkey.data(), rkey.size()));
+  if (found == it->second.end()) return false;
+  const Window* window = &found->second;
   const uint64_t end = window->remote_address + window->size_bytes;
   for (const TransferOp& op : ops) {
     if (op.remote_address < window->remote_address || op.remote_address + op.size_bytes > end) {

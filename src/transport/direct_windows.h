@@ -32,6 +32,8 @@ class DirectWindows {
            uint8_t* local);
   /// Forgets every window of `peer`; returns once no copy into them is running.
   void Revoke(uint64_t peer);
+  /// Forgets `peer`'s window for `rkey` (if any); returns once no copy into it is running.
+  void Revoke(uint64_t peer, std::string_view rkey);
   /// Forgets every window.
   void RevokeAll();
   /// How many windows `peer` has (for DescribePeer).
@@ -46,15 +48,16 @@ class DirectWindows {
 
  private:
   struct Window {
-    std::string rkey;
     uint64_t remote_address = 0;
     uint64_t size_bytes = 0;
     uint8_t* local = nullptr;
   };
 
   mutable absl::Mutex mu_;
-  // Few windows per peer (one per node arena or client region): a vector is searched fastest.
-  absl::flat_hash_map<uint64_t, std::vector<Window>> by_peer_ ABSL_GUARDED_BY(mu_);
+  // Per peer, by packed rkey: a node hands out one key per pool slab, so a client may hold
+  // hundreds of windows to one node.
+  absl::flat_hash_map<uint64_t, absl::flat_hash_map<std::string, Window>> by_peer_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace kvpool::transport::internal

@@ -135,8 +135,9 @@ class UniqueFd {
 std::string ErrnoText(int err) { return std::strerror(err); }
 
 // Above this many cached remote keys per peer, an idle peer's cache is cleared before the next
-// unpack. kvpool peers publish a handful of regions each, so this only bounds pathological use.
-constexpr size_t kMaxCachedRemoteKeysPerPeer = 1024;
+// unpack. A kvpoold node publishes one key per pool slab (32 MiB by default: 16384 keys reach
+// 512 GiB of pool), so this only bounds pathological use.
+constexpr size_t kMaxCachedRemoteKeysPerPeer = 16384;
 
 }  // namespace
 
@@ -174,6 +175,8 @@ class TransferEngine::Impl {
     UcpEndpoint endpoint;
     // Declared after `endpoint`, so destroyed before it (UCX requires rkeys to go first).
     std::unordered_map<std::string, RemoteKey> rkeys;
+    // ForgetRemoteKeys while batches were outstanding: dropped once none is.
+    std::vector<std::string> forget_later;
   };
 
   struct PreparedOp {
@@ -228,6 +231,15 @@ class TransferEngine::Impl {
                                 Batch* batch) const ABSL_SHARED_LOCKS_REQUIRED(regions_mu_);
 
   // Progress thread only.
+  // Destroys `peer`'s unpacked keys among `keys` (and their inline-copy windows); no batch of
+  // the peer may be outstanding.
+  void DropRemoteKeys(Peer* peer, std::vector<std::string> keys) {
+    for (const std::string& key : keys) {
+      windows_.Revoke(peer->id, key);
+      peer->rkeys.erase(key);
+    }
+  }
+  // `data` null with `allocate`: UCX picks the address; otherwise the region is at `data`.
   Result<LocalRegion> RegisterOnThread(void* data, uint64_t size_bytes, bool allocate);
   Result<PeerId> ConnectOnThread(std::string_view address);
   Status DisconnectOnThread(uint64_t id);
@@ -532,7 +544,7 @@ void TransferEngine::Impl::ShutdownOnThread() {
 Result<LocalRegion> TransferEngine::Impl::RegisterOnThread(void* data, uint64_t size_bytes,
                                                           bool allocate) {
   const auto start = reinterpret_cast<uint64_t>(data);
-  if (!allocate) {
+  if (data != nullptr) {
     absl::MutexLock lock(&regions_mu_);
     auto next = regions_.lower_bound(start);
     if (next != regions_.end() && next->first < start + size_bytes) {
@@ -552,8 +564,10 @@ Result<LocalRegion> TransferEngine::Impl::RegisterOnThread(void* data, uint64_t 
   }
   // Registration pins pages and may take a while; it runs outside regions_mu_ so submitters
   // are not blocked. Only this thread inserts, so the overlap check above stays valid.
-  Result<MemoryRegion> mapped = allocate ? MemoryRegion::Allocate(context_, size_bytes)
-                                         : MemoryRegion::Register(context_, data, size_bytes);
+  Result<MemoryRegion> mapped =
+      !allocate         ? MemoryRegion::Register(context_, data, size_bytes)
+      : data != nullptr ? MemoryRegion::AllocateAt(context_, data, size_bytes)
+                        : MemoryRegion::Allocate(context_, size_bytes);
   if (!mapped.ok()) return mapped.status();
   MemoryRegion region = std::move(mapped).value();
   LocalRegion info;
@@ -1086,7 +1100,10 @@ void TransferEngine::Impl::Finish(Batch* batch) {
                                 " failed: " + ucs_status_string(batch->first_error));
     }
   }
-  if (batch->peer != nullptr) --batch->peer->outstanding_batches;
+  if (batch->peer != nullptr && --batch->peer->outstanding_batches == 0 &&
+      !batch->peer->forget_later.empty()) {
+    DropRemoteKeys(batch->peer, std::exchange(batch->peer->forget_later, {}));
+  }
   // Regions are released before the waiter wakes, so a caller may Deregister right after Wait.
   if (!batch->region_starts.empty()) {
     absl::MutexLock lock(&regions_mu_);
@@ -1132,6 +1149,18 @@ Result<LocalRegion> TransferEngine::AllocateMemory(uint64_t size_bytes) {
       [&] { return impl_->RegisterOnThread(nullptr, size_bytes, /*allocate=*/true); });
 }
 
+Result<LocalRegion> TransferEngine::AllocateMemoryAt(void* address, uint64_t size_bytes) {
+  if (address == nullptr || reinterpret_cast<uintptr_t>(address) % 4096 != 0) {
+    return InvalidArgumentError("AllocateMemoryAt: the address must be non-null and page-aligned");
+  }
+  if (size_bytes == 0) return InvalidArgumentError("AllocateMemoryAt: size_bytes is 0");
+  if (reinterpret_cast<uint64_t>(address) + size_bytes < reinterpret_cast<uint64_t>(address)) {
+    return InvalidArgumentError("AllocateMemoryAt: range wraps around");
+  }
+  return impl_->RunOnProgressThread(
+      [&] { return impl_->RegisterOnThread(address, size_bytes, /*allocate=*/true); });
+}
+
 Status TransferEngine::Deregister(RegionId id) { return impl_->DeregisterRegion(id); }
 
 Result<PeerId> TransferEngine::Connect(std::string_view peer_worker_address) {
@@ -1148,6 +1177,21 @@ Status TransferEngine::Disconnect(PeerId peer) {
   }
   return impl_->RunOnProgressThread(
       [&] { return impl_->DisconnectOnThread(static_cast<uint64_t>(peer)); });
+}
+
+void TransferEngine::ForgetRemoteKeys(PeerId peer, std::vector<std::string> rkeys) {
+  if (rkeys.empty()) return;
+  impl_->RunOnProgressThread([&]() -> Status {
+    auto it = impl_->peers_.find(static_cast<uint64_t>(peer));
+    if (it == impl_->peers_.end()) return Status::Ok();
+    Impl::Peer* p = it->second.get();
+    if (p->outstanding_batches == 0) {
+      impl_->DropRemoteKeys(p, std::move(rkeys));
+    } else {
+      for (std::string& key : rkeys) p->forget_later.push_back(std::move(key));
+    }
+    return Status::Ok();
+  }).IgnoreError();
 }
 
 Status TransferEngine::PeerStatus(PeerId peer) {

@@ -53,7 +53,8 @@ struct LocalRegion {
   uint64_t size_bytes = 0;
   /// Packed remote key that peers need to reach this region.
   std::string rkey;
-  /// True when the engine allocated the memory (AllocateMemory): it is freed on Deregister.
+  /// True when the engine allocated the memory (AllocateMemory, AllocateMemoryAt): it is freed
+  /// on Deregister.
   bool allocated_by_engine = false;
 
   /// What to publish to peers: {address of data, size_bytes, rkey}.
@@ -230,6 +231,13 @@ class TransferEngine {
   /// engine frees it on Deregister. INVALID_ARGUMENT for 0; RESOURCE_EXHAUSTED when UCX cannot
   /// allocate it. The contents are unspecified (not necessarily zero).
   Result<LocalRegion> AllocateMemory(uint64_t size_bytes);
+  /// Like AllocateMemory, but at exactly `address` (page-aligned): UCX maps its memory over
+  /// the range, which must be the caller's own reservation (a PROT_NONE mapping), never memory
+  /// in use. Deregister then unmaps it and leaves a hole, which the caller re-reserves. Used
+  /// for kvpoold's pool slabs, each with its own remote key (docs/security.md).
+  /// INVALID_ARGUMENT for a null or unaligned address, 0 bytes, a wrapping range or one
+  /// overlapping a registered region; RESOURCE_EXHAUSTED when UCX cannot allocate it.
+  Result<LocalRegion> AllocateMemoryAt(void* address, uint64_t size_bytes);
   /// Deregisters a region (and frees it if the engine allocated it). NOT_FOUND for an unknown
   /// id; FAILED_PRECONDITION while a batch that uses the region is still running (wait for it,
   /// or Disconnect its peer, first).
@@ -248,6 +256,11 @@ class TransferEngine {
   /// it to give up on a hung peer after Wait timed out, and to drop a failed peer's record.
   /// NOT_FOUND for an unknown or already disconnected id.
   Status Disconnect(PeerId peer);
+  /// Drops the unpacked remote keys among `rkeys` (packed bytes, as given with batches to
+  /// `peer`), so the peer's memory they mapped into this process is unmapped: for keys the
+  /// peer replaced (a kvpoold slab that was unmapped and mapped anew). Keys in use by a running
+  /// batch go once the peer has none outstanding. Unknown peers and keys are ignored.
+  void ForgetRemoteKeys(PeerId peer, std::vector<std::string> rkeys);
   /// OK while the endpoint is usable; UNAVAILABLE once it failed (the message says why: UCX's
   /// error, or the exit of the peer's process); NOT_FOUND for an unknown or disconnected id.
   Status PeerStatus(PeerId peer);

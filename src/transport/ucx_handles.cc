@@ -291,20 +291,34 @@ Result<MemoryRegion> MemoryRegion::Register(const UcpContext& context, void* add
                                             uint64_t size_bytes) {
   if (address == nullptr) return InvalidArgumentError("cannot register a null address");
   if (size_bytes == 0) return InvalidArgumentError("cannot register 0 bytes");
-  return Map(context, address, size_bytes, /*allocate=*/false);
+  return Map(context, address, size_bytes, /*allocate=*/false, /*fixed=*/false);
 }
 
 Result<MemoryRegion> MemoryRegion::Allocate(const UcpContext& context, uint64_t size_bytes) {
   if (size_bytes == 0) return InvalidArgumentError("cannot allocate 0 bytes");
-  return Map(context, nullptr, size_bytes, /*allocate=*/true);
+  return Map(context, nullptr, size_bytes, /*allocate=*/true, /*fixed=*/false);
+}
+
+Result<MemoryRegion> MemoryRegion::AllocateAt(const UcpContext& context, void* address,
+                                              uint64_t size_bytes) {
+  constexpr uintptr_t kPage = 4096;
+  if (address == nullptr || reinterpret_cast<uintptr_t>(address) % kPage != 0) {
+    return InvalidArgumentError("a fixed allocation needs a page-aligned address");
+  }
+  if (size_bytes == 0) return InvalidArgumentError("cannot allocate 0 bytes");
+  return Map(context, address, size_bytes, /*allocate=*/true, /*fixed=*/true);
 }
 
 Result<MemoryRegion> MemoryRegion::Map(const UcpContext& context, void* address,
-                                       uint64_t size_bytes, bool allocate) {
+                                       uint64_t size_bytes, bool allocate, bool fixed) {
   ucp_mem_map_params_t params{};
   params.field_mask = UCP_MEM_MAP_PARAM_FIELD_LENGTH | UCP_MEM_MAP_PARAM_FIELD_FLAGS;
   params.length = size_bytes;
-  if (allocate) {
+  if (allocate && fixed) {
+    params.field_mask |= UCP_MEM_MAP_PARAM_FIELD_ADDRESS;
+    params.address = address;
+    params.flags = UCP_MEM_MAP_ALLOCATE | UCP_MEM_MAP_FIXED;
+  } else if (allocate) {
     params.flags = UCP_MEM_MAP_ALLOCATE;
   } else {
     params.field_mask |= UCP_MEM_MAP_PARAM_FIELD_ADDRESS;
@@ -333,10 +347,16 @@ Result<MemoryRegion> MemoryRegion::Map(const UcpContext& context, void* address,
   status = ucp_mem_query(region.memh_, &attr);
   if (status != UCS_OK) return FromUcsStatus(status, "ucp_mem_query");
   region.address_ = attr.address;
-  // UCX may round an allocation up; the region is what the caller asked for.
+  // UCX may round an allocation up; the region is what the caller asked for. At a fixed address
+  // rounding up would have mapped over the caller's next range.
+  if (fixed && attr.length > size_bytes) {
+    return InternalError("UCX mapped " + std::to_string(attr.length) + " bytes at a fixed address "
+                         "for " + std::to_string(size_bytes) + " asked (align the range to huge "
+                         "pages, or set UCX_POSIX_HUGETLB_MODE=n)");
+  }
   region.size_bytes_ = size_bytes;
-  if (!allocate && attr.address != address) {
-    return InternalError("ucp_mem_map returned a different address for a registration");
+  if ((!allocate || fixed) && attr.address != address) {
+    return InternalError("ucp_mem_map returned a different address than the one asked for");
   }
 
   void* rkey_buffer = nullptr;

@@ -187,6 +187,12 @@ class MemoryRegion {
   /// Allocates and registers `size_bytes`. INVALID_ARGUMENT for 0; RESOURCE_EXHAUSTED when UCX
   /// cannot allocate.
   static Result<MemoryRegion> Allocate(const UcpContext& context, uint64_t size_bytes);
+  /// Allocates `size_bytes` at exactly `address` (UCP_MEM_MAP_FIXED; page-aligned): UCX maps
+  /// its memory over whatever was there, so the range must be the caller's own reservation
+  /// (e.g. PROT_NONE), never memory in use. Unmapping leaves a hole at the address.
+  /// INVALID_ARGUMENT for a null or unaligned address or 0 bytes.
+  static Result<MemoryRegion> AllocateAt(const UcpContext& context, void* address,
+                                         uint64_t size_bytes);
   MemoryRegion() = default;
   ~MemoryRegion();
   MemoryRegion(MemoryRegion&& other) noexcept;
@@ -207,7 +213,7 @@ class MemoryRegion {
 
  private:
   static Result<MemoryRegion> Map(const UcpContext& context, void* address, uint64_t size_bytes,
-                                  bool allocate);
+                                  bool allocate, bool fixed);
   ucp_context_h context_ = nullptr;
   ucp_mem_h memh_ = nullptr;
   void* address_ = nullptr;

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "memory/address_reservation.h"
 #include "transport_test_util.h"
 
 namespace kvpool::transport {
@@ -466,6 +467,65 @@ TEST_CASE("TransferEngine: engine options are validated", "[ucx]") {
   options.tls = "rc_mlx5";  // no RDMA device on a loopback test machine
   auto created = TransferEngine::Create(options);
   CHECK_FALSE(created.ok());
+}
+
+TEST_CASE("TransferEngine: AllocateMemoryAt maps a slab at its address with a key of its own; "
+          "over shm a slab mapped anew is out of the old key's reach",
+          "[ucx]") {
+  constexpr uint64_t kSlab = 2 * kMiB;
+  EnginePair pair = MakeEnginePair("shm");
+  auto reservation = memory::AddressReservation::Create(2 * kSlab, kSlab);
+  REQUIRE(reservation.ok());
+  uint8_t* base = reservation->base();
+
+  auto first = pair.b->AllocateMemoryAt(base, kSlab);
+  REQUIRE(first.ok());
+  CHECK(first->data == base);
+  CHECK(first->allocated_by_engine);
+  auto second = pair.b->AllocateMemoryAt(base + kSlab, kSlab);
+  REQUIRE(second.ok());
+  CHECK(second->rkey != first->rkey);
+  FillPattern(Bytes(*first), 1);
+
+  // Refusals: null or unaligned addresses, no bytes, a range over a mapped slab.
+  CHECK(pair.b->AllocateMemoryAt(nullptr, kSlab).status().code() == StatusCode::kInvalidArgument);
+  CHECK(pair.b->AllocateMemoryAt(base + 100, kSlab).status().code() ==
+        StatusCode::kInvalidArgument);
+  CHECK(pair.b->AllocateMemoryAt(base, 0).status().code() == StatusCode::kInvalidArgument);
+  CHECK(pair.b->AllocateMemoryAt(base + kSlab / 2, kSlab).status().code() ==
+        StatusCode::kInvalidArgument);
+
+  const LocalRegion local = Allocate(*pair.a, kSlab);
+  const TransferOp op{Address(local.data), Address(base), kSlab};
+  // A key reaches only its slab: the first slab's key does not cover the second slab.
+  CHECK(pair.a->Get(pair.a_to_b, first->Describe(),
+                    std::vector<TransferOp>{{Address(local.data), Address(base + kSlab), 4096}})
+            .status()
+            .code() == StatusCode::kInvalidArgument);
+  REQUIRE(GetAndWait(*pair.a, pair.a_to_b, first->Describe(), {op}).ok());
+  CHECK(HasPattern(Bytes(local), 1));
+
+  // The slab goes back and is mapped anew (its next owner's memory, with a new key).
+  const RemoteRegion stale = first->Describe();
+  REQUIRE(pair.b->Deregister(first->id).ok());
+  REQUIRE(reservation->Restore(0, kSlab));
+  auto again = pair.b->AllocateMemoryAt(base, kSlab);
+  REQUIRE(again.ok());
+  CHECK(again->rkey != stale.rkey);
+  FillPattern(Bytes(*again), 2);
+
+  // The old key, still unpacked here, maps the old memory, never the new owner's bytes.
+  std::memset(local.data, 0, kSlab);
+  Status through_stale = GetAndWait(*pair.a, pair.a_to_b, stale, {op});
+  CAPTURE(through_stale);
+  CHECK_FALSE(HasPattern(Bytes(local), 2));
+  // The new key reaches them; dropping the old one leaves it working.
+  pair.a->ForgetRemoteKeys(pair.a_to_b, {stale.rkey});
+  REQUIRE(GetAndWait(*pair.a, pair.a_to_b, again->Describe(), {op}).ok());
+  CHECK(HasPattern(Bytes(local), 2));
+  REQUIRE(pair.b->Deregister(again->id).ok());
+  REQUIRE(pair.b->Deregister(second->id).ok());
+  CHECK(reservation->Restore(0, 2 * kSlab));
 }
 
 TEST_CASE("TransferEngine: a region busy with a transfer cannot be deregistered", "[ucx]") {

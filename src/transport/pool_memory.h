@@ -1,0 +1,100 @@
+// kvpoold's pool memory on the data plane: one remote key per slab, so that a key reaches only
+// the slab it was handed out for (docs/security.md "Remote keys").
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "kvpool/status.h"
+#include "memory/address_reservation.h"
+#include "memory/host_arena.h"
+#include "transport/transfer_engine.h"
+
+namespace kvpool::transport {
+
+/// The remote key of one slab of the pool: what peers need to reach blocks inside it.
+struct SlabKey {
+  /// Pool offset of the slab's first byte. Default: 0.
+  uint64_t offset = 0;
+  /// Bytes of the slab. Default: 0.
+  uint64_t bytes = 0;
+  /// Packed UCX remote key of the slab (opaque).
+  std::string rkey;
+};
+
+/// The pool's address range, reserved up front (PROT_NONE), with each slab mapped into it as
+/// its own UCX allocation (at a fixed address, so block offsets do not change, and in shared
+/// memory that same-host peers map directly) when a namespace claims it, and unmapped when the
+/// slab goes back to the arena. A slab's key is handed only with blocks of that slab, to
+/// clients allowed to use its namespace; a slab that goes back is unmapped, so its old key and
+/// any peer's shared-memory mapping of it no longer reach the memory its next owner gets.
+///
+/// It is the ExtentBacking of the arena it creates (Arena()); also owns a one-page probe
+/// region, holding nothing, whose key GetDataPlane hands out for the UCX handshake.
+///
+/// Thread-safe: Back and Release run under the pool's lock, KeysFor from any RPC thread.
+/// The engine must outlive it; the arena (and the pool owning it) must go first.
+class PoolMemory final : public memory::ExtentBacking {
+ public:
+  /// Reserves `capacity_bytes` (rounded up to alignment()) of address space and allocates the
+  /// probe region. Errors of the reservation and of the engine.
+  static Result<std::unique_ptr<PoolMemory>> Create(TransferEngine* engine,
+                                                    uint64_t capacity_bytes);
+  /// Unmaps slabs still mapped (the arena should have released them), then the probe.
+  ~PoolMemory() override;
+  PoolMemory(const PoolMemory&) = delete;
+  PoolMemory& operator=(const PoolMemory&) = delete;
+
+  /// A HostArena over the reserved range, backed by this object.
+  Result<std::unique_ptr<memory::HostArena>> Arena();
+
+  /// Address of pool offset 0 in this process.
+  uint64_t base_address() const { return reinterpret_cast<uint64_t>(reservation_.base()); }
+  uint64_t capacity_bytes() const { return reservation_.size_bytes(); }
+  /// Slabs start at and span multiples of this: 2 MiB when the host has huge pages reserved
+  /// (vm.nr_hugepages > 0), since UCX then may allocate a slab in huge pages and round its
+  /// length up to 2 MiB, which must not reach past the slab; else 4 KiB.
+  uint64_t alignment() const { return alignment_; }
+  /// The probe region (for GetDataPlane).
+  RemoteRegion probe() const { return probe_.Describe(); }
+
+  /// The keys of the slabs that hold [offsets[i], + block_bytes), each slab once, in offset
+  /// order. Offsets outside any mapped slab are skipped (the caller hands out only blocks its
+  /// lease holds, whose slabs are mapped).
+  std::vector<SlabKey> KeysFor(std::span<const uint64_t> offsets, uint64_t block_bytes) const;
+  /// Slabs mapped now (for tests and logs).
+  size_t mapped_slabs() const;
+
+  // memory::ExtentBacking. A slab that a transfer of this node still uses (a pull whose lease
+  // ended under it) is released later: kLater until the transfer ends.
+  Status Back(const memory::Extent& extent) override;
+  Released Release(const memory::Extent& extent) override;
+
+ private:
+  struct Slab {
+    uint64_t bytes = 0;
+    RegionId region{};
+    std::string rkey;
+  };
+  PoolMemory(TransferEngine* engine, memory::AddressReservation reservation, uint64_t alignment)
+      : engine_(engine), reservation_(std::move(reservation)), alignment_(alignment) {}
+  // Unmaps `slab` and reserves its range again.
+  Released Unmap(uint64_t offset, const Slab& slab);
+
+  TransferEngine* const engine_;
+  memory::AddressReservation reservation_;
+  const uint64_t alignment_;
+  LocalRegion probe_;
+  mutable absl::Mutex mu_;
+  std::map<uint64_t, Slab> slabs_ ABSL_GUARDED_BY(mu_);  // by pool offset
+  // Released by the arena but still used by a transfer; never handed out with keys.
+  std::map<uint64_t, Slab> retiring_;  // touched only by Back/Release (the arena's owner)
+};
+
+}  // namespace kvpool::transport

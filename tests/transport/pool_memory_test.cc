@@ -1,0 +1,132 @@
+// kvpoold's pool memory over real UCX on loopback: each slab a namespace claims is its own UCX
+// allocation with its own remote key, and a slab given back is unmapped, so its old key never
+// reaches the memory of the slab's next owner (docs/security.md "Remote keys").
+#include "transport/pool_memory.h"
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <vector>
+
+#include "memory/block_allocator.h"
+#include "transport_test_util.h"
+
+namespace kvpool::transport {
+namespace {
+
+using testing::Address;
+using testing::EnginePair;
+using testing::FillPattern;
+using testing::HasPattern;
+using testing::kKiB;
+using testing::kMiB;
+using testing::MakeEnginePair;
+
+constexpr uint64_t kBlock = 64 * kKiB;
+constexpr int64_t kWaitMs = 10'000;
+
+std::unique_ptr<memory::BlockAllocator> NamespaceAllocator(memory::HostArena* arena) {
+  memory::BlockAllocatorOptions options;
+  options.block_bytes = kBlock;
+  options.slab_bytes = 4 * kMiB;
+  options.spare_slabs = 0;
+  auto allocator = memory::BlockAllocator::Create(arena, options);
+  REQUIRE(allocator.ok());
+  return *std::move(allocator);
+}
+
+// The key that KeysFor hands out with one block, as the RemoteRegion a client builds from it.
+RemoteRegion KeyOf(const PoolMemory& memory, uint64_t offset) {
+  const uint64_t offsets[] = {offset};
+  std::vector<SlabKey> keys = memory.KeysFor(offsets, kBlock);
+  REQUIRE(keys.size() == 1);
+  return RemoteRegion{memory.base_address() + keys[0].offset, keys[0].bytes, keys[0].rkey};
+}
+
+Status Move(TransferEngine& engine, PeerId peer, bool put, const RemoteRegion& remote,
+            uint64_t local, uint64_t remote_address) {
+  const std::vector<TransferOp> ops = {{local, remote_address, kBlock}};
+  Result<TransferHandle> h = put ? engine.Put(peer, remote, ops) : engine.Get(peer, remote, ops);
+  if (!h.ok()) return h.status();
+  return h->Wait(kWaitMs);
+}
+
+TEST_CASE("PoolMemory: each namespace's slabs get keys of their own; a slab given back is "
+          "unmapped and its old key never reaches its next owner's bytes",
+          "[ucx]") {
+  EnginePair pair = MakeEnginePair("shm");  // b: the node, a: a client
+  auto memory = PoolMemory::Create(pair.b.get(), 15 * kMiB);
+  REQUIRE(memory.ok());
+  PoolMemory& pool = **memory;
+  CHECK(pool.capacity_bytes() >= 15 * kMiB);
+  CHECK(pool.capacity_bytes() % pool.alignment() == 0);
+  CHECK(pool.base_address() % pool.alignment() == 0);
+  REQUIRE_FALSE(pool.probe().rkey.empty());
+  REQUIRE(pair.a->CompleteWireup(pair.a_to_b, pool.probe(), kWaitMs).ok());
+  auto arena = pool.Arena();
+  REQUIRE(arena.ok());
+  CHECK(pool.mapped_slabs() == 0);  // nothing is mapped before a namespace claims it
+
+  auto ns_a = NamespaceAllocator(arena->get());
+  auto ns_b = NamespaceAllocator(arena->get());
+  std::vector<memory::Slot> a_slots, b_slots;
+  REQUIRE(ns_a->Allocate(2, &a_slots).ok());
+  REQUIRE(ns_b->Allocate(2, &b_slots).ok());
+  CHECK(pool.mapped_slabs() == 2);
+  const uint64_t a_off = ns_a->ArenaOffset(a_slots[1]);
+  const uint64_t b_off = ns_b->ArenaOffset(b_slots[0]);
+  const RemoteRegion a_key = KeyOf(pool, a_off);
+  const RemoteRegion b_key = KeyOf(pool, b_off);
+  CHECK(a_key.rkey != b_key.rkey);
+  // Both blocks of a namespace's slab come with one key.
+  const uint64_t both[] = {ns_a->ArenaOffset(a_slots[0]), a_off};
+  CHECK(pool.KeysFor(both, kBlock).size() == 1);
+  // An offset in no mapped slab gets no key.
+  const uint64_t unmapped[] = {14 * kMiB};
+  CHECK(pool.KeysFor(unmapped, kBlock).empty());
+
+  // A client Puts into namespace A's block with A's key: the bytes land in the node's memory.
+  const LocalRegion local = *pair.a->AllocateMemory(kBlock);
+  FillPattern({local.data, kBlock}, 1);
+  const uint64_t a_address = pool.base_address() + a_off;
+  REQUIRE(Move(*pair.a, pair.a_to_b, true, a_key, Address(local.data), a_address).ok());
+  CHECK(HasPattern({(*arena)->base() + a_off, kBlock}, 1));
+  // A's key does not cover B's block.
+  CHECK(Move(*pair.a, pair.a_to_b, false, a_key, Address(local.data),
+             pool.base_address() + b_off)
+            .code() == StatusCode::kInvalidArgument);
+
+  // Namespace A goes away: its slab is unmapped. Namespace C claims the same range anew.
+  ns_a.reset();
+  CHECK(pool.mapped_slabs() == 1);
+  auto ns_c = NamespaceAllocator(arena->get());
+  std::vector<memory::Slot> c_slots;
+  REQUIRE(ns_c->Allocate(2, &c_slots).ok());
+  const uint64_t c_off = ns_c->ArenaOffset(c_slots[1]);
+  REQUIRE(c_off == a_off);  // first fit: the very range A had
+  const RemoteRegion c_key = KeyOf(pool, c_off);
+  CHECK(c_key.rkey != a_key.rkey);
+  FillPattern({(*arena)->base() + c_off, kBlock}, 2);
+
+  // A's old key, still mapped in the client, reads A's old memory, never C's bytes...
+  std::memset(local.data, 0, kBlock);
+  Status stale = Move(*pair.a, pair.a_to_b, false, a_key, Address(local.data), a_address);
+  CAPTURE(stale);
+  CHECK_FALSE(HasPattern({local.data, kBlock}, 2));
+  // ... and writes through it do not reach them either.
+  FillPattern({local.data, kBlock}, 3);
+  Move(*pair.a, pair.a_to_b, true, a_key, Address(local.data), a_address).IgnoreError();
+  CHECK(HasPattern({(*arena)->base() + c_off, kBlock}, 2));
+  // C's key reaches them.
+  pair.a->ForgetRemoteKeys(pair.a_to_b, {a_key.rkey});
+  REQUIRE(Move(*pair.a, pair.a_to_b, false, c_key, Address(local.data), a_address).ok());
+  CHECK(HasPattern({local.data, kBlock}, 2));
+
+  ns_b.reset();
+  ns_c.reset();
+  CHECK(pool.mapped_slabs() == 0);
+  CHECK((*arena)->lost_bytes() == 0);
+  REQUIRE(pair.a->Deregister(local.id).ok());
+}
+
+}  // namespace
+}  // namespace kvpool::transport
