@@ -299,15 +299,15 @@ Result<uint64_t> NodeTransfer::PutToNode(const PeerNode& peer, std::span<const B
           ", which peers cannot write one-sided: allocate host blocks there (its own node "
           "stages GPU blocks, TransferFromRegion)");
     }
-    const transport::RemoteRegion* slab = slabs.Find(dst[i].offset, dst[i].length);
+    const transport::RemoteSlabs::Slab* slab = slabs.Find(dst[i].offset, dst[i].length);
     if (slab == nullptr) {
       return InternalError("destination node " + Quote(peer.node_id) + " sent no key for the "
                            "slab of block " + std::to_string(dst[i].handle) + " at offset " +
                            std::to_string(dst[i].offset));
     }
     auto batch = std::find_if(batches.begin(), batches.end(),
-                              [&](const Batch& b) { return b.remote.address == slab->address; });
-    if (batch == batches.end()) batch = batches.insert(batches.end(), Batch{*slab, {}});
+                              [&](const Batch& b) { return b.remote.address == (*slab)->address; });
+    if (batch == batches.end()) batch = batches.insert(batches.end(), Batch{**slab, {}});
     batch->ops.Add(*this, src[i], peer.pool_base + dst[i].offset);
     bytes += src[i].length;
   }
@@ -536,7 +536,15 @@ Status NodeTransfer::TransferFromRegion(const v1::TransferFromRegionRequest& req
   KVPOOL_ASSIGN_OR_RETURN(node::LeasedBlocks dst,
                           pool_->ResolveLeased(req.dst_lease_id(), rpc::HandlesOf(req.dst_handles()),
                                                node::BlockAccess::kWrite, false));
-  return RegionBatch(/*is_put=*/false, region, dst.blocks, timeout_ms,
+  // The pull must end (or be cut off) while the lease still holds the blocks: past its end they
+  // may belong to someone else, and a late write would land in their bytes.
+  if (dst.ttl_left_ms <= kLeaseMarginMs) {
+    return FailedPreconditionError("lease " + std::to_string(req.dst_lease_id()) + " has only " +
+                                   std::to_string(dst.ttl_left_ms) +
+                                   " ms left, too little for a transfer into its blocks (renew it)");
+  }
+  const uint32_t within_lease_ms = std::min(timeout_ms, dst.ttl_left_ms - kLeaseMarginMs);
+  return RegionBatch(/*is_put=*/false, region, dst.blocks, within_lease_ms,
                      "transfer from a client region", start, resp);
 }
 

@@ -103,6 +103,8 @@ class NodeTransfer {
   void ReleaseLease(uint64_t lease_id);
 
  private:
+  /// A pull into a lease's blocks ends this long before the lease at the latest.
+  static constexpr uint32_t kLeaseMarginMs = 50;
   Result<uint32_t> TimeoutOf(uint32_t requested_ms) const;
   /// The ops of one batch: those whose local side is in host memory go to the engine as one
   /// batch, those on the GPU tier through `staging_`.

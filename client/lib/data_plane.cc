@@ -329,6 +329,7 @@ struct DataPlane::Impl {
     fresh->region = transport::RemoteRegion{resp.region_base(), resp.region_bytes(), ""};
     fresh->probe =
         transport::RemoteRegion{resp.probe_address(), resp.probe_bytes(), resp.probe_rkey()};
+    slab_keys->SetPoolBase(resp.region_base());
     KVPOOL_ASSIGN_OR_RETURN(fresh->peer, engine->Connect(fresh->worker_address));
     // Finished before any large transfer (see CompleteWireup: otherwise this process dying early
     // in its first transfer can abort the node's).
@@ -403,48 +404,59 @@ struct DataPlane::Impl {
     if (is_put && node_pulls_puts && !built.local_device) {
       return SubmitNodeDriven(true, region, offsets, blocks, built.bytes());
     }
-    KVPOOL_ASSIGN_OR_RETURN(std::vector<SlabOps> batches, SplitBySlab(*node, blocks, built));
-    if (built.local_device) return SubmitStaged(is_put, region, std::move(node), std::move(batches));
+    KVPOOL_ASSIGN_OR_RETURN(client_internal::BatchSlabs slabs, FindSlabs(*node, blocks));
+    if (built.local_device) {
+      return SubmitStaged(is_put, region, std::move(node), SplitBySlab(slabs, built));
+    }
     auto impl = std::make_shared<TransferHandle::Impl>();
-    for (size_t i = 0; i < batches.size(); ++i) {
-      const SlabOps& batch = batches[i];
-      Result<transport::TransferHandle> h = is_put ? engine->Put(node->peer, batch.remote, batch.ops)
-                                                   : engine->Get(node->peer, batch.remote, batch.ops);
+    auto submit = [&](const transport::RemoteRegion& remote,
+                      std::span<const transport::TransferOp> ops) -> Status {
+      Result<transport::TransferHandle> h = is_put ? engine->Put(node->peer, remote, ops)
+                                                   : engine->Get(node->peer, remote, ops);
       if (h.status().code() == StatusCode::kUnavailable) node->failed.store(true);
-      // Batches already submitted run on; the caller gets the error and no handle, as for a
-      // batch refused whole (the blocks' bytes are undefined either way).
       if (!h.ok()) return h.status();
-      if (i == 0) impl->handle = *std::move(h);
+      if (!impl->handle.valid()) impl->handle = *std::move(h);
       else impl->more.push_back(*std::move(h));
+      return Status::Ok();
+    };
+    if (slabs.slabs.size() == 1) {
+      // The common case: every block in one slab, the ops as built.
+      KVPOOL_RETURN_IF_ERROR(submit(*slabs.slabs[0], built.ops));
+    } else {
+      // Batches already submitted run on when a later one is refused; the caller gets the error
+      // and no handle, as for a batch refused whole (the blocks' bytes are undefined either way).
+      for (const SlabOps& batch : SplitBySlab(slabs, built)) {
+        KVPOOL_RETURN_IF_ERROR(submit(*batch.remote, batch.ops));
+      }
     }
     impl->link = std::move(node);
     return TransferHandle(std::shared_ptr<const TransferHandle::Impl>(std::move(impl)));
   }
 
+  // The slabs of a batch's host blocks, with their keys from the connecting Client's
+  // responses. Keys the node replaced since the last batch are dropped from the engine first,
+  // so it unmaps the old memory they name.
+  Result<client_internal::BatchSlabs> FindSlabs(const NodeLink& node,
+                                                std::span<const BlockLocation> blocks) {
+    std::vector<std::string> replaced;
+    Result<client_internal::BatchSlabs> slabs = slab_keys->Find(blocks, &replaced);
+    if (!replaced.empty()) engine->ForgetRemoteKeys(node.peer, std::move(replaced));
+    return slabs;
+  }
+
   // The ops of one slab of the node's pool, with that slab's key.
   struct SlabOps {
-    transport::RemoteRegion remote;
+    transport::RemoteSlabs::Slab remote;
     std::vector<transport::TransferOp> ops;
   };
-  // Groups `built`'s ops (one per block) by the node slab each block lies in; the slab keys
-  // come from the connecting Client's responses. Keys the node replaced are dropped from the
-  // engine first, so it unmaps the memory they name.
-  Result<std::vector<SlabOps>> SplitBySlab(const NodeLink& node,
-                                           std::span<const BlockLocation> blocks,
-                                           const BuiltOps& built) {
-    KVPOOL_ASSIGN_OR_RETURN(client_internal::BatchSlabs slabs, slab_keys->Find(blocks));
-    std::vector<std::string> replaced = slab_keys->TakeReplaced();
-    if (!replaced.empty()) engine->ForgetRemoteKeys(node.peer, std::move(replaced));
+  // Groups `built`'s ops (one per block) by the slab each block lies in.
+  static std::vector<SlabOps> SplitBySlab(const client_internal::BatchSlabs& slabs,
+                                          const BuiltOps& built) {
     std::vector<SlabOps> batches(slabs.slabs.size());
-    for (size_t i = 0; i < batches.size(); ++i) {
-      batches[i].remote = std::move(slabs.slabs[i]);
-      batches[i].remote.address += node.region.address;  // slab offset -> address
+    for (size_t i = 0; i < batches.size(); ++i) batches[i].remote = slabs.slabs[i];
+    for (size_t i = 0; i < built.ops.size(); ++i) {
+      batches[slabs.slab_of[i]].ops.push_back(built.ops[i]);
     }
-    if (batches.size() == 1) {
-      batches[0].ops.assign(built.ops.begin(), built.ops.end());
-      return batches;
-    }
-    for (size_t i = 0; i < built.ops.size(); ++i) batches[slabs.slab_of[i]].ops.push_back(built.ops[i]);
     return batches;
   }
 
@@ -480,8 +492,8 @@ struct DataPlane::Impl {
                     [copier, is_put, node = std::move(node), batches = std::move(batches),
                      timeout_ms = options.transfer_timeout_ms]() -> Status {
                       for (const SlabOps& b : batches) {
-                        Status st = is_put ? copier->Put(node->peer, b.remote, b.ops, timeout_ms)
-                                           : copier->Get(node->peer, b.remote, b.ops, timeout_ms);
+                        Status st = is_put ? copier->Put(node->peer, *b.remote, b.ops, timeout_ms)
+                                           : copier->Get(node->peer, *b.remote, b.ops, timeout_ms);
                         if (st.code() == StatusCode::kUnavailable) node->failed.store(true);
                         KVPOOL_RETURN_IF_ERROR(st);
                       }

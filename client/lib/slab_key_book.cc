@@ -14,17 +14,24 @@ void SlabKeyBook::Learn(const v1::BlockList& blocks) {
   }
 }
 
-Result<BatchSlabs> SlabKeyBook::Find(std::span<const BlockLocation> blocks) const {
+void SlabKeyBook::SetPoolBase(uint64_t pool_base) {
+  absl::MutexLock lock(&mu_);
+  slabs_.Rebase(pool_base);
+}
+
+Result<BatchSlabs> SlabKeyBook::Find(std::span<const BlockLocation> blocks,
+                                     std::vector<std::string>* replaced) {
   BatchSlabs out;
   out.slab_of.reserve(blocks.size());
   absl::MutexLock lock(&mu_);
+  if (!replaced_.empty()) replaced->swap(replaced_);
   for (size_t i = 0; i < blocks.size(); ++i) {
     const BlockLocation& b = blocks[i];
     if (b.tier != Tier::kHost) {
       out.slab_of.push_back(BatchSlabs::kNoSlab);
       continue;
     }
-    const transport::RemoteRegion* slab = slabs_.Find(b.offset, b.length);
+    const transport::RemoteSlabs::Slab* slab = slabs_.Find(b.offset, b.length);
     if (slab == nullptr) {
       return FailedPreconditionError(
           "block " + std::to_string(i) + " (handle " + std::to_string(b.handle) +
@@ -32,16 +39,11 @@ Result<BatchSlabs> SlabKeyBook::Find(std::span<const BlockLocation> blocks) cons
           "this Client's AllocMem or Match");
     }
     uint32_t index = 0;
-    while (index < out.slabs.size() && out.slabs[index].address != slab->address) ++index;
+    while (index < out.slabs.size() && out.slabs[index] != *slab) ++index;
     if (index == out.slabs.size()) out.slabs.push_back(*slab);
     out.slab_of.push_back(index);
   }
   return out;
-}
-
-std::vector<std::string> SlabKeyBook::TakeReplaced() {
-  absl::MutexLock lock(&mu_);
-  return std::exchange(replaced_, {});
 }
 
 void SlabKeyBook::Clear() {

@@ -19,8 +19,8 @@ namespace kvpool::client_internal {
 
 /// The slabs a batch touches: each slab once, and per block the index of its slab.
 struct BatchSlabs {
-  /// RemoteRegion per slab, its address the slab's pool offset (add the node's region base).
-  absl::InlinedVector<transport::RemoteRegion, 1> slabs;
+  /// RemoteRegion per slab (address: the node's pool base + the slab's offset).
+  absl::InlinedVector<transport::RemoteSlabs::Slab, 1> slabs;
   /// Per block: index into `slabs`; kNoSlab for blocks outside the pool (GPU tier).
   absl::InlinedVector<uint32_t, 4> slab_of;
   static constexpr uint32_t kNoSlab = UINT32_MAX;
@@ -36,11 +36,15 @@ class SlabKeyBook {
  public:
   /// Records the slab keys of a response.
   void Learn(const v1::BlockList& blocks);
-  /// The slabs of `blocks`' HOST blocks. FAILED_PRECONDITION naming the first block whose slab
-  /// key this client was never handed (blocks not from this Client's responses).
-  Result<BatchSlabs> Find(std::span<const BlockLocation> blocks) const;
-  /// Keys replaced since the last call.
-  std::vector<std::string> TakeReplaced();
+  /// Sets the node's pool base (GetDataPlane's region_base), which the slabs' addresses add
+  /// to their offsets. Default: 0.
+  void SetPoolBase(uint64_t pool_base);
+  /// The slabs of `blocks`' HOST blocks; also moves the keys replaced since the last call to
+  /// `*replaced` (one lock for both: this runs on every transfer). FAILED_PRECONDITION naming
+  /// the first block whose slab key this client was never handed (blocks not from this
+  /// Client's responses).
+  Result<BatchSlabs> Find(std::span<const BlockLocation> blocks,
+                          std::vector<std::string>* replaced);
   /// Forgets every key (the node restarted).
   void Clear();
   size_t size() const;

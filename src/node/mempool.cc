@@ -840,6 +840,7 @@ Result<LeasedBlocks> MemPool::ResolveLeased(uint64_t lease_id,
     pinned.insert(lease->pinned.begin(), lease->pinned.end());
   }
   LeasedBlocks out;
+  out.ttl_left_ms = LeaseFor(*lease).ttl_ms;
   out.spec = ns->spec();
   out.blocks.reserve(slots.size());
   for (size_t i = 0; i < slots.size(); ++i) {

@@ -84,6 +84,9 @@ struct LeasedBlocks {
   std::vector<BlockLocation> blocks;
   /// BlockChecksum of each block's current bytes when asked for; empty otherwise.
   std::vector<uint64_t> checksums;
+  /// Time the lease had left when resolved (ms): a transfer into its blocks must end by then,
+  /// or it could write blocks the lease no longer holds.
+  uint32_t ttl_left_ms = 0;
 };
 
 /// What AttachStore found in the SSD tier.

@@ -387,6 +387,16 @@ TEST_CASE("NodeTransfer: a node reads a client's region into its blocks (Transfe
   KVPOOL_IT_CHECK_ERROR(node.client().TransferFromRegion(
                             desc, std::vector<uint64_t>{0}, dst.lease.id, HandlesOf(dst)),
                         StatusCode::kInvalidArgument, "one region offset per destination block");
+  // A lease about to end: the pull could outlive it and write blocks it no longer holds.
+  const Allocation brief = KVPOOL_IT_VALUE(node.client().AllocMem("pull", 1, Tier::kHost, 50));
+  const Result<TransferResult> late = node.client().TransferFromRegion(
+      desc, std::vector<uint64_t>{0}, brief.lease.id, HandlesOf(brief));
+  CHECK(late.status().code() == StatusCode::kFailedPrecondition);
+  const std::string why(late.status().message());
+  CAPTURE(why);
+  // On a slow machine the lease may even have ended before the call arrived: refused as well.
+  CHECK((why.find("too little for a transfer") != std::string::npos ||
+         why.find("expired") != std::string::npos));
   const std::vector<uint32_t> tokens = MakeTokens(kBlocks * kBlockTokens, 42);
   KVPOOL_IT_REQUIRE_OK(node.client().Insert("pull", PromptView::Tokens(tokens), 0,
                                             HandlesOf(dst), dst.lease.id, true));

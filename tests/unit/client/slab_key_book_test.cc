@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 namespace kvpool::client_internal {
 namespace {
 
@@ -26,15 +28,19 @@ TEST_CASE("SlabKeyBook: finds each block's slab, once per slab", "[client]") {
   book.Learn(list);
   CHECK(book.size() == 2);
 
+  book.SetPoolBase(1 << 20);  // learnt after the keys: their addresses move with it
   const std::vector<BlockLocation> blocks = {Host(0), Host(1500), Host(100),
                                              BlockLocation{9, Tier::kGpu, 0, 100}};
-  auto found = book.Find(blocks);
+  std::vector<std::string> replaced;
+  auto found = book.Find(blocks, &replaced);
   REQUIRE(found.ok());
+  CHECK(replaced.empty());
   REQUIRE(found->slabs.size() == 2);
-  CHECK(found->slabs[0].rkey == "key-a");
-  CHECK(found->slabs[0].address == 0);  // the slab's pool offset
-  CHECK(found->slabs[1].rkey == "key-b");
-  CHECK(found->slabs[1].size_bytes == 1000);
+  CHECK(found->slabs[0]->rkey == "key-a");
+  CHECK(found->slabs[0]->address == (1 << 20));  // pool base + the slab's offset
+  CHECK(found->slabs[1]->rkey == "key-b");
+  CHECK(found->slabs[1]->address == (1 << 20) + 1000);
+  CHECK(found->slabs[1]->size_bytes == 1000);
   CHECK(std::vector<uint32_t>(found->slab_of.begin(), found->slab_of.end()) ==
         std::vector<uint32_t>{0, 1, 0, BatchSlabs::kNoSlab});
 }
@@ -45,8 +51,9 @@ TEST_CASE("SlabKeyBook: a block without a known slab key is refused by name", "[
   AddKey(&list, 0, 1000, "key-a");
   book.Learn(list);
   // Past the slab, and straddling its end.
+  std::vector<std::string> replaced;
   for (const BlockLocation& b : {Host(5000), Host(950)}) {
-    auto found = book.Find(std::vector<BlockLocation>{Host(0), b});
+    auto found = book.Find(std::vector<BlockLocation>{Host(0), b}, &replaced);
     CHECK(found.status().code() == StatusCode::kFailedPrecondition);
     CHECK_THAT(std::string(found.status().message()),
                Catch::Contains("block 1 (handle " + std::to_string(b.handle) + ")"));
@@ -60,20 +67,22 @@ TEST_CASE("SlabKeyBook: a slab mapped anew replaces the keys it overlaps", "[cli
   AddKey(&first, 1000, 1000, "old-b");
   book.Learn(first);
   book.Learn(first);  // the same keys again: nothing replaced
-  CHECK(book.TakeReplaced().empty());
+  std::vector<std::string> replaced;
+  REQUIRE(book.Find(std::vector<BlockLocation>{Host(0)}, &replaced).ok());
+  CHECK(replaced.empty());
 
   v1::BlockList second;
   AddKey(&second, 500, 1000, "new");  // overlaps both old slabs
   book.Learn(second);
-  std::vector<std::string> replaced = book.TakeReplaced();
+  auto found = book.Find(std::vector<BlockLocation>{Host(600)}, &replaced);
+  REQUIRE(found.ok());
+  CHECK(found->slabs[0]->rkey == "new");
   std::sort(replaced.begin(), replaced.end());
   CHECK(replaced == std::vector<std::string>{"old-a", "old-b"});
-  CHECK(book.TakeReplaced().empty());
+  replaced.clear();
   CHECK(book.size() == 1);
-  auto found = book.Find(std::vector<BlockLocation>{Host(600)});
-  REQUIRE(found.ok());
-  CHECK(found->slabs[0].rkey == "new");
-  CHECK_FALSE(book.Find(std::vector<BlockLocation>{Host(0)}).ok());
+  CHECK_FALSE(book.Find(std::vector<BlockLocation>{Host(0)}, &replaced).ok());
+  CHECK(replaced.empty());  // handed out once
 
   book.Clear();
   CHECK(book.size() == 0);
