@@ -324,10 +324,12 @@ grpc::Status MemPoolService::ResolveBlocks(grpc::ServerContext* ctx,
     if (req->expect_messages()) {
       KVPOOL_ASSIGN_OR_RETURN(const uint64_t token,
                               transfer_->ExpectMessages(req->lease_id(), leased.blocks,
-                                                        req->messages_ttl_ms()));
+                                                        req->messages_ttl_ms(),
+                                                        leased.ttl_left_ms));
       resp->set_messages_token(token);
     }
     rpc::ToProto(leased.spec, resp->mutable_spec());
+    resp->set_ttl_left_ms(leased.ttl_left_ms);
     rpc::ToProto(leased.blocks, resp->mutable_blocks());
     AttachSlabKeys(resp->mutable_blocks());
     resp->mutable_checksums()->Add(leased.checksums.begin(), leased.checksums.end());

@@ -92,6 +92,16 @@ Status AtNode(Status st, std::string_view node_id, std::string_view call) {
 
 }  // namespace
 
+Result<uint32_t> NodeTransfer::WithinLease(uint32_t timeout_ms, uint64_t lease_id,
+                                           uint32_t lease_left_ms) {
+  if (lease_left_ms <= kLeaseMarginMs) {
+    return FailedPreconditionError("lease " + std::to_string(lease_id) + " has only " +
+                                   std::to_string(lease_left_ms) +
+                                   " ms left, too little for a transfer into its blocks (renew it)");
+  }
+  return std::min(timeout_ms, lease_left_ms - kLeaseMarginMs);
+}
+
 Result<uint32_t> NodeTransfer::TimeoutOf(uint32_t requested_ms) const {
   if (requested_ms == 0) return options_.default_timeout_ms;
   if (requested_ms > options_.max_timeout_ms) {
@@ -234,10 +244,13 @@ Status NodeTransfer::Transfer(const v1::TransferRequest& req, v1::TransferRespon
                                 dst.node_id(), "ResolveBlocks"));
   KVPOOL_ASSIGN_OR_RETURN(std::vector<BlockLocation> dst_blocks,
                           rpc::FromProto(checked.blocks()));
+  // The Puts end before the destination lease does (messages are cut off there already).
+  KVPOOL_ASSIGN_OR_RETURN(const uint32_t put_ms,
+                          WithinLease(deadline.LeftMs(timeout_ms), dst.lease_id(),
+                                      checked.ttl_left_ms()));
   KVPOOL_ASSIGN_OR_RETURN(const uint64_t bytes,
-                          PutToNode(peer, src.blocks, dst_blocks, checked.blocks(),
-                                    deadline.LeftMs(timeout_ms), "resolved",
-                                    checked.messages_token()));
+                          PutToNode(peer, src.blocks, dst_blocks, checked.blocks(), put_ms,
+                                    "resolved", checked.messages_token()));
   check.clear_expect_messages();  // the checksum call below reuses the request
   check.clear_messages_ttl_ms();
   if (messages) {
@@ -325,12 +338,14 @@ bool NodeTransfer::UseMessages(const PeerNode& peer, std::span<const BlockLocati
 
 Result<uint64_t> NodeTransfer::ExpectMessages(uint64_t lease_id,
                                               std::span<const BlockLocation> blocks,
-                                              uint32_t ttl_ms) {
+                                              uint32_t ttl_ms, uint32_t lease_left_ms) {
   if (ttl_ms == 0 || ttl_ms > options_.max_timeout_ms) {
     return InvalidArgumentError("messages_ttl_ms " + std::to_string(ttl_ms) +
                                 " must be in [1, " + std::to_string(options_.max_timeout_ms) +
                                 "]");
   }
+  // Messages arriving later are refused: none lands after the lease ended.
+  KVPOOL_ASSIGN_OR_RETURN(ttl_ms, WithinLease(ttl_ms, lease_id, lease_left_ms));
   std::vector<transport::MessageWindow> windows;
   windows.reserve(blocks.size());
   for (const BlockLocation& b : blocks) {
@@ -536,14 +551,8 @@ Status NodeTransfer::TransferFromRegion(const v1::TransferFromRegionRequest& req
   KVPOOL_ASSIGN_OR_RETURN(node::LeasedBlocks dst,
                           pool_->ResolveLeased(req.dst_lease_id(), rpc::HandlesOf(req.dst_handles()),
                                                node::BlockAccess::kWrite, false));
-  // The pull must end (or be cut off) while the lease still holds the blocks: past its end they
-  // may belong to someone else, and a late write would land in their bytes.
-  if (dst.ttl_left_ms <= kLeaseMarginMs) {
-    return FailedPreconditionError("lease " + std::to_string(req.dst_lease_id()) + " has only " +
-                                   std::to_string(dst.ttl_left_ms) +
-                                   " ms left, too little for a transfer into its blocks (renew it)");
-  }
-  const uint32_t within_lease_ms = std::min(timeout_ms, dst.ttl_left_ms - kLeaseMarginMs);
+  KVPOOL_ASSIGN_OR_RETURN(const uint32_t within_lease_ms,
+                          WithinLease(timeout_ms, req.dst_lease_id(), dst.ttl_left_ms));
   return RegionBatch(/*is_put=*/false, region, dst.blocks, within_lease_ms,
                      "transfer from a client region", start, resp);
 }

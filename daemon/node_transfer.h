@@ -90,10 +90,11 @@ class NodeTransfer {
 
   /// Registers this node's `blocks` (held by `lease_id` for writing) as the windows of a new
   /// messages token that a peer's SendMessages may fill for `ttl_ms`
-  /// (TransferEngine::ExpectMessages). INVALID_ARGUMENT for a ttl of 0 or over the timeout
-  /// limit; FAILED_PRECONDITION for a block in the GPU tier.
+  /// (TransferEngine::ExpectMessages), at most until shortly before the lease ends
+  /// (`lease_left_ms`). INVALID_ARGUMENT for a ttl of 0 or over the timeout limit;
+  /// FAILED_PRECONDITION for a block in the GPU tier or a lease about to end.
   Result<uint64_t> ExpectMessages(uint64_t lease_id, std::span<const BlockLocation> blocks,
-                                  uint32_t ttl_ms);
+                                  uint32_t ttl_ms, uint32_t lease_left_ms);
   /// Waits up to `timeout_ms` until every byte of `token` (registered under `lease_id`) landed;
   /// the token then ends. NOT_FOUND for a token that lease does not hold; otherwise as
   /// TransferEngine::AwaitMessages, with the message naming the token.
@@ -103,8 +104,13 @@ class NodeTransfer {
   void ReleaseLease(uint64_t lease_id);
 
  private:
-  /// A pull into a lease's blocks ends this long before the lease at the latest.
+  /// Writes into a lease's blocks end this long before the lease at the latest.
   static constexpr uint32_t kLeaseMarginMs = 50;
+  /// `timeout_ms`, cut so that writes into the blocks of `lease_id` (with `lease_left_ms`
+  /// left) end kLeaseMarginMs before it: past its end they may belong to someone else.
+  /// FAILED_PRECONDITION for a lease with kLeaseMarginMs or less left.
+  static Result<uint32_t> WithinLease(uint32_t timeout_ms, uint64_t lease_id,
+                                      uint32_t lease_left_ms);
   Result<uint32_t> TimeoutOf(uint32_t requested_ms) const;
   /// The ops of one batch: those whose local side is in host memory go to the engine as one
   /// batch, those on the GPU tier through `staging_`.

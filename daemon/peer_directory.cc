@@ -114,6 +114,11 @@ Result<PeerNode> PeerDirectory::Connect(std::string_view node_id, const std::str
     return Status(st.code(), "node " + Quote(node_id) + " at " + address +
                                  ": GetDataPlane failed: " + std::string(st.message()));
   }
+  if (resp.probe_rkey().empty()) {
+    return FailedPreconditionError("node " + Quote(node_id) + " at " + address +
+                                   " sent no per-slab data plane (an older kvpool?): upgrade "
+                                   "every node together (docs/operations.md)");
+  }
   peer.pool_base = resp.region_base();
   peer.pool_bytes = resp.region_bytes();
   peer.probe =

@@ -320,9 +320,13 @@ struct DataPlane::Impl {
     v1::GetDataPlaneResponse resp;
     KVPOOL_RETURN_IF_ERROR(rpc::CallUnary(*stub, &v1::MemPool::Stub::GetDataPlane, req, &resp,
                                           rpc_timeout_ms));
-    if (resp.region_base() == 0 || resp.region_bytes() == 0 || resp.probe_rkey().empty() ||
-        resp.worker_address().empty()) {
+    if (resp.region_base() == 0 || resp.region_bytes() == 0 || resp.worker_address().empty()) {
       return InternalError("the node sent an incomplete data plane");
+    }
+    if (resp.probe_rkey().empty()) {
+      return FailedPreconditionError("the node sent no per-slab data plane: it runs an older "
+                                     "kvpool than this libkvpool (upgrade them together, "
+                                     "docs/operations.md)");
     }
     auto fresh = std::make_shared<NodeLink>();
     fresh->worker_address = resp.worker_address();

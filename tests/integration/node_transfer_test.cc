@@ -346,6 +346,17 @@ TEST_CASE("NodeTransfer: refused transfers move no byte and leave nothing alloca
   CHECK(KVPOOL_IT_VALUE(b.client().Health()));
   // And a good transfer still works after all that.
   KVPOOL_IT_REQUIRE_OK(ac.TransferToNode(src.lease.id, src_h, to_b));
+  // A destination lease about to end is refused: the writes could outlive it and land in
+  // blocks someone else holds by then.
+  const Allocation brief = KVPOOL_IT_VALUE(b.client().AllocMem("ns", 2, Tier::kHost, 50));
+  const Result<TransferResult> late =
+      ac.TransferToNode(src.lease.id, src_h, NodeBlocks{"b", brief.lease.id, HandlesOf(brief)});
+  CHECK(late.status().code() == StatusCode::kFailedPrecondition);
+  const std::string why(late.status().message());
+  CAPTURE(why);
+  // On a slow machine the lease may even have ended before the call arrived: refused as well.
+  CHECK((why.find("too little for a transfer") != std::string::npos ||
+         why.find("expired") != std::string::npos));
 }
 
 TEST_CASE("NodeTransfer: a node reads a client's region into its blocks (TransferFromRegion)",
