@@ -36,6 +36,7 @@ struct BlockAllocator::Impl {
         slab_extent_bytes(slab_extent_bytes_in),
         max_slabs(std::numeric_limits<uint32_t>::max() / blocks_per_slab_in),
         spare_slabs(spare_slabs_in) {}
+  uint64_t owner = 0;
 
   uint32_t slot_limit() const { return static_cast<uint32_t>(slabs.size()) * blocks_per_slab; }
   uint64_t reserved_blocks() const { return uint64_t{live_slabs} * blocks_per_slab; }
@@ -159,9 +160,10 @@ Result<std::unique_ptr<BlockAllocator>> BlockAllocator::Create(
   }
   // Cannot overflow: payload_bytes <= capacity, and capacity is a multiple of alignment.
   const uint64_t slab_extent_bytes = (payload_bytes + alignment - 1) / alignment * alignment;
-  return std::unique_ptr<BlockAllocator>(new BlockAllocator(
-      std::make_unique<Impl>(arena, options.block_bytes, blocks_per_slab, slab_extent_bytes,
-                             options.spare_slabs)));
+  auto impl = std::make_unique<Impl>(arena, options.block_bytes, blocks_per_slab,
+                                     slab_extent_bytes, options.spare_slabs);
+  impl->owner = options.owner;
+  return std::unique_ptr<BlockAllocator>(new BlockAllocator(std::move(impl)));
 }
 
 BlockAllocator::BlockAllocator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -195,16 +197,14 @@ Status BlockAllocator::Allocate(size_t n, std::vector<Slot>* slots) {
           std::to_string(spare_indices) + " more slabs of " + std::to_string(s.blocks_per_slab) +
           " blocks before slot ids overflow");
     }
-    // A cheap necessary condition first, so a hopeless request claims nothing (after the arena
-    // took back freed slabs its backing could not release at once).
-    s.arena->Reclaim();
+    // A cheap necessary condition first, so a hopeless request claims nothing.
     if (new_slabs > s.arena->free_bytes() / s.slab_extent_bytes) return s.ExhaustedError(n);
 
     // Claim every slab before touching any state, so a failure leaves nothing behind.
     std::vector<Extent> claimed;
     claimed.reserve(new_slabs);
     for (uint64_t i = 0; i < new_slabs; ++i) {
-      Result<Extent> extent = s.arena->Allocate(s.slab_extent_bytes);
+      Result<Extent> extent = s.arena->Allocate(s.slab_extent_bytes, s.owner);
       if (!extent.ok()) {
         for (const Extent& e : claimed) s.arena->Free(e);
         return s.ExhaustedError(n);

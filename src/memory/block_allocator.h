@@ -22,6 +22,9 @@ struct BlockAllocatorOptions {
   uint64_t slab_bytes = 32ull << 20;
   /// Empty slabs kept for reuse instead of being returned to the arena. Default: 1.
   uint32_t spare_slabs = 1;
+  /// Who claims the slabs from the arena (HostArena::Allocate's owner: kvpoold passes the
+  /// namespace id, so a slab's memory is reused only by the namespace that had it). Default: 0.
+  uint64_t owner = 0;
 };
 
 /// Hands out fixed-size blocks of one namespace. Grows by claiming slabs (extents of many blocks)

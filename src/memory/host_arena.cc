@@ -138,8 +138,7 @@ HostArena::~HostArena() {
   if (owns_mapping_) munmap(base_, capacity_bytes_);
 }
 
-Result<Extent> HostArena::Allocate(uint64_t bytes) {
-  Reclaim();
+Result<Extent> HostArena::Allocate(uint64_t bytes, uint64_t owner) {
   if (bytes == 0) {
     return InvalidArgumentError("cannot allocate an extent of 0 bytes");
   }
@@ -150,20 +149,51 @@ Result<Extent> HostArena::Allocate(uint64_t bytes) {
                                   " free bytes of " + std::to_string(capacity_bytes_));
   }
   const uint64_t rounded = RoundUp(bytes, alignment_bytes_);
+  // The owner's own former extent first: its backing memory is still there.
+  if (backing_ != nullptr) {
+    std::optional<uint64_t> preferred = backing_->Preferred(rounded, owner);
+    if (preferred.has_value() && TakeFree(*preferred, rounded)) {
+      const Extent extent{*preferred, rounded};
+      if (backing_->Back(extent, owner).ok()) return extent;
+      InsertFree(extent);
+    }
+  }
+  Status backing_error = Status::Ok();
   for (auto it = free_->runs.begin(); it != free_->runs.end(); ++it) {
     if (it->second < rounded) continue;
     const Extent extent{it->first, rounded};
-    if (backing_ != nullptr) KVPOOL_RETURN_IF_ERROR(backing_->Back(extent));
+    if (backing_ != nullptr) {
+      if (Status st = backing_->Back(extent, owner); !st.ok()) {
+        backing_error = std::move(st);
+        continue;
+      }
+    }
     const uint64_t rest = it->second - rounded;
     free_->runs.erase(it);
     if (rest > 0) free_->runs.emplace(extent.offset + rounded, rest);
     free_->free_bytes -= rounded;
     return extent;
   }
+  if (!backing_error.ok()) return backing_error;
   return ResourceExhaustedError("cannot allocate an extent of " + std::to_string(rounded) +
                                 " bytes: arena has " + std::to_string(free_->free_bytes) +
                                 " free bytes in extents of at most " +
                                 std::to_string(largest_free_extent_bytes()));
+}
+
+bool HostArena::TakeFree(uint64_t offset, uint64_t bytes) {
+  auto& runs = free_->runs;
+  auto it = runs.upper_bound(offset);
+  if (it == runs.begin()) return false;
+  it = std::prev(it);
+  const uint64_t run_start = it->first;
+  const uint64_t run_end = it->first + it->second;
+  if (offset + bytes > run_end) return false;
+  runs.erase(it);
+  if (offset > run_start) runs.emplace(run_start, offset - run_start);
+  if (run_end > offset + bytes) runs.emplace(offset + bytes, run_end - offset - bytes);
+  free_->free_bytes -= bytes;
+  return true;
 }
 
 void HostArena::Free(const Extent& extent) {
@@ -187,32 +217,8 @@ void HostArena::Free(const Extent& extent) {
       }();
   assert(!overlaps_next && !overlaps_prev && "HostArena::Free: extent is already free");
   if (overlaps_next || overlaps_prev) return;
-  if (backing_ != nullptr) {
-    switch (backing_->Release(extent)) {
-      case ExtentBacking::Released::kYes: break;
-      case ExtentBacking::Released::kLater: deferred_.push_back(extent); return;
-      case ExtentBacking::Released::kLost: lost_bytes_ += extent.bytes; return;
-    }
-  }
+  if (backing_ != nullptr) backing_->Release(extent);
   InsertFree(extent);
-}
-
-void HostArena::RetryDeferred() {
-  std::vector<Extent> still;
-  for (const Extent& extent : deferred_) {
-    switch (backing_->Release(extent)) {
-      case ExtentBacking::Released::kYes: InsertFree(extent); break;
-      case ExtentBacking::Released::kLater: still.push_back(extent); break;
-      case ExtentBacking::Released::kLost: lost_bytes_ += extent.bytes; break;
-    }
-  }
-  deferred_.swap(still);
-}
-
-uint64_t HostArena::deferred_bytes() const {
-  uint64_t bytes = 0;
-  for (const Extent& extent : deferred_) bytes += extent.bytes;
-  return bytes;
 }
 
 void HostArena::InsertFree(const Extent& extent) {

@@ -3,8 +3,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string_view>
-#include <vector>
 
 #include "kvpool/status.h"
 
@@ -27,20 +27,23 @@ struct Extent {
 
 /// Memory that comes and goes with an adopted arena's extents instead of existing up front:
 /// kvpoold maps each pool slab as its own UCX allocation with its own remote key, so a key
-/// reaches only its slab (docs/security.md). Calls come from the arena's owner, one at a time.
+/// reaches only its slab (docs/security.md). Extents are claimed for an owner (a namespace): a
+/// backing may keep a released extent's memory for the same owner's next claim, and must give
+/// any other owner fresh memory. Calls come from the arena's owner, one at a time.
 class ExtentBacking {
  public:
   virtual ~ExtentBacking() = default;
-  /// Makes [arena base + extent.offset, + extent.bytes) usable; called by Allocate before it
-  /// returns the extent. An error fails that Allocate (the extent stays free).
-  virtual Status Back(const Extent& extent) = 0;
-  enum class Released {
-    kYes,    ///< the extent may be handed out again
-    kLater,  ///< still busy: the arena asks again before its next allocations
-    kLost,   ///< could not be restored: the arena never hands the range out again
-  };
-  /// Called by Free before the extent rejoins the free runs (and again for kLater).
-  virtual Released Release(const Extent& extent) = 0;
+  /// Makes [arena base + extent.offset, + extent.bytes) usable for `owner`; called by Allocate
+  /// before it returns the extent. An error fails that extent (Allocate tries the next).
+  virtual Status Back(const Extent& extent, uint64_t owner) = 0;
+  /// Called by Free before the extent rejoins the free runs. The backing may keep its memory
+  /// for the same owner (Preferred) until another owner's Back needs the range.
+  virtual void Release(const Extent& extent) = 0;
+  /// A free extent of `bytes` whose memory the backing still keeps for `owner` (its offset),
+  /// which Allocate then prefers to first fit. Default: none.
+  virtual std::optional<uint64_t> Preferred(uint64_t /*bytes*/, uint64_t /*owner*/) {
+    return std::nullopt;
+  }
 };
 
 struct HostArenaOptions {
@@ -89,22 +92,15 @@ class HostArena {
   uint64_t alignment_bytes() const { return alignment_bytes_; }
   PageMode page_mode() const { return page_mode_; }
 
-  /// Claims at least `bytes` (rounded up to alignment_bytes()). RESOURCE_EXHAUSTED when no free
-  /// run is large enough; INVALID_ARGUMENT for 0; the backing's error when it cannot back it.
-  Result<Extent> Allocate(uint64_t bytes);
+  /// Claims at least `bytes` (rounded up to alignment_bytes()) for `owner` (see ExtentBacking;
+  /// ignored without one). RESOURCE_EXHAUSTED when no free run is large enough; INVALID_ARGUMENT
+  /// for 0; the backing's last error when it could back no candidate extent.
+  Result<Extent> Allocate(uint64_t bytes, uint64_t owner = 0);
   /// Returns an extent obtained from Allocate (exactly as returned).
   void Free(const Extent& extent);
 
   uint64_t free_bytes() const;
   uint64_t largest_free_extent_bytes() const;
-  /// Bytes the backing could not restore after a Free (never handed out again).
-  uint64_t lost_bytes() const { return lost_bytes_; }
-  /// Freed bytes the backing could not release yet (neither free nor in use).
-  uint64_t deferred_bytes() const;
-  /// Asks the backing again for those (Allocate does so itself first).
-  void Reclaim() {
-    if (!deferred_.empty()) RetryDeferred();
-  }
 
  private:
   struct FreeList;
@@ -116,14 +112,12 @@ class HostArena {
   uint64_t alignment_bytes_;
   PageMode page_mode_;
   bool owns_mapping_;  // false for adopted memory: the caller unmaps it
-  // Asks the backing again for the deferred extents; those released join the free runs.
-  void RetryDeferred();
   // Adds a freed extent to the free runs (coalescing).
   void InsertFree(const Extent& extent);
+  // Takes [offset, + bytes) out of the free runs; false when it is not all free.
+  bool TakeFree(uint64_t offset, uint64_t bytes);
 
   ExtentBacking* backing_ = nullptr;
-  uint64_t lost_bytes_ = 0;
-  std::vector<Extent> deferred_;  // freed, backing said kLater
   std::unique_ptr<FreeList> free_;
 };
 

@@ -13,6 +13,8 @@ Result<std::unique_ptr<NamespaceState>> NamespaceState::Create(uint32_t id,
   memory::BlockAllocatorOptions options;
   options.block_bytes = spec.block_bytes;
   options.slab_bytes = slab_bytes;
+  // A slab's memory (and remote key) is reused only by the namespace that had it.
+  options.owner = id;
   KVPOOL_ASSIGN_OR_RETURN(auto allocator, memory::BlockAllocator::Create(arena, options));
   return std::unique_ptr<NamespaceState>(new NamespaceState(id, spec, std::move(allocator)));
 }

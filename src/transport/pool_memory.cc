@@ -35,11 +35,16 @@ Result<std::unique_ptr<PoolMemory>> PoolMemory::Create(TransferEngine* engine,
 
 PoolMemory::~PoolMemory() {
   std::map<uint64_t, Slab> left;
+  Counts counts;
   {
     absl::MutexLock lock(&mu_);
     left.swap(slabs_);
+    counts = counts_;
   }
-  left.merge(retiring_);
+  KVPOOL_LOG(INFO) << "pool memory: " << counts.maps << " slabs mapped, " << counts.reuses
+                   << " reused by their namespace, " << counts.unmaps << " unmapped; "
+                   << left.size() << " in use and " << idle_.size() << " idle at exit";
+  left.merge(idle_);
   for (auto& [offset, slab] : left) engine_->Deregister(slab.region).IgnoreError();
   if (probe_.data != nullptr) engine_->Deregister(probe_.id).IgnoreError();
 }
@@ -49,7 +54,32 @@ Result<std::unique_ptr<memory::HostArena>> PoolMemory::Arena() {
                                   alignment_);
 }
 
-Status PoolMemory::Back(const memory::Extent& extent) {
+std::optional<uint64_t> PoolMemory::Preferred(uint64_t bytes, uint64_t owner) {
+  for (const auto& [offset, slab] : idle_) {
+    if (slab.owner == owner && slab.bytes == bytes) return offset;
+  }
+  return std::nullopt;
+}
+
+Status PoolMemory::Back(const memory::Extent& extent, uint64_t owner) {
+  if (auto idle = idle_.find(extent.offset);
+      idle != idle_.end() && idle->second.owner == owner && idle->second.bytes == extent.bytes) {
+    // The namespace's own slab again: same memory, same key.
+    Slab slab = std::move(idle->second);
+    idle_.erase(idle);
+    absl::MutexLock lock(&mu_);
+    ++counts_.reuses;
+    slabs_.emplace(extent.offset, std::move(slab));
+    return Status::Ok();
+  }
+  for (const auto& [offset, bytes] : lost_) {
+    if (offset < extent.offset + extent.bytes && extent.offset < offset + bytes) {
+      return ResourceExhaustedError("pool range at offset " + std::to_string(offset) +
+                                    " is lost to another mapping");
+    }
+  }
+  // Another owner's memory may not reach this one: unmap whatever idle slab is in the way.
+  KVPOOL_RETURN_IF_ERROR(ClearIdle(extent.offset, extent.bytes));
   Result<LocalRegion> region =
       engine_->AllocateMemoryAt(reservation_.base() + extent.offset, extent.bytes);
   if (!region.ok()) {
@@ -57,49 +87,55 @@ Status PoolMemory::Back(const memory::Extent& extent) {
                                        " bytes at offset " + std::to_string(extent.offset));
   }
   absl::MutexLock lock(&mu_);
-  slabs_[extent.offset] = Slab{extent.bytes, region->id, std::move(region->rkey)};
+  ++counts_.maps;
+  slabs_[extent.offset] = Slab{extent.bytes, region->id, std::move(region->rkey), owner};
   return Status::Ok();
 }
 
-memory::ExtentBacking::Released PoolMemory::Release(const memory::Extent& extent) {
-  Slab slab;
-  if (auto it = retiring_.find(extent.offset); it != retiring_.end()) {
-    slab = std::move(it->second);  // asked again for a slab that was busy
-    retiring_.erase(it);
-  } else {
-    absl::MutexLock lock(&mu_);
-    auto mapped = slabs_.find(extent.offset);
-    if (mapped == slabs_.end()) {
-      KVPOOL_LOG(ERROR) << "pool slab at offset " << extent.offset << " released but not mapped";
-      return Released::kLost;
-    }
-    slab = std::move(mapped->second);
-    slabs_.erase(mapped);  // from now on its key is handed to no one
+void PoolMemory::Release(const memory::Extent& extent) {
+  absl::MutexLock lock(&mu_);
+  auto it = slabs_.find(extent.offset);
+  if (it == slabs_.end()) {
+    KVPOOL_LOG(ERROR) << "pool slab at offset " << extent.offset << " released but not mapped";
+    return;
   }
-  return Unmap(extent.offset, slab);
+  // From now on its key is handed to no one; its memory waits for its owner's next claim.
+  idle_.emplace(it->first, std::move(it->second));
+  slabs_.erase(it);
 }
 
-memory::ExtentBacking::Released PoolMemory::Unmap(uint64_t offset, const Slab& slab) {
-  if (Status st = engine_->Deregister(slab.region); !st.ok()) {
-    if (st.code() == StatusCode::kFailedPrecondition) {
-      // A transfer of this node still runs on it (a pull whose lease ended under it, bounded
-      // by its timeout): the arena asks again before its next allocations.
-      KVPOOL_LOG(WARNING) << "pool slab at offset " << offset << " is still used by a transfer; "
-                          << "it is unmapped once that ends";
-      retiring_.emplace(offset, slab);
-      return Released::kLater;
+Status PoolMemory::ClearIdle(uint64_t offset, uint64_t bytes) {
+  auto it = idle_.lower_bound(offset);
+  if (it != idle_.begin()) {
+    auto prev = std::prev(it);
+    if (prev->first + prev->second.bytes > offset) it = prev;
+  }
+  while (it != idle_.end() && it->first < offset + bytes) {
+    const uint64_t at = it->first;
+    const Slab& slab = it->second;
+    if (Status st = engine_->Deregister(slab.region); !st.ok()) {
+      // FAILED_PRECONDITION: a transfer of this node still runs on it (bounded by its lease);
+      // the arena tries another extent, and this one once the transfer ended.
+      return Status(st.code() == StatusCode::kFailedPrecondition ? StatusCode::kResourceExhausted
+                                                                 : st.code(),
+                    "idle pool slab at offset " + std::to_string(at) +
+                        " cannot be unmapped yet: " + std::string(st.message()));
     }
-    KVPOOL_LOG(ERROR) << "cannot unmap the pool slab at offset " << offset << ": " << st
-                      << "; its " << slab.bytes << " bytes stay out of use";
-    return Released::kLost;
+    absl::MutexLock lock(&mu_);
+    ++counts_.unmaps;
+    if (!reservation_.Restore(at, slab.bytes)) {
+      KVPOOL_LOG(ERROR) << "another mapping took the pool's range at offset " << at
+                        << " while a slab was unmapped; its " << slab.bytes
+                        << " bytes stay out of use";
+      counts_.lost_bytes += slab.bytes;
+      lost_.emplace(at, slab.bytes);
+      idle_.erase(it);
+      return ResourceExhaustedError("pool range at offset " + std::to_string(at) +
+                                    " is lost to another mapping");
+    }
+    it = idle_.erase(it);
   }
-  if (!reservation_.Restore(offset, slab.bytes)) {
-    KVPOOL_LOG(ERROR) << "another mapping took the pool's range at offset " << offset
-                      << " while a slab was unmapped; its " << slab.bytes
-                      << " bytes stay out of use";
-    return Released::kLost;
-  }
-  return Released::kYes;
+  return Status::Ok();
 }
 
 std::vector<SlabKey> PoolMemory::KeysFor(std::span<const uint64_t> offsets,
@@ -124,6 +160,11 @@ std::vector<SlabKey> PoolMemory::KeysFor(std::span<const uint64_t> offsets,
 size_t PoolMemory::mapped_slabs() const {
   absl::MutexLock lock(&mu_);
   return slabs_.size();
+}
+
+PoolMemory::Counts PoolMemory::counts() const {
+  absl::MutexLock lock(&mu_);
+  return counts_;
 }
 
 }  // namespace kvpool::transport

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -30,16 +31,19 @@ struct SlabKey {
 
 /// The pool's address range, reserved up front (PROT_NONE), with each slab mapped into it as
 /// its own UCX allocation (at a fixed address, so block offsets do not change, and in shared
-/// memory that same-host peers map directly) when a namespace claims it, and unmapped when the
-/// slab goes back to the arena. A slab's key is handed only with blocks of that slab, to
-/// clients allowed to use its namespace; a slab that goes back is unmapped, so its old key and
-/// any peer's shared-memory mapping of it no longer reach the memory its next owner gets.
+/// memory that same-host peers map directly) when a namespace claims it. A slab's key is handed
+/// only with blocks of that slab, to clients allowed to use its namespace.
+///
+/// A slab given back stays mapped, idle, for its namespace's next claim (no new mapping, no
+/// new key for its clients to learn). When another namespace claims the range, the idle slab
+/// is unmapped and the range mapped anew: its old key, and any peer's shared-memory mapping of
+/// it, no longer reach the memory the new owner gets.
 ///
 /// It is the ExtentBacking of the arena it creates (Arena()); also owns a one-page probe
 /// region, holding nothing, whose key GetDataPlane hands out for the UCX handshake.
 ///
-/// Thread-safe: Back and Release run under the pool's lock, KeysFor from any RPC thread.
-/// The engine must outlive it; the arena (and the pool owning it) must go first.
+/// Thread-safe: Back, Release and Preferred run under the pool's lock, KeysFor from any RPC
+/// thread. The engine must outlive it; the arena (and the pool owning it) must go first.
 class PoolMemory final : public memory::ExtentBacking {
  public:
   /// Reserves `capacity_bytes` (rounded up to alignment()) of address space and allocates the
@@ -68,33 +72,46 @@ class PoolMemory final : public memory::ExtentBacking {
   /// order. Offsets outside any mapped slab are skipped (the caller hands out only blocks its
   /// lease holds, whose slabs are mapped).
   std::vector<SlabKey> KeysFor(std::span<const uint64_t> offsets, uint64_t block_bytes) const;
-  /// Slabs mapped now (for tests and logs).
+  /// Slabs in use by a namespace now (for tests and logs).
   size_t mapped_slabs() const;
+  /// Counts over the pool's life (for tests and logs): slabs mapped, idle slabs reused by
+  /// their namespace, slabs unmapped; bytes of ranges lost to another mapping.
+  struct Counts {
+    uint64_t maps = 0;
+    uint64_t reuses = 0;
+    uint64_t unmaps = 0;
+    uint64_t lost_bytes = 0;
+  };
+  Counts counts() const;
 
-  // memory::ExtentBacking. A slab that a transfer of this node still uses (a pull whose lease
-  // ended under it) is released later: kLater until the transfer ends.
-  Status Back(const memory::Extent& extent) override;
-  Released Release(const memory::Extent& extent) override;
+  // memory::ExtentBacking. Back fails (and the arena tries another extent) when an idle slab
+  // in the way is still used by a transfer of this node, or the range was lost.
+  Status Back(const memory::Extent& extent, uint64_t owner) override;
+  void Release(const memory::Extent& extent) override;
+  std::optional<uint64_t> Preferred(uint64_t bytes, uint64_t owner) override;
 
  private:
   struct Slab {
     uint64_t bytes = 0;
     RegionId region{};
     std::string rkey;
+    uint64_t owner = 0;
   };
   PoolMemory(TransferEngine* engine, memory::AddressReservation reservation, uint64_t alignment)
       : engine_(engine), reservation_(std::move(reservation)), alignment_(alignment) {}
-  // Unmaps `slab` and reserves its range again.
-  Released Unmap(uint64_t offset, const Slab& slab);
+  // Unmaps the idle slabs overlapping [offset, + bytes) and reserves their ranges again.
+  Status ClearIdle(uint64_t offset, uint64_t bytes);
 
   TransferEngine* const engine_;
   memory::AddressReservation reservation_;
   const uint64_t alignment_;
   LocalRegion probe_;
   mutable absl::Mutex mu_;
-  std::map<uint64_t, Slab> slabs_ ABSL_GUARDED_BY(mu_);  // by pool offset
-  // Released by the arena but still used by a transfer; never handed out with keys.
-  std::map<uint64_t, Slab> retiring_;  // touched only by Back/Release (the arena's owner)
+  std::map<uint64_t, Slab> slabs_ ABSL_GUARDED_BY(mu_);  // in use, by pool offset
+  Counts counts_ ABSL_GUARDED_BY(mu_);
+  // Touched only by Back, Release and Preferred (one at a time, by the arena's owner).
+  std::map<uint64_t, Slab> idle_;  // released, still mapped for their owner; no keys handed out
+  std::map<uint64_t, uint64_t> lost_;  // offset -> bytes taken by another mapping: never used
 };
 
 }  // namespace kvpool::transport

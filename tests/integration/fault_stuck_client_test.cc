@@ -146,9 +146,9 @@ TEST_CASE("Fault: a frozen client process and an idle connection holding leases 
   CHECK(after.cached_blocks == 2);
   CHECK(after.used_bytes == after.cached_blocks * kBlockBytes);
   KVPOOL_IT_CHECK_ERROR(idle->Release(held.lease.id), StatusCode::kFailedPrecondition, "expired");
-  // All of the pool is usable again (evicting the 2 cached blocks), at the latest once the
-  // node's pull from the frozen process has timed out: until then the slabs it writes are
-  // not handed out again (docs/security.md "Remote keys").
+  // All of the pool is usable again (evicting the 2 cached blocks). The node's pull from the
+  // frozen process was cut off before the putter's lease ended; polled briefly all the same,
+  // since an idle slab a transfer still used could not be handed to another namespace.
   Result<Allocation> all = InternalError("not tried");
   PollUntil(15'000, [&] {
     all = other->AllocMem(ns, static_cast<uint32_t>(capacity_blocks));

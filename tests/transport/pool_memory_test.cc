@@ -24,11 +24,13 @@ using testing::MakeEnginePair;
 constexpr uint64_t kBlock = 64 * kKiB;
 constexpr int64_t kWaitMs = 10'000;
 
-std::unique_ptr<memory::BlockAllocator> NamespaceAllocator(memory::HostArena* arena) {
+std::unique_ptr<memory::BlockAllocator> NamespaceAllocator(memory::HostArena* arena,
+                                                           uint64_t owner) {
   memory::BlockAllocatorOptions options;
   options.block_bytes = kBlock;
   options.slab_bytes = 4 * kMiB;
   options.spare_slabs = 0;
+  options.owner = owner;
   auto allocator = memory::BlockAllocator::Create(arena, options);
   REQUIRE(allocator.ok());
   return *std::move(allocator);
@@ -66,8 +68,8 @@ TEST_CASE("PoolMemory: each namespace's slabs get keys of their own; a slab give
   REQUIRE(arena.ok());
   CHECK(pool.mapped_slabs() == 0);  // nothing is mapped before a namespace claims it
 
-  auto ns_a = NamespaceAllocator(arena->get());
-  auto ns_b = NamespaceAllocator(arena->get());
+  auto ns_a = NamespaceAllocator(arena->get(), 1);
+  auto ns_b = NamespaceAllocator(arena->get(), 2);
   std::vector<memory::Slot> a_slots, b_slots;
   REQUIRE(ns_a->Allocate(2, &a_slots).ok());
   REQUIRE(ns_b->Allocate(2, &b_slots).ok());
@@ -95,14 +97,28 @@ TEST_CASE("PoolMemory: each namespace's slabs get keys of their own; a slab give
              pool.base_address() + b_off)
             .code() == StatusCode::kInvalidArgument);
 
-  // Namespace A goes away: its slab is unmapped. Namespace C claims the same range anew.
+  // Namespace B gives its slab back and claims one again: the same memory, with the same key.
+  const uint64_t b_slot0_offset = ns_b->ArenaOffset(b_slots[0]);
+  ns_b->Free(b_slots);
+  CHECK(pool.mapped_slabs() == 1);
+  b_slots.clear();
+  REQUIRE(ns_b->Allocate(2, &b_slots).ok());
+  CHECK(ns_b->ArenaOffset(b_slots[0]) == b_slot0_offset);
+  CHECK(KeyOf(pool, ns_b->ArenaOffset(b_slots[0])).rkey == b_key.rkey);
+  CHECK(pool.counts().reuses == 1);
+  CHECK(pool.counts().maps == 2);
+
+  // Namespace A goes away: its slab idles, still mapped, until namespace C claims the range:
+  // then it is unmapped and mapped anew.
   ns_a.reset();
   CHECK(pool.mapped_slabs() == 1);
-  auto ns_c = NamespaceAllocator(arena->get());
+  auto ns_c = NamespaceAllocator(arena->get(), 3);
   std::vector<memory::Slot> c_slots;
   REQUIRE(ns_c->Allocate(2, &c_slots).ok());
   const uint64_t c_off = ns_c->ArenaOffset(c_slots[1]);
   REQUIRE(c_off == a_off);  // first fit: the very range A had
+  CHECK(pool.counts().unmaps == 1);
+  CHECK(pool.counts().maps == 3);
   const RemoteRegion c_key = KeyOf(pool, c_off);
   CHECK(c_key.rkey != a_key.rkey);
   FillPattern({(*arena)->base() + c_off, kBlock}, 2);
@@ -124,7 +140,7 @@ TEST_CASE("PoolMemory: each namespace's slabs get keys of their own; a slab give
   ns_b.reset();
   ns_c.reset();
   CHECK(pool.mapped_slabs() == 0);
-  CHECK((*arena)->lost_bytes() == 0);
+  CHECK(pool.counts().lost_bytes == 0);
   REQUIRE(pair.a->Deregister(local.id).ok());
 }
 

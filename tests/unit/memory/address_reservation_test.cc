@@ -8,6 +8,8 @@
 #include <catch2/catch.hpp>
 
 #include <cstring>
+#include <map>
+#include <optional>
 #include <vector>
 
 namespace kvpool::memory {
@@ -16,38 +18,47 @@ namespace {
 constexpr uint64_t kMiB = 1ull << 20;
 
 // Backs an extent with a read-write anonymous mapping over the reservation, as UCX's
-// fixed-address allocation does, and unmaps it (leaving a hole) on release.
+// fixed-address allocation does, and keeps a released one for its owner, as kvpoold does.
 class MmapBacking final : public ExtentBacking {
  public:
   explicit MmapBacking(AddressReservation* reservation) : reservation_(reservation) {}
-  Status Back(const Extent& extent) override {
+  Status Back(const Extent& extent, uint64_t owner) override {
     if (fail_next) {
       fail_next = false;
       return ResourceExhaustedError("backing refused");
     }
+    backed.push_back({extent, owner});
+    if (idle_owner.count(extent.offset) != 0 && idle_owner[extent.offset] == owner) {
+      idle_owner.erase(extent.offset);
+      return Status::Ok();  // the owner's memory, kept
+    }
+    idle_owner.erase(extent.offset);
     void* p = mmap(reservation_->base() + extent.offset, extent.bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     if (p == MAP_FAILED) return InternalError("mmap failed");
-    backed.push_back(extent);
     return Status::Ok();
   }
-  Released Release(const Extent& extent) override {
-    if (busy) return Released::kLater;
+  void Release(const Extent& extent) override {
     released.push_back(extent);
-    munmap(reservation_->base() + extent.offset, extent.bytes);
-    if (steal_hole) {
-      // Another mapping takes the hole before it is reserved again.
-      stolen = mmap(reservation_->base() + extent.offset, 4096, PROT_READ,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    idle_owner[extent.offset] = owner_of_last_back(extent.offset);
+  }
+  std::optional<uint64_t> Preferred(uint64_t bytes, uint64_t owner) override {
+    for (const auto& [offset, o] : idle_owner) {
+      if (o == owner && bytes == 2 * kMiB) return offset;
     }
-    return reservation_->Restore(extent.offset, extent.bytes) ? Released::kYes : Released::kLost;
+    return std::nullopt;
+  }
+  uint64_t owner_of_last_back(uint64_t offset) const {
+    uint64_t owner = 0;
+    for (const auto& [extent, o] : backed) {
+      if (extent.offset == offset) owner = o;
+    }
+    return owner;
   }
   bool fail_next = false;
-  bool busy = false;
-  bool steal_hole = false;
-  void* stolen = MAP_FAILED;
-  std::vector<Extent> backed;
+  std::vector<std::pair<Extent, uint64_t>> backed;
   std::vector<Extent> released;
+  std::map<uint64_t, uint64_t> idle_owner;  // released extents by offset -> owner
 
  private:
   AddressReservation* reservation_;
@@ -65,7 +76,8 @@ TEST_CASE("AddressReservation: an aligned range, refusals by name", "[memory]") 
   CHECK_FALSE(r->Restore(100, 4096));
 }
 
-TEST_CASE("HostArena over a reservation: extents are backed when claimed, released when freed",
+TEST_CASE("HostArena over a reservation: extents are backed for their owner, and an owner's "
+          "released extent is preferred for its next claim",
           "[memory]") {
   auto reservation = AddressReservation::Create(8 * kMiB, 2 * kMiB);
   REQUIRE(reservation.ok());
@@ -74,48 +86,59 @@ TEST_CASE("HostArena over a reservation: extents are backed when claimed, releas
   REQUIRE(arena.ok());
   CHECK((*arena)->alignment_bytes() == 2 * kMiB);
 
-  auto a = (*arena)->Allocate(3 * kMiB);  // rounded to 4 MiB
+  auto a = (*arena)->Allocate(1 * kMiB, /*owner=*/1);  // rounded to 2 MiB
   REQUIRE(a.ok());
-  CHECK(a->bytes == 4 * kMiB);
-  REQUIRE(backing.backed.size() == 1);
-  CHECK(backing.backed[0].offset == a->offset);
-  std::memset((*arena)->base() + a->offset, 0x5a, a->bytes);  // backed: writable
+  CHECK(a->bytes == 2 * kMiB);
+  auto b = (*arena)->Allocate(2 * kMiB, /*owner=*/2);
+  REQUIRE(b.ok());
+  REQUIRE(backing.backed.size() == 2);
+  CHECK(backing.backed[1].second == 2);
+  std::memset((*arena)->base() + b->offset, 0x5a, b->bytes);  // backed: writable
 
-  // A refused backing fails the allocation and leaves the extent free.
+  // A refused backing fails that extent; with no other, the allocation fails and nothing is
+  // taken.
   backing.fail_next = true;
-  auto refused = (*arena)->Allocate(2 * kMiB);
+  auto refused = (*arena)->Allocate(4 * kMiB, 3);
   CHECK(refused.status().code() == StatusCode::kResourceExhausted);
+  CHECK(refused.status().message() == "backing refused");
   CHECK((*arena)->free_bytes() == 4 * kMiB);
-
-  // Still busy (a transfer runs on it): neither free nor lost until the backing lets it go.
-  backing.busy = true;
+  // With another candidate, the next one is tried.
   (*arena)->Free(*a);
-  CHECK((*arena)->deferred_bytes() == 4 * kMiB);
-  CHECK((*arena)->free_bytes() == 4 * kMiB);
-  (*arena)->Reclaim();
-  CHECK((*arena)->deferred_bytes() == 4 * kMiB);
-  backing.busy = false;
-  (*arena)->Reclaim();
-  REQUIRE(backing.released.size() == 1);
-  CHECK((*arena)->deferred_bytes() == 0);
+  backing.fail_next = true;
+  auto next = (*arena)->Allocate(2 * kMiB, 3);
+  REQUIRE(next.ok());
+  CHECK(next->offset != a->offset);
+  (*arena)->Free(*next);
+
+  // Owner 2 frees its extent; owner 2's next claim gets it back (the kept memory), although
+  // first fit would pick the lower offset; a new owner 4 gets first fit.
+  (*arena)->Free(*b);
   CHECK((*arena)->free_bytes() == 8 * kMiB);
-  CHECK((*arena)->lost_bytes() == 0);
-
-  // Claimed again: backed anew, by fresh (zeroed) memory, not the old bytes. (A busy extent is
-  // also taken back by the next Allocate itself.)
-  auto again = (*arena)->Allocate(4 * kMiB);
+  auto again = (*arena)->Allocate(2 * kMiB, 2);
   REQUIRE(again.ok());
-  CHECK(again->offset == a->offset);
-  CHECK((*arena)->base()[again->offset] == 0);
-
-  // A hole another mapping took before the reservation was restored is lost for good.
-  backing.steal_hole = true;
-  (*arena)->Free(*again);
-  REQUIRE(backing.stolen != MAP_FAILED);
-  CHECK((*arena)->lost_bytes() == 4 * kMiB);
+  CHECK(again->offset == b->offset);
+  CHECK(static_cast<uint8_t>((*arena)->base()[again->offset]) == 0x5a);
+  auto other = (*arena)->Allocate(2 * kMiB, 4);
+  REQUIRE(other.ok());
+  CHECK(other->offset == 0);
+  CHECK(static_cast<uint8_t>((*arena)->base()[0]) == 0);  // fresh memory, not owner 1's
   CHECK((*arena)->free_bytes() == 4 * kMiB);
-  // The reservation leaves the stolen range alone when it goes (it is not ours to unmap).
-  munmap(backing.stolen, 4096);
+}
+
+TEST_CASE("AddressReservation: a hole another mapping took is never reserved over", "[memory]") {
+  auto reservation = AddressReservation::Create(4 * kMiB);
+  REQUIRE(reservation.ok());
+  uint8_t* base = reservation->base();
+  REQUIRE(munmap(base + 2 * kMiB, 2 * kMiB) == 0);  // a slab was unmapped here
+  CHECK(reservation->Restore(2 * kMiB, 2 * kMiB));   // and reserved again at once
+  REQUIRE(munmap(base + 2 * kMiB, 2 * kMiB) == 0);
+  void* stolen = mmap(base + 2 * kMiB, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS |
+                      MAP_FIXED_NOREPLACE, -1, 0);
+  REQUIRE(stolen != MAP_FAILED);
+  CHECK_FALSE(reservation->Restore(2 * kMiB, 2 * kMiB));
+  // The stolen page is intact (readable) after the refusal, and outlives the reservation.
+  CHECK(static_cast<volatile uint8_t*>(stolen)[0] == 0);
+  munmap(stolen, 4096);
 }
 
 }  // namespace
