@@ -44,9 +44,8 @@ struct NodeLink {
 };
 
 struct TransferHandle::Impl {
-  transport::TransferHandle handle;
-  // The batches of the other slabs when the blocks lie in several (each slab has its own key).
-  std::vector<transport::TransferHandle> more;
+  // One batch per node slab the blocks lie in (each slab has its own key): almost always one.
+  absl::InlinedVector<transport::TransferHandle, 1> handles;
   // The link the batch ran on, marked failed when the batch reports the node gone.
   std::shared_ptr<const NodeLink> link;
   // A Put the node runs as a pull (TransferFromRegion) instead: its outcome and size.
@@ -61,17 +60,17 @@ TransferHandle& TransferHandle::operator=(const TransferHandle&) = default;
 TransferHandle::TransferHandle(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
 
 bool TransferHandle::valid() const {
-  return impl_ != nullptr && (impl_->pull.valid() || impl_->handle.valid());
+  return impl_ != nullptr && (impl_->pull.valid() || !impl_->handles.empty());
 }
 bool TransferHandle::Poll() const {
   if (impl_ == nullptr) return true;
   if (impl_->pull.valid()) {
     return impl_->pull.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
   }
-  for (const transport::TransferHandle& h : impl_->more) {
+  for (const transport::TransferHandle& h : impl_->handles) {
     if (!h.Poll()) return false;
   }
-  return impl_->handle.Poll();
+  return true;
 }
 Status TransferHandle::Wait(int64_t timeout_ms) const {
   if (impl_ == nullptr) return FailedPreconditionError("Wait on an empty TransferHandle");
@@ -84,16 +83,19 @@ Status TransferHandle::Wait(int64_t timeout_ms) const {
     }
     return impl_->pull.get();
   }
-  Status st = impl_->handle.Wait(timeout_ms);
-  if (!impl_->more.empty()) {
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max<int64_t>(0, timeout_ms));
-    for (const transport::TransferHandle& h : impl_->more) {
+  Status st = Status::Ok();
+  if (impl_->handles.size() == 1) {
+    st = impl_->handles[0].Wait(timeout_ms);  // no clock read on the common path
+  } else {
+    // One deadline for all of them.
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::milliseconds(std::max<int64_t>(0, timeout_ms));
+    for (const transport::TransferHandle& h : impl_->handles) {
       const int64_t left = std::chrono::duration_cast<std::chrono::milliseconds>(
                                deadline - std::chrono::steady_clock::now())
                                .count();
-      Status more = h.Wait(std::max<int64_t>(0, left));
-      if (st.ok()) st = std::move(more);
+      Status one = h.Wait(std::max<int64_t>(0, left));
+      if (st.ok()) st = std::move(one);
     }
   }
   // Relaxed: the flag is a hint for the next Submit, which re-checks under the DataPlane's lock.
@@ -105,8 +107,8 @@ Status TransferHandle::Wait(int64_t timeout_ms) const {
 uint64_t TransferHandle::size_bytes() const {
   if (impl_ == nullptr) return 0;
   if (impl_->pull.valid()) return impl_->pull_bytes;
-  uint64_t bytes = impl_->handle.size_bytes();
-  for (const transport::TransferHandle& h : impl_->more) bytes += h.size_bytes();
+  uint64_t bytes = 0;
+  for (const transport::TransferHandle& h : impl_->handles) bytes += h.size_bytes();
   return bytes;
 }
 
@@ -419,8 +421,7 @@ struct DataPlane::Impl {
                                                    : engine->Get(node->peer, remote, ops);
       if (h.status().code() == StatusCode::kUnavailable) node->failed.store(true);
       if (!h.ok()) return h.status();
-      if (!impl->handle.valid()) impl->handle = *std::move(h);
-      else impl->more.push_back(*std::move(h));
+      impl->handles.push_back(*std::move(h));
       return Status::Ok();
     };
     if (slabs.slabs.size() == 1) {

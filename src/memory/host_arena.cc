@@ -149,30 +149,30 @@ Result<Extent> HostArena::Allocate(uint64_t bytes, uint64_t owner) {
                                   " free bytes of " + std::to_string(capacity_bytes_));
   }
   const uint64_t rounded = RoundUp(bytes, alignment_bytes_);
+  Status backing_error = Status::Ok();
+  // Backs [offset, + rounded) for the owner and takes it out of the free runs; false when the
+  // backing refuses it.
+  auto claim = [&](uint64_t offset) {
+    if (backing_ != nullptr) {
+      if (Status st = backing_->Back(Extent{offset, rounded}, owner); !st.ok()) {
+        backing_error = std::move(st);
+        return false;
+      }
+    }
+    TakeFree(offset, rounded);
+    return true;
+  };
   // The owner's own former extent first: its backing memory is still there.
   if (backing_ != nullptr) {
     std::optional<uint64_t> preferred = backing_->Preferred(rounded, owner);
-    if (preferred.has_value() && TakeFree(*preferred, rounded)) {
-      const Extent extent{*preferred, rounded};
-      if (backing_->Back(extent, owner).ok()) return extent;
-      InsertFree(extent);
+    if (preferred.has_value() && FreeRunCovering(*preferred, rounded) != free_->runs.end() &&
+        claim(*preferred)) {
+      return Extent{*preferred, rounded};
     }
   }
-  Status backing_error = Status::Ok();
-  for (auto it = free_->runs.begin(); it != free_->runs.end(); ++it) {
-    if (it->second < rounded) continue;
-    const Extent extent{it->first, rounded};
-    if (backing_ != nullptr) {
-      if (Status st = backing_->Back(extent, owner); !st.ok()) {
-        backing_error = std::move(st);
-        continue;
-      }
-    }
-    const uint64_t rest = it->second - rounded;
-    free_->runs.erase(it);
-    if (rest > 0) free_->runs.emplace(extent.offset + rounded, rest);
-    free_->free_bytes -= rounded;
-    return extent;
+  for (const auto& run : free_->runs) {
+    const uint64_t offset = run.first;  // a copy: claim erases the run
+    if (run.second >= rounded && claim(offset)) return Extent{offset, rounded};
   }
   if (!backing_error.ok()) return backing_error;
   return ResourceExhaustedError("cannot allocate an extent of " + std::to_string(rounded) +
@@ -181,19 +181,25 @@ Result<Extent> HostArena::Allocate(uint64_t bytes, uint64_t owner) {
                                 std::to_string(largest_free_extent_bytes()));
 }
 
-bool HostArena::TakeFree(uint64_t offset, uint64_t bytes) {
+std::map<uint64_t, uint64_t>::iterator HostArena::FreeRunCovering(uint64_t offset,
+                                                                  uint64_t bytes) {
   auto& runs = free_->runs;
   auto it = runs.upper_bound(offset);
-  if (it == runs.begin()) return false;
+  if (it == runs.begin()) return runs.end();
   it = std::prev(it);
+  return offset + bytes <= it->first + it->second ? it : runs.end();
+}
+
+void HostArena::TakeFree(uint64_t offset, uint64_t bytes) {
+  auto& runs = free_->runs;
+  auto it = FreeRunCovering(offset, bytes);
+  assert(it != runs.end() && "HostArena::TakeFree: range not free");
   const uint64_t run_start = it->first;
   const uint64_t run_end = it->first + it->second;
-  if (offset + bytes > run_end) return false;
   runs.erase(it);
   if (offset > run_start) runs.emplace(run_start, offset - run_start);
   if (run_end > offset + bytes) runs.emplace(offset + bytes, run_end - offset - bytes);
   free_->free_bytes -= bytes;
-  return true;
 }
 
 void HostArena::Free(const Extent& extent) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -114,8 +115,10 @@ class HostArena {
   bool owns_mapping_;  // false for adopted memory: the caller unmaps it
   // Adds a freed extent to the free runs (coalescing).
   void InsertFree(const Extent& extent);
-  // Takes [offset, + bytes) out of the free runs; false when it is not all free.
-  bool TakeFree(uint64_t offset, uint64_t bytes);
+  // The free run holding all of [offset, + bytes), or the runs' end.
+  std::map<uint64_t, uint64_t>::iterator FreeRunCovering(uint64_t offset, uint64_t bytes);
+  // Takes [offset, + bytes), which must be free, out of the free runs.
+  void TakeFree(uint64_t offset, uint64_t bytes);
 
   ExtentBacking* backing_ = nullptr;
   std::unique_ptr<FreeList> free_;
