@@ -82,9 +82,15 @@ bool AddressReservation::Restore(uint64_t offset, uint64_t bytes) {
       bytes > size_bytes_ - offset) {
     return false;
   }
-  if (ReserveExactly(base_ + offset, bytes)) return true;
-  // Another mapping took (part of) the hole first: the range is its now.
-  lost_.push_back(Range{offset, bytes});
+  auto lost = std::find_if(lost_.begin(), lost_.end(), [&](const Range& r) {
+    return r.offset == offset && r.bytes == bytes;
+  });
+  if (ReserveExactly(base_ + offset, bytes)) {
+    if (lost != lost_.end()) lost_.erase(lost);  // the other mapping has gone: ours again
+    return true;
+  }
+  // Another mapping took (part of) the hole first: the range is its for now.
+  if (lost == lost_.end()) lost_.push_back(Range{offset, bytes});
   return false;
 }
 

@@ -34,8 +34,9 @@ class AddressReservation {
 
   /// Reserves [base + offset, + bytes) again after the mapping there was removed (the whole
   /// range must be a hole). Never maps over anything (MAP_FIXED_NOREPLACE): false when anything
-  /// is mapped in the range (another mapping took the hole first: the range is then left to it
-  /// for good), or for a range outside the reservation or not page-aligned.
+  /// is mapped in the range (another mapping took the hole first: the range is left to it, and
+  /// Restore may be called again for the same range once that mapping is gone), or for a range
+  /// outside the reservation or not page-aligned.
   bool Restore(uint64_t offset, uint64_t bytes);
 
  private:

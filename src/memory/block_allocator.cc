@@ -41,13 +41,18 @@ struct BlockAllocator::Impl {
   uint32_t slot_limit() const { return static_cast<uint32_t>(slabs.size()) * blocks_per_slab; }
   uint64_t reserved_blocks() const { return uint64_t{live_slabs} * blocks_per_slab; }
 
-  Status ExhaustedError(size_t n) const {
-    return ResourceExhaustedError(
+  // `arena_error`: why the arena gave no slab, when it had room for one.
+  Status ExhaustedError(size_t n, const Status& arena_error = Status::Ok()) const {
+    std::string message =
         "cannot allocate " + std::to_string(n) + " blocks of " + std::to_string(block_bytes) +
         " bytes: " + std::to_string(reserved_blocks() - used_blocks) +
         " free in slabs, arena has " + std::to_string(arena->free_bytes()) +
         " free bytes in extents of at most " + std::to_string(arena->largest_free_extent_bytes()) +
-        " (a slab needs " + std::to_string(slab_extent_bytes) + ")");
+        " (a slab needs " + std::to_string(slab_extent_bytes) + ")";
+    if (!arena_error.ok() && arena->largest_free_extent_bytes() >= slab_extent_bytes) {
+      message += "; the arena could not back a slab: " + std::string(arena_error.message());
+    }
+    return ResourceExhaustedError(message);
   }
 
   // Makes `extent` a live, empty slab, preferring the lowest released slab index so that slot
@@ -207,7 +212,7 @@ Status BlockAllocator::Allocate(size_t n, std::vector<Slot>* slots) {
       Result<Extent> extent = s.arena->Allocate(s.slab_extent_bytes, s.owner);
       if (!extent.ok()) {
         for (const Extent& e : claimed) s.arena->Free(e);
-        return s.ExhaustedError(n);
+        return s.ExhaustedError(n, extent.status());
       }
       claimed.push_back(*extent);
     }

@@ -170,9 +170,16 @@ Result<Extent> HostArena::Allocate(uint64_t bytes, uint64_t owner) {
       return Extent{*preferred, rounded};
     }
   }
-  for (const auto& run : free_->runs) {
-    const uint64_t offset = run.first;  // a copy: claim erases the run
-    if (run.second >= rounded && claim(offset)) return Extent{offset, rounded};
+  // First fit. Where the backing refuses an offset (a range it cannot use just now), the rest
+  // of the run is tried too, an extent further at a time, up to kMaxRefusals in all.
+  constexpr int kMaxRefusals = 64;
+  int refusals = 0;
+  for (const auto& [run_offset, run_bytes] : free_->runs) {
+    const uint64_t run_end = run_offset + run_bytes;  // copies: claim erases the run
+    for (uint64_t offset = run_offset; run_end - offset >= rounded; offset += rounded) {
+      if (claim(offset)) return Extent{offset, rounded};
+      if (++refusals == kMaxRefusals) return backing_error;
+    }
   }
   if (!backing_error.ok()) return backing_error;
   return ResourceExhaustedError("cannot allocate an extent of " + std::to_string(rounded) +

@@ -40,8 +40,9 @@ class ExtentBacking {
   /// Called by Free before the extent rejoins the free runs. The backing may keep its memory
   /// for the same owner (Preferred) until another owner's Back needs the range.
   virtual void Release(const Extent& extent) = 0;
-  /// A free extent of `bytes` whose memory the backing still keeps for `owner` (its offset),
-  /// which Allocate then prefers to first fit. Default: none.
+  /// The offset of a free extent of `bytes` the backing would rather back for `owner` (memory
+  /// it still keeps for that owner, say), which Allocate then tries before first fit.
+  /// Default: none.
   virtual std::optional<uint64_t> Preferred(uint64_t /*bytes*/, uint64_t /*owner*/) {
     return std::nullopt;
   }
@@ -95,7 +96,8 @@ class HostArena {
 
   /// Claims at least `bytes` (rounded up to alignment_bytes()) for `owner` (see ExtentBacking;
   /// ignored without one). RESOURCE_EXHAUSTED when no free run is large enough; INVALID_ARGUMENT
-  /// for 0; the backing's last error when it could back no candidate extent.
+  /// for 0; the backing's last error when it backed none of the candidate extents (the
+  /// preferred one, then each extent-sized step of every free run, 64 refusals at most).
   Result<Extent> Allocate(uint64_t bytes, uint64_t owner = 0);
   /// Returns an extent obtained from Allocate (exactly as returned).
   void Free(const Extent& extent);

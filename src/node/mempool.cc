@@ -478,7 +478,7 @@ Status MemPool::AllocateWithEvictionLocked(NamespaceState& ns, size_t n, uint64_
       std::to_string(ns.spec().block_bytes) + " bytes in namespace " + Quote(ns.spec().name) +
       ": pool of " + FormatBytes(capacity) + " is full of leased or pinned blocks (" +
       std::to_string(ns.allocated_blocks) + " allocated, " + std::to_string(ns.pinned_blocks) +
-      " pinned here)");
+      " pinned here; " + std::string(st.message()) + ")");
 }
 
 Result<Allocation> MemPool::AllocMem(std::string_view ns_name, uint32_t n_blocks, Tier tier,

@@ -58,6 +58,23 @@ std::optional<uint64_t> PoolMemory::Preferred(uint64_t bytes, uint64_t owner) {
   for (const auto& [offset, slab] : idle_) {
     if (slab.owner == owner && slab.bytes == bytes) return offset;
   }
+  // Else the first range never mapped (or unmapped and reserved again): claiming it unmaps no
+  // other namespace's idle slab, and opens no hole another mmap could take.
+  std::vector<std::pair<uint64_t, uint64_t>> taken;  // offset, bytes
+  {
+    absl::MutexLock lock(&mu_);
+    taken.reserve(slabs_.size() + idle_.size() + lost_.size());
+    for (const auto& [offset, slab] : slabs_) taken.emplace_back(offset, slab.bytes);
+  }
+  for (const auto& [offset, slab] : idle_) taken.emplace_back(offset, slab.bytes);
+  for (const auto& [offset, lost_bytes] : lost_) taken.emplace_back(offset, lost_bytes);
+  std::sort(taken.begin(), taken.end());
+  uint64_t from = 0;
+  for (const auto& [offset, taken_bytes] : taken) {
+    if (offset >= from && offset - from >= bytes) return from;
+    from = std::max(from, offset + taken_bytes);
+  }
+  if (capacity_bytes() >= from && capacity_bytes() - from >= bytes) return from;
   return std::nullopt;
 }
 
@@ -72,19 +89,17 @@ Status PoolMemory::Back(const memory::Extent& extent, uint64_t owner) {
     slabs_.emplace(extent.offset, std::move(slab));
     return Status::Ok();
   }
-  for (const auto& [offset, bytes] : lost_) {
-    if (offset < extent.offset + extent.bytes && extent.offset < offset + bytes) {
-      return ResourceExhaustedError("pool range at offset " + std::to_string(offset) +
-                                    " is lost to another mapping");
-    }
-  }
+  KVPOOL_RETURN_IF_ERROR(ReclaimLost(extent.offset, extent.bytes));
   // Another owner's memory may not reach this one: unmap whatever idle slab is in the way.
   KVPOOL_RETURN_IF_ERROR(ClearIdle(extent.offset, extent.bytes));
   Result<LocalRegion> region =
       engine_->AllocateMemoryAt(reservation_.base() + extent.offset, extent.bytes);
   if (!region.ok()) {
-    return region.status().WithContext("mapping a pool slab of " + std::to_string(extent.bytes) +
-                                       " bytes at offset " + std::to_string(extent.offset));
+    Status error = region.status().WithContext(
+        "mapping a pool slab of " + std::to_string(extent.bytes) + " bytes at offset " +
+        std::to_string(extent.offset));
+    KVPOOL_LOG(WARNING) << error.ToString();
+    return error;
   }
   absl::MutexLock lock(&mu_);
   ++counts_.maps;
@@ -104,6 +119,28 @@ void PoolMemory::Release(const memory::Extent& extent) {
   slabs_.erase(it);
 }
 
+Status PoolMemory::ReclaimLost(uint64_t offset, uint64_t bytes) {
+  auto it = lost_.lower_bound(offset);
+  if (it != lost_.begin()) {
+    auto prev = std::prev(it);
+    if (prev->first + prev->second > offset) it = prev;
+  }
+  while (it != lost_.end() && it->first < offset + bytes) {
+    // Usually a transient mapping (a large malloc) took the hole; once it is gone the range is
+    // the pool's again.
+    if (!reservation_.Restore(it->first, it->second)) {
+      return ResourceExhaustedError("pool range at offset " + std::to_string(it->first) +
+                                    " is still taken by another mapping of this process");
+    }
+    KVPOOL_LOG(INFO) << "pool range at offset " << it->first << " (" << it->second
+                     << " bytes) is reserved again";
+    absl::MutexLock lock(&mu_);
+    counts_.lost_bytes -= it->second;
+    it = lost_.erase(it);
+  }
+  return Status::Ok();
+}
+
 Status PoolMemory::ClearIdle(uint64_t offset, uint64_t bytes) {
   auto it = idle_.lower_bound(offset);
   if (it != idle_.begin()) {
@@ -112,28 +149,39 @@ Status PoolMemory::ClearIdle(uint64_t offset, uint64_t bytes) {
   }
   while (it != idle_.end() && it->first < offset + bytes) {
     const uint64_t at = it->first;
-    const Slab& slab = it->second;
-    if (Status st = engine_->Deregister(slab.region); !st.ok()) {
+    const uint64_t slab_bytes = it->second.bytes;
+    // Reserved again on the engine's thread right after the unmap: the hole is open for
+    // microseconds, yet an mmap of another thread may still take it (then the range is lost
+    // until that mapping goes: ReclaimLost).
+    bool restored = false;
+    if (Status st = engine_->Deregister(
+            it->second.region,
+            [&] {
+              if (unmap_hook_) unmap_hook_(reservation_.base() + at, slab_bytes);
+              restored = reservation_.Restore(at, slab_bytes);
+            });
+        !st.ok()) {
       // FAILED_PRECONDITION: a transfer of this node still runs on it (bounded by its lease);
       // the arena tries another extent, and this one once the transfer ended.
-      return Status(st.code() == StatusCode::kFailedPrecondition ? StatusCode::kResourceExhausted
-                                                                 : st.code(),
-                    "idle pool slab at offset " + std::to_string(at) +
-                        " cannot be unmapped yet: " + std::string(st.message()));
-    }
-    absl::MutexLock lock(&mu_);
-    ++counts_.unmaps;
-    if (!reservation_.Restore(at, slab.bytes)) {
-      KVPOOL_LOG(ERROR) << "another mapping took the pool's range at offset " << at
-                        << " while a slab was unmapped; its " << slab.bytes
-                        << " bytes stay out of use";
-      counts_.lost_bytes += slab.bytes;
-      lost_.emplace(at, slab.bytes);
-      idle_.erase(it);
-      return ResourceExhaustedError("pool range at offset " + std::to_string(at) +
-                                    " is lost to another mapping");
+      Status error(st.code() == StatusCode::kFailedPrecondition ? StatusCode::kResourceExhausted
+                                                                : st.code(),
+                   "idle pool slab at offset " + std::to_string(at) +
+                       " cannot be unmapped yet: " + std::string(st.message()));
+      KVPOOL_LOG(WARNING) << error.ToString();
+      return error;
     }
     it = idle_.erase(it);
+    absl::MutexLock lock(&mu_);
+    ++counts_.unmaps;
+    if (!restored) {
+      KVPOOL_LOG(WARNING) << "another mapping of this process took the pool's range at offset "
+                          << at << " while a slab was unmapped; its " << slab_bytes
+                          << " bytes are out of use until that mapping is gone";
+      counts_.lost_bytes += slab_bytes;
+      lost_.emplace(at, slab_bytes);
+      return ResourceExhaustedError("pool range at offset " + std::to_string(at) +
+                                    " was taken by another mapping of this process");
+    }
   }
   return Status::Ok();
 }

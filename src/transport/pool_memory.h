@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
 #include "kvpool/status.h"
 #include "memory/address_reservation.h"
@@ -75,7 +76,7 @@ class PoolMemory final : public memory::ExtentBacking {
   /// Slabs in use by a namespace now (for tests and logs).
   size_t mapped_slabs() const;
   /// Counts over the pool's life (for tests and logs): slabs mapped, idle slabs reused by
-  /// their namespace, slabs unmapped; bytes of ranges lost to another mapping.
+  /// their namespace, slabs unmapped; bytes of ranges another mapping holds now.
   struct Counts {
     uint64_t maps = 0;
     uint64_t reuses = 0;
@@ -84,8 +85,15 @@ class PoolMemory final : public memory::ExtentBacking {
   };
   Counts counts() const;
 
+  /// Tests only: called with each hole an unmapped idle slab leaves, before it is reserved
+  /// again (a test maps something there to play the other thread's mmap that takes it).
+  void SetUnmapHookForTesting(absl::AnyInvocable<void(uint8_t* hole, uint64_t bytes)> hook) {
+    unmap_hook_ = std::move(hook);
+  }
+
   // memory::ExtentBacking. Back fails (and the arena tries another extent) when an idle slab
-  // in the way is still used by a transfer of this node, or the range was lost.
+  // in the way is still used by a transfer of this node, or another mapping holds the range.
+  // Preferred: the owner's idle slab of that size, else the first never-mapped range.
   Status Back(const memory::Extent& extent, uint64_t owner) override;
   void Release(const memory::Extent& extent) override;
   std::optional<uint64_t> Preferred(uint64_t bytes, uint64_t owner) override;
@@ -101,17 +109,23 @@ class PoolMemory final : public memory::ExtentBacking {
       : engine_(engine), reservation_(std::move(reservation)), alignment_(alignment) {}
   // Unmaps the idle slabs overlapping [offset, + bytes) and reserves their ranges again.
   Status ClearIdle(uint64_t offset, uint64_t bytes);
+  // Reserves again the lost ranges overlapping [offset, + bytes) whose other mapping is gone;
+  // RESOURCE_EXHAUSTED while one is still taken.
+  Status ReclaimLost(uint64_t offset, uint64_t bytes);
 
   TransferEngine* const engine_;
   memory::AddressReservation reservation_;
   const uint64_t alignment_;
   LocalRegion probe_;
+  absl::AnyInvocable<void(uint8_t*, uint64_t)> unmap_hook_;
   mutable absl::Mutex mu_;
   std::map<uint64_t, Slab> slabs_ ABSL_GUARDED_BY(mu_);  // in use, by pool offset
   Counts counts_ ABSL_GUARDED_BY(mu_);
   // Touched only by Back, Release and Preferred (one at a time, by the arena's owner).
   std::map<uint64_t, Slab> idle_;  // released, still mapped for their owner; no keys handed out
-  std::map<uint64_t, uint64_t> lost_;  // offset -> bytes taken by another mapping: never used
+  // offset -> bytes another mapping took while a slab there was unmapped: unused until
+  // ReclaimLost finds it free again.
+  std::map<uint64_t, uint64_t> lost_;
 };
 
 }  // namespace kvpool::transport

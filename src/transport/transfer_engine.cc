@@ -271,7 +271,7 @@ class TransferEngine::Impl {
                                 size_t length, const ucp_am_recv_param_t* param);
   static void OnOpDone(void* request, ucs_status_t status, void* user_data);
 
-  Status DeregisterRegion(RegionId id);
+  Status DeregisterRegion(RegionId id, absl::FunctionRef<void()> after_free);
 
   const TransferEngineOptions options_;
   // Declaration order is destruction order in reverse: the context outlives the worker, which
@@ -590,7 +590,8 @@ Result<LocalRegion> TransferEngine::Impl::RegisterOnThread(void* data, uint64_t 
   return info;
 }
 
-Status TransferEngine::Impl::DeregisterRegion(RegionId id) {
+Status TransferEngine::Impl::DeregisterRegion(RegionId id,
+                                             absl::FunctionRef<void()> after_free) {
   std::optional<MemoryRegion> doomed;
   {
     absl::MutexLock lock(&regions_mu_);
@@ -612,6 +613,7 @@ Status TransferEngine::Impl::DeregisterRegion(RegionId id) {
   // ucp_mem_unmap belongs on the progress thread with every other UCX call.
   return RunOnProgressThread([&]() -> Status {
     doomed.reset();
+    after_free();
     return Status::Ok();
   });
 }
@@ -1161,7 +1163,13 @@ Result<LocalRegion> TransferEngine::AllocateMemoryAt(void* address, uint64_t siz
       [&] { return impl_->RegisterOnThread(address, size_bytes, /*allocate=*/true); });
 }
 
-Status TransferEngine::Deregister(RegionId id) { return impl_->DeregisterRegion(id); }
+Status TransferEngine::Deregister(RegionId id) {
+  return impl_->DeregisterRegion(id, [] {});
+}
+
+Status TransferEngine::Deregister(RegionId id, absl::FunctionRef<void()> after_free) {
+  return impl_->DeregisterRegion(id, after_free);
+}
 
 Result<PeerId> TransferEngine::Connect(std::string_view peer_worker_address) {
   if (peer_worker_address.empty()) {

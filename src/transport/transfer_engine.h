@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "kvpool/status.h"
 
 namespace kvpool::transport {
@@ -233,7 +234,8 @@ class TransferEngine {
   Result<LocalRegion> AllocateMemory(uint64_t size_bytes);
   /// Like AllocateMemory, but at exactly `address` (page-aligned): UCX maps its memory over
   /// the range, which must be the caller's own reservation (a PROT_NONE mapping), never memory
-  /// in use. Deregister then unmaps it and leaves a hole, which the caller re-reserves. Used
+  /// in use. Deregister then unmaps it and leaves a hole, which the caller re-reserves (the
+  /// overload with `after_free`). Used
   /// for kvpoold's pool slabs, each with its own remote key (docs/security.md).
   /// INVALID_ARGUMENT for a null or unaligned address, 0 bytes, a wrapping range or one
   /// overlapping a registered region; RESOURCE_EXHAUSTED when UCX cannot allocate it.
@@ -242,6 +244,11 @@ class TransferEngine {
   /// id; FAILED_PRECONDITION while a batch that uses the region is still running (wait for it,
   /// or Disconnect its peer, first).
   Status Deregister(RegionId id);
+  /// Deregister, then `after_free` on the engine's thread right after the memory is freed, with
+  /// nothing else run in between: an AllocateMemoryAt caller re-reserves the hole there, so that
+  /// the window in which another mmap of the process could take it stays microseconds short.
+  /// Not called when Deregister fails.
+  Status Deregister(RegionId id, absl::FunctionRef<void()> after_free);
 
   // ---- Peers ---------------------------------------------------------------------------------
 

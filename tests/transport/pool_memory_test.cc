@@ -3,6 +3,8 @@
 // reaches the memory of the slab's next owner (docs/security.md "Remote keys").
 #include "transport/pool_memory.h"
 
+#include <sys/mman.h>
+
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <vector>
@@ -108,17 +110,23 @@ TEST_CASE("PoolMemory: each namespace's slabs get keys of their own; a slab give
   CHECK(pool.counts().reuses == 1);
   CHECK(pool.counts().maps == 2);
 
-  // Namespace A goes away: its slab idles, still mapped, until namespace C claims the range:
-  // then it is unmapped and mapped anew.
+  // Namespace A goes away: its slab idles, still mapped. Namespace D's claim takes a range
+  // never mapped before rather than unmap it...
   ns_a.reset();
   CHECK(pool.mapped_slabs() == 1);
+  auto ns_d = NamespaceAllocator(arena->get(), 4);
+  std::vector<memory::Slot> d_slots;
+  REQUIRE(ns_d->Allocate(1, &d_slots).ok());
+  CHECK(ns_d->ArenaOffset(d_slots[0]) == 8 * kMiB);
+  CHECK(pool.counts().unmaps == 0);
+  // ... and once only A's range is left, namespace C's claim unmaps it and maps it anew.
   auto ns_c = NamespaceAllocator(arena->get(), 3);
   std::vector<memory::Slot> c_slots;
   REQUIRE(ns_c->Allocate(2, &c_slots).ok());
   const uint64_t c_off = ns_c->ArenaOffset(c_slots[1]);
-  REQUIRE(c_off == a_off);  // first fit: the very range A had
+  REQUIRE(c_off == a_off);  // the very range A had
   CHECK(pool.counts().unmaps == 1);
-  CHECK(pool.counts().maps == 3);
+  CHECK(pool.counts().maps == 4);
   const RemoteRegion c_key = KeyOf(pool, c_off);
   CHECK(c_key.rkey != a_key.rkey);
   FillPattern({(*arena)->base() + c_off, kBlock}, 2);
@@ -139,9 +147,62 @@ TEST_CASE("PoolMemory: each namespace's slabs get keys of their own; a slab give
 
   ns_b.reset();
   ns_c.reset();
+  ns_d.reset();
   CHECK(pool.mapped_slabs() == 0);
   CHECK(pool.counts().lost_bytes == 0);
   REQUIRE(pair.a->Deregister(local.id).ok());
+}
+
+TEST_CASE("PoolMemory: a range another mapping takes while a slab is unmapped is skipped, and "
+          "the pool's again once that mapping is gone",
+          "[ucx]") {
+  EnginePair pair = MakeEnginePair("shm");
+  auto memory = PoolMemory::Create(pair.b.get(), 12 * kMiB);  // three slabs
+  REQUIRE(memory.ok());
+  PoolMemory& pool = **memory;
+  auto arena = pool.Arena();
+  REQUIRE(arena.ok());
+  std::vector<std::unique_ptr<memory::BlockAllocator>> ns;
+  std::vector<std::vector<memory::Slot>> slots(6);
+  for (uint64_t owner = 1; owner <= 5; ++owner) ns.push_back(NamespaceAllocator(arena->get(), owner));
+  for (int i = 0; i < 3; ++i) REQUIRE(ns[i]->Allocate(1, &slots[i]).ok());
+  CHECK(ns[0]->ArenaOffset(slots[0][0]) == 0);
+  CHECK(ns[1]->ArenaOffset(slots[1][0]) == 4 * kMiB);
+
+  // Namespace 1's slab idles; when namespace 4 claims its range, another thread's mmap takes
+  // the hole the unmap leaves (played by the hook).
+  ns[0]->Free(slots[0]);
+  void* stolen = MAP_FAILED;
+  pool.SetUnmapHookForTesting([&](uint8_t* hole, uint64_t) {
+    stolen = mmap(hole, 4096, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  });
+  Status refused = ns[3]->Allocate(1, &slots[3]);
+  REQUIRE(stolen != MAP_FAILED);
+  pool.SetUnmapHookForTesting(nullptr);
+  CHECK(refused.code() == StatusCode::kResourceExhausted);
+  CHECK_THAT(std::string(refused.message()), Catch::Contains("taken by another mapping"));
+  CHECK(pool.counts().lost_bytes == 4 * kMiB);
+  static_cast<volatile uint8_t*>(stolen)[0] = 7;  // the other mapping is intact
+
+  // Namespace 2's slab idles too: the free run [0, 8 MiB) starts with the taken range, and
+  // namespace 4 gets the next slab of the run.
+  ns[1]->Free(slots[1]);
+  REQUIRE(ns[3]->Allocate(1, &slots[3]).ok());
+  CHECK(ns[3]->ArenaOffset(slots[3][0]) == 4 * kMiB);
+  CHECK(static_cast<volatile uint8_t*>(stolen)[0] == 7);
+
+  // The other mapping goes: namespace 5's claim reserves the range again and maps it.
+  REQUIRE(munmap(stolen, 4096) == 0);
+  REQUIRE(ns[4]->Allocate(1, &slots[4]).ok());
+  CHECK(ns[4]->ArenaOffset(slots[4][0]) == 0);
+  CHECK(pool.counts().lost_bytes == 0);
+  FillPattern({(*arena)->base(), kBlock}, 5);  // mapped and writable
+  CHECK(HasPattern({(*arena)->base(), kBlock}, 5));
+  const uint64_t first[] = {0};
+  CHECK(pool.KeysFor(first, kBlock).size() == 1);
+  ns.clear();
+  CHECK(pool.mapped_slabs() == 0);
 }
 
 }  // namespace

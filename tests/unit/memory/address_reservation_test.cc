@@ -10,6 +10,7 @@
 #include <cstring>
 #include <map>
 #include <optional>
+#include <set>
 #include <vector>
 
 namespace kvpool::memory {
@@ -23,7 +24,7 @@ class MmapBacking final : public ExtentBacking {
  public:
   explicit MmapBacking(AddressReservation* reservation) : reservation_(reservation) {}
   Status Back(const Extent& extent, uint64_t owner) override {
-    if (fail_next) {
+    if (fail_next || refused_offsets.count(extent.offset) != 0) {
       fail_next = false;
       return ResourceExhaustedError("backing refused");
     }
@@ -56,6 +57,7 @@ class MmapBacking final : public ExtentBacking {
     return owner;
   }
   bool fail_next = false;
+  std::set<uint64_t> refused_offsets;  // always refused
   std::vector<std::pair<Extent, uint64_t>> backed;
   std::vector<Extent> released;
   std::map<uint64_t, uint64_t> idle_owner;  // released extents by offset -> owner
@@ -125,6 +127,33 @@ TEST_CASE("HostArena over a reservation: extents are backed for their owner, and
   CHECK((*arena)->free_bytes() == 4 * kMiB);
 }
 
+TEST_CASE("HostArena over a reservation: where the backing refuses the start of a free run, "
+          "the rest of the run is tried",
+          "[memory]") {
+  auto reservation = AddressReservation::Create(8 * kMiB, 2 * kMiB);
+  REQUIRE(reservation.ok());
+  MmapBacking backing(&*reservation);
+  auto arena = HostArena::Adopt(reservation->base(), reservation->size_bytes(), &backing, 2 * kMiB);
+  REQUIRE(arena.ok());
+  // One free run, [0, 8 MiB), whose first two extents the backing cannot use now (kvpoold: a
+  // range another mapping took, an idle slab a transfer still reads).
+  backing.refused_offsets = {0, 2 * kMiB};
+  auto a = (*arena)->Allocate(2 * kMiB, 1);
+  REQUIRE(a.ok());
+  CHECK(a->offset == 4 * kMiB);
+  // Refused everywhere: the backing's error, and nothing taken.
+  backing.refused_offsets = {0, 2 * kMiB, 6 * kMiB};
+  auto none = (*arena)->Allocate(2 * kMiB, 1);
+  CHECK(none.status().code() == StatusCode::kResourceExhausted);
+  CHECK(none.status().message() == "backing refused");
+  CHECK((*arena)->free_bytes() == 6 * kMiB);
+  // Once the range is usable again, first fit finds it.
+  backing.refused_offsets.clear();
+  auto b = (*arena)->Allocate(2 * kMiB, 1);
+  REQUIRE(b.ok());
+  CHECK(b->offset == 0);
+}
+
 TEST_CASE("AddressReservation: a hole another mapping took is never reserved over", "[memory]") {
   auto reservation = AddressReservation::Create(4 * kMiB);
   REQUIRE(reservation.ok());
@@ -136,9 +165,16 @@ TEST_CASE("AddressReservation: a hole another mapping took is never reserved ove
                       MAP_FIXED_NOREPLACE, -1, 0);
   REQUIRE(stolen != MAP_FAILED);
   CHECK_FALSE(reservation->Restore(2 * kMiB, 2 * kMiB));
-  // The stolen page is intact (readable) after the refusal, and outlives the reservation.
+  // The stolen page is intact (readable) after the refusal.
   CHECK(static_cast<volatile uint8_t*>(stolen)[0] == 0);
-  munmap(stolen, 4096);
+  // Once that mapping is gone, the range can be reserved again.
+  REQUIRE(munmap(stolen, 4096) == 0);
+  CHECK(reservation->Restore(2 * kMiB, 2 * kMiB));
+  // And the reservation holds it again: nothing else can be mapped there without replacing.
+  void* again = mmap(base + 2 * kMiB, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS |
+                     MAP_FIXED_NOREPLACE, -1, 0);
+  CHECK(again == MAP_FAILED);
+  if (again != MAP_FAILED) munmap(again, 4096);
 }
 
 }  // namespace
