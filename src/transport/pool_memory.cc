@@ -59,23 +59,39 @@ std::optional<uint64_t> PoolMemory::Preferred(uint64_t bytes, uint64_t owner) {
     if (slab.owner == owner && slab.bytes == bytes) return offset;
   }
   // Else the first range never mapped (or unmapped and reserved again): claiming it unmaps no
-  // other namespace's idle slab, and opens no hole another mmap could take.
-  std::vector<std::pair<uint64_t, uint64_t>> taken;  // offset, bytes
-  {
-    absl::MutexLock lock(&mu_);
-    taken.reserve(slabs_.size() + idle_.size() + lost_.size());
-    for (const auto& [offset, slab] : slabs_) taken.emplace_back(offset, slab.bytes);
+  // other namespace's idle slab, and opens no hole another mmap could take. The gaps between
+  // the slabs in use, idle and lost (disjoint ranges), walked in offset order without copying.
+  absl::MutexLock lock(&mu_);
+  auto in_use = slabs_.begin();
+  auto idle = idle_.begin();
+  auto lost = lost_.begin();
+  uint64_t from = 0;  // end of the taken ranges so far
+  for (;;) {
+    uint64_t next = capacity_bytes();
+    uint64_t next_end = next;
+    if (in_use != slabs_.end() && in_use->first < next) {
+      next = in_use->first;
+      next_end = next + in_use->second.bytes;
+    }
+    if (idle != idle_.end() && idle->first < next) {
+      next = idle->first;
+      next_end = next + idle->second.bytes;
+    }
+    if (lost != lost_.end() && lost->first < next) {
+      next = lost->first;
+      next_end = next + lost->second;
+    }
+    if (next >= from && next - from >= bytes) return from;
+    if (next == capacity_bytes()) return std::nullopt;
+    from = std::max(from, next_end);
+    if (in_use != slabs_.end() && in_use->first == next) {
+      ++in_use;
+    } else if (idle != idle_.end() && idle->first == next) {
+      ++idle;
+    } else {
+      ++lost;
+    }
   }
-  for (const auto& [offset, slab] : idle_) taken.emplace_back(offset, slab.bytes);
-  for (const auto& [offset, lost_bytes] : lost_) taken.emplace_back(offset, lost_bytes);
-  std::sort(taken.begin(), taken.end());
-  uint64_t from = 0;
-  for (const auto& [offset, taken_bytes] : taken) {
-    if (offset >= from && offset - from >= bytes) return from;
-    from = std::max(from, offset + taken_bytes);
-  }
-  if (capacity_bytes() >= from && capacity_bytes() - from >= bytes) return from;
-  return std::nullopt;
 }
 
 Status PoolMemory::Back(const memory::Extent& extent, uint64_t owner) {
