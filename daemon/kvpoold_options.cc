@@ -114,7 +114,7 @@ Result<std::optional<KvpooldOptions>> ParseKvpooldArgs(int argc, const char* con
   // A misspelt key in a config file is an error, not silently ignored (CLI11's default).
   app.allow_config_extras(CLI::config_extras_mode::error);
   app.set_version_flag("--version", "kvpoold 0.1.0");
-  std::string capacity = "1GiB", slab = "32MiB", max_message = "64MiB", log_level = "info";
+  std::string capacity = "1GiB", slab = "auto", max_message = "64MiB", log_level = "info";
   std::string node_id;
   bool no_huge_pages = false;
   app.add_option("--listen", opts.listen, "gRPC address host:port (port 0: pick a free port)")
@@ -150,7 +150,9 @@ Result<std::optional<KvpooldOptions>> ParseKvpooldArgs(int argc, const char* con
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--capacity", capacity, "Pool size in bytes (e.g. 4GiB)")->capture_default_str();
   app.add_flag("--no-huge-pages", no_huge_pages, "Do not try huge pages for the pool");
-  app.add_option("--slab", slab, "Slab size: the unit in which namespaces claim pool memory")
+  app.add_option("--slab", slab,
+                 "Slab size: the unit in which namespaces claim pool memory (auto: 32MiB, or "
+                 "capacity/1024 when larger)")
       ->capture_default_str();
   app.add_option("--lease-ttl-ms", opts.pool.default_lease_ttl_ms,
                  "Lease time-to-live when a request gives none (ms)")
@@ -214,7 +216,14 @@ Result<std::optional<KvpooldOptions>> ParseKvpooldArgs(int argc, const char* con
   }
 
   KVPOOL_ASSIGN_OR_RETURN(opts.pool.capacity_bytes, ParseBytes(capacity));
-  KVPOOL_ASSIGN_OR_RETURN(opts.pool.slab_bytes, ParseBytes(slab));
+  if (slab == "auto") {
+    opts.pool.slab_bytes = 0;
+  } else {
+    KVPOOL_ASSIGN_OR_RETURN(opts.pool.slab_bytes, ParseBytes(slab));
+    if (opts.pool.slab_bytes == 0) {
+      return InvalidArgumentError("--slab must be above 0 bytes, or auto; got '" + slab + "'");
+    }
+  }
   KVPOOL_ASSIGN_OR_RETURN(opts.disk_capacity_bytes, ParseBytes(disk_capacity));
   KVPOOL_ASSIGN_OR_RETURN(opts.pool.write_behind_bytes, ParseBytes(write_behind));
   KVPOOL_ASSIGN_OR_RETURN(opts.gpu_capacity_bytes, ParseBytes(gpu_capacity));

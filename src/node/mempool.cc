@@ -214,9 +214,7 @@ Result<std::pair<NamespaceInfo, bool>> MemPool::CreateNamespace(const NamespaceS
   if (next_namespace_id_ > 0xffff) {
     return ResourceExhaustedError("namespace ids are used up; restart the daemon");
   }
-  // Slabs are capped at an eighth of the pool so that several namespaces fit.
-  const uint64_t slab_bytes =
-      std::max(spec.block_bytes, std::min(options_.slab_bytes, options_.capacity_bytes / 8));
+  const uint64_t slab_bytes = options_.SlabBytesFor(spec.block_bytes);
   const uint32_t id = next_namespace_id_;
   KVPOOL_ASSIGN_OR_RETURN(auto state, NamespaceState::Create(id, spec, arena_.get(), slab_bytes));
   if (gpu_arena_ != nullptr) {

@@ -1,15 +1,23 @@
 #include "node/options.h"
 
+#include <algorithm>
 #include <string>
 
 #include "node/validation.h"
 
 namespace kvpool::node {
 
+uint64_t MemPoolOptions::SlabBytesFor(uint64_t block_bytes) const {
+  constexpr uint64_t kDefaultSlabBytes = 32ull << 20;
+  constexpr uint64_t kMaxSlabs = 1024;
+  const uint64_t target =
+      slab_bytes != 0 ? slab_bytes : std::max(kDefaultSlabBytes, capacity_bytes / kMaxSlabs);
+  return std::max(block_bytes, std::min(target, capacity_bytes / 8));
+}
+
 Status MemPoolOptions::Validate() const {
   if (node_id.empty()) return InvalidArgumentError("node_id must not be empty");
   if (capacity_bytes == 0) return InvalidArgumentError("capacity_bytes must be > 0");
-  if (slab_bytes == 0) return InvalidArgumentError("slab_bytes must be > 0");
   if (default_lease_ttl_ms == 0) return InvalidArgumentError("default_lease_ttl_ms must be > 0");
   if (max_lease_ttl_ms < default_lease_ttl_ms) {
     return InvalidArgumentError("max_lease_ttl_ms (" + std::to_string(max_lease_ttl_ms) +

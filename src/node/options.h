@@ -16,9 +16,10 @@ struct MemPoolOptions {
   uint64_t capacity_bytes = 1ull << 30;
   /// Try huge pages for the arena (hugetlb, then transparent). Default: true.
   bool huge_pages = true;
-  /// Target bytes of one slab, the unit in which namespaces claim arena memory. Capped at
-  /// capacity_bytes / 8 so several namespaces fit; never smaller than one block. Default: 32 MiB.
-  uint64_t slab_bytes = 32ull << 20;
+  /// Target bytes of one slab, the unit in which namespaces claim arena memory; 0 picks
+  /// SlabBytesFor's automatic size. Capped at capacity_bytes / 8 so several namespaces fit;
+  /// never smaller than one block. Default: 0 (automatic).
+  uint64_t slab_bytes = 0;
   /// Lease time-to-live when a request gives 0, in ms. Default: 30000.
   uint32_t default_lease_ttl_ms = 30'000;
   /// Largest lease time-to-live a request may ask for, in ms. Default: 600000 (10 minutes).
@@ -56,6 +57,12 @@ struct MemPoolOptions {
   }
 
   /// OK, or INVALID_ARGUMENT naming the first bad field and its value.
+  /// The slab size of a namespace with blocks of `block_bytes`: slab_bytes, or when it is 0
+  /// 32 MiB, grown to capacity / 1024 on pools over 32 GiB, so that a pool never has more than
+  /// about 1,024 slabs (each slab of a pool on the data plane is its own UCX allocation: a
+  /// System V segment, of which a host has 4,096 by default, or an open shared-memory file).
+  /// Then capped at capacity / 8 and raised to one block.
+  uint64_t SlabBytesFor(uint64_t block_bytes) const;
   Status Validate() const;
 };
 

@@ -32,6 +32,39 @@ TEST_CASE("MemPoolOptions: defaults validate and bad fields are named", "[node]"
   CHECK_THAT(o.Validate().message(), Catch::Contains("70000"));
 }
 
+TEST_CASE("MemPoolOptions: the automatic slab size keeps a pool to about 1,024 slabs",
+          "[node]") {
+  constexpr uint64_t kMiB = 1ull << 20, kGiB = 1ull << 30;
+  node::MemPoolOptions o;
+  REQUIRE(o.slab_bytes == 0);  // automatic by default
+  o.capacity_bytes = 1 * kGiB;
+  CHECK(o.SlabBytesFor(64 * 1024) == 32 * kMiB);
+  o.capacity_bytes = 256 * kGiB;  // 1,024 slabs of 256 MiB, not 8,192 of 32 MiB
+  CHECK(o.SlabBytesFor(64 * 1024) == 256 * kMiB);
+  CHECK(o.capacity_bytes / o.SlabBytesFor(64 * 1024) == 1024);
+  // Small pools: an eighth of the pool at most; large blocks: one block at least.
+  o.capacity_bytes = 64 * kMiB;
+  CHECK(o.SlabBytesFor(64 * 1024) == 8 * kMiB);
+  CHECK(o.SlabBytesFor(16 * kMiB) == 16 * kMiB);
+  // An explicit size is kept, within the same bounds.
+  o.capacity_bytes = 256 * kGiB;
+  o.slab_bytes = 4 * kMiB;
+  CHECK(o.SlabBytesFor(64 * 1024) == 4 * kMiB);
+  CHECK(o.SlabBytesFor(8 * kMiB) == 8 * kMiB);
+}
+
+TEST_CASE("kvpoold options: --slab takes a size or auto, and refuses 0 by name", "[daemon]") {
+  auto automatic = Parse({"--slab=auto"});
+  REQUIRE(automatic.ok());
+  CHECK((*automatic)->pool.slab_bytes == 0);
+  auto by_default = Parse({});
+  REQUIRE(by_default.ok());
+  CHECK((*by_default)->pool.slab_bytes == 0);
+  auto zero = Parse({"--slab=0"});
+  CHECK(zero.status().code() == StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(zero.status().message()), Catch::Contains("--slab"));
+}
+
 TEST_CASE("kvpoold options: flags with units parse into Options", "[daemon]") {
   auto parsed = Parse({"--listen=127.0.0.1:0", "--capacity=2GiB", "--slab=4MiB", "--lease-ttl-ms=500",
                        "--node-id=n1", "--no-huge-pages", "--log-level=debug"});
