@@ -26,16 +26,23 @@ bool ReserveExactly(uint8_t* address, uint64_t bytes) {
 
 }  // namespace
 
-Result<AddressReservation> AddressReservation::Create(uint64_t bytes, uint64_t alignment) {
+Result<AddressReservation> AddressReservation::Create(uint64_t bytes, uint64_t alignment,
+                                                      uint64_t guard_gap_bytes) {
   if (bytes == 0) return InvalidArgumentError("cannot reserve 0 bytes of address space");
   if (alignment < kPage || (alignment & (alignment - 1)) != 0) {
     return InvalidArgumentError("address reservation alignment " + std::to_string(alignment) +
                                 " is not a power of two >= 4096");
   }
   bytes = (bytes + kPage - 1) / kPage * kPage;
-  // Over-reserve by the alignment, then trim both ends.
-  const uint64_t padded = bytes + alignment;
+  // Over-reserve by the alignment and the guard gap, then trim both ends: what is trimmed
+  // above the range is the gap.
+  guard_gap_bytes = (guard_gap_bytes + kPage - 1) / kPage * kPage;
+  uint64_t padded = bytes + alignment + guard_gap_bytes;
   void* p = mmap(nullptr, padded, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED && guard_gap_bytes > 0) {
+    padded = bytes + alignment;
+    p = mmap(nullptr, padded, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  }
   if (p == MAP_FAILED) {
     return ResourceExhaustedError("cannot reserve " + std::to_string(bytes) +
                                   " bytes of address space: " + std::strerror(errno));

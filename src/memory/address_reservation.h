@@ -19,9 +19,13 @@ namespace kvpool::memory {
 class AddressReservation {
  public:
   /// Reserves `bytes` (rounded up to 4 KiB) starting at a multiple of `alignment` (a power of
-  /// two >= 4096). INVALID_ARGUMENT for 0 bytes or a bad alignment; RESOURCE_EXHAUSTED when the
+  /// two >= 4096), with `guard_gap_bytes` of address space left free right above it where the
+  /// address space allows (else none). The kernel puts a new mapping in the highest free gap
+  /// that fits, so the process's later mmaps fill that gap rather than a hole inside the range
+  /// (see Restore). INVALID_ARGUMENT for 0 bytes or a bad alignment; RESOURCE_EXHAUSTED when the
   /// kernel refuses the mapping.
-  static Result<AddressReservation> Create(uint64_t bytes, uint64_t alignment = 4096);
+  static Result<AddressReservation> Create(uint64_t bytes, uint64_t alignment = 4096,
+                                           uint64_t guard_gap_bytes = 0);
   AddressReservation() = default;
   ~AddressReservation();
   AddressReservation(AddressReservation&& other) noexcept { *this = std::move(other); }

@@ -26,8 +26,11 @@ Result<std::unique_ptr<PoolMemory>> PoolMemory::Create(TransferEngine* engine,
   if (capacity_bytes == 0) return InvalidArgumentError("the pool needs a capacity above 0");
   const uint64_t alignment = HugePagesReserved() ? (2ull << 20) : 4096;
   const uint64_t rounded = (capacity_bytes + alignment - 1) / alignment * alignment;
+  // 64 GiB of free address space above the pool (no memory): the process's later mappings go
+  // there, not into the hole an unmapped slab leaves for a moment (ClearIdle).
+  constexpr uint64_t kGuardGapBytes = 64ull << 30;
   KVPOOL_ASSIGN_OR_RETURN(memory::AddressReservation reservation,
-                          memory::AddressReservation::Create(rounded, alignment));
+                          memory::AddressReservation::Create(rounded, alignment, kGuardGapBytes));
   std::unique_ptr<PoolMemory> memory(new PoolMemory(engine, std::move(reservation), alignment));
   KVPOOL_ASSIGN_OR_RETURN(memory->probe_, engine->AllocateMemory(4096));
   return memory;

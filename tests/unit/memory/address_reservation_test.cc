@@ -154,6 +154,28 @@ TEST_CASE("HostArena over a reservation: where the backing refuses the start of 
   CHECK(b->offset == 0);
 }
 
+TEST_CASE("AddressReservation: with a guard gap above it, later mmaps of the process go "
+          "there rather than into a hole of the range",
+          "[memory]") {
+  // Without the gap, the kernel puts an mmap of 1 MiB or more into such a hole: it is the
+  // highest free gap that fits.
+  auto reservation = AddressReservation::Create(64 * kMiB, 4096, 64ull << 30);
+  REQUIRE(reservation.ok());
+  uint8_t* base = reservation->base();
+  std::vector<std::pair<void*, uint64_t>> others;
+  for (const uint64_t bytes : {uint64_t{4096}, 1 * kMiB, 8 * kMiB, 32 * kMiB}) {
+    REQUIRE(munmap(base + 16 * kMiB, 32 * kMiB) == 0);  // a slab was unmapped here
+    void* other = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(other != MAP_FAILED);
+    others.emplace_back(other, bytes);
+    const auto* at = static_cast<uint8_t*>(other);
+    CAPTURE(bytes);
+    CHECK((at + bytes <= base || at >= base + reservation->size_bytes()));
+    CHECK(reservation->Restore(16 * kMiB, 32 * kMiB));
+  }
+  for (const auto& [other, bytes] : others) munmap(other, bytes);
+}
+
 TEST_CASE("AddressReservation: a hole another mapping took is never reserved over", "[memory]") {
   auto reservation = AddressReservation::Create(4 * kMiB);
   REQUIRE(reservation.ok());
