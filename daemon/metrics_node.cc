@@ -142,7 +142,46 @@ class DrainCollector final : public prometheus::Collectable {
   std::function<bool()> draining_;
 };
 
+class SlabCollector final : public prometheus::Collectable {
+ public:
+  explicit SlabCollector(std::function<SlabCounts()> counts) : counts_(std::move(counts)) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    const SlabCounts c = counts_();
+    std::vector<prometheus::MetricFamily> out;
+    out.push_back(FamilyBuilder::Gauge("kvpool_pool_slabs",
+                                       "Slabs of the pool mapped as UCX allocations, by state")
+                      .Add({{"state", "in_use"}}, static_cast<double>(c.in_use))
+                      .Add({{"state", "idle"}}, static_cast<double>(c.idle))
+                      .Build());
+    out.push_back(FamilyBuilder::Counter("kvpool_pool_slab_maps_total",
+                                         "Slabs mapped, each with a fresh remote key")
+                      .Add({}, static_cast<double>(c.maps))
+                      .Build());
+    out.push_back(FamilyBuilder::Counter("kvpool_pool_slab_reuses_total",
+                                         "Idle slabs claimed again by their namespace")
+                      .Add({}, static_cast<double>(c.reuses))
+                      .Build());
+    out.push_back(FamilyBuilder::Counter("kvpool_pool_slab_unmaps_total",
+                                         "Idle slabs unmapped for another namespace")
+                      .Add({}, static_cast<double>(c.unmaps))
+                      .Build());
+    out.push_back(FamilyBuilder::Gauge("kvpool_pool_lost_bytes",
+                                       "Pool bytes another mapping of the process holds")
+                      .Add({}, static_cast<double>(c.lost_bytes))
+                      .Build());
+    return out;
+  }
+
+ private:
+  std::function<SlabCounts()> counts_;
+};
+
 }  // namespace
+
+std::shared_ptr<prometheus::Collectable> MakeSlabCollector(std::function<SlabCounts()> counts) {
+  return std::make_shared<SlabCollector>(std::move(counts));
+}
 
 std::shared_ptr<prometheus::Collectable> MakeDrainCollector(std::function<bool()> draining) {
   return std::make_shared<DrainCollector>(std::move(draining));

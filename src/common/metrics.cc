@@ -1,5 +1,7 @@
 #include "common/metrics.h"
 
+#include <algorithm>
+
 #include <prometheus/counter.h>
 #include <prometheus/exposer.h>
 #include <prometheus/family.h>
@@ -42,6 +44,12 @@ MetricsServer::~MetricsServer() = default;
 void MetricsServer::Add(std::shared_ptr<prometheus::Collectable> collectable) {
   exposer_->RegisterCollectable(collectable);
   owned_.push_back(std::move(collectable));
+}
+
+void MetricsServer::Remove(const std::shared_ptr<prometheus::Collectable>& collectable) {
+  // The exposer collects under the same lock RemoveCollectable takes.
+  exposer_->RemoveCollectable(collectable);
+  owned_.erase(std::remove(owned_.begin(), owned_.end(), collectable), owned_.end());
 }
 
 FamilyBuilder FamilyBuilder::Gauge(std::string name, std::string help) {

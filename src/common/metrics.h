@@ -40,6 +40,9 @@ class MetricsServer {
 
   /// Also serves `collectable` (kept alive by the server).
   void Add(std::shared_ptr<prometheus::Collectable> collectable);
+  /// Stops serving `collectable`; a scrape that is collecting it finishes first. For
+  /// collectables that read objects about to be destroyed.
+  void Remove(const std::shared_ptr<prometheus::Collectable>& collectable);
   /// The port actually bound.
   int port() const { return port_; }
 

@@ -105,6 +105,7 @@ Status PoolMemory::Back(const memory::Extent& extent, uint64_t owner) {
     idle_.erase(idle);
     absl::MutexLock lock(&mu_);
     ++counts_.reuses;
+    --counts_.idle_slabs;
     slabs_.emplace(extent.offset, std::move(slab));
     return Status::Ok();
   }
@@ -136,6 +137,7 @@ void PoolMemory::Release(const memory::Extent& extent) {
   // From now on its key is handed to no one; its memory waits for its owner's next claim.
   idle_.emplace(it->first, std::move(it->second));
   slabs_.erase(it);
+  ++counts_.idle_slabs;
 }
 
 Status PoolMemory::ReclaimLost(uint64_t offset, uint64_t bytes) {
@@ -192,6 +194,7 @@ Status PoolMemory::ClearIdle(uint64_t offset, uint64_t bytes) {
     it = idle_.erase(it);
     absl::MutexLock lock(&mu_);
     ++counts_.unmaps;
+    --counts_.idle_slabs;
     if (!restored) {
       KVPOOL_LOG(WARNING) << "another mapping of this process took the pool's range at offset "
                           << at << " while a slab was unmapped; its " << slab_bytes

@@ -75,12 +75,14 @@ class PoolMemory final : public memory::ExtentBacking {
   std::vector<SlabKey> KeysFor(std::span<const uint64_t> offsets, uint64_t block_bytes) const;
   /// Slabs in use by a namespace now (for tests and logs).
   size_t mapped_slabs() const;
-  /// Counts over the pool's life (for tests and logs): slabs mapped, idle slabs reused by
-  /// their namespace, slabs unmapped; bytes of ranges another mapping holds now.
+  /// Counts over the pool's life (for metrics, tests and logs): slabs mapped, idle slabs
+  /// reused by their namespace, slabs unmapped; and now: slabs idle, bytes of ranges another
+  /// mapping holds.
   struct Counts {
     uint64_t maps = 0;
     uint64_t reuses = 0;
     uint64_t unmaps = 0;
+    uint64_t idle_slabs = 0;
     uint64_t lost_bytes = 0;
   };
   Counts counts() const;

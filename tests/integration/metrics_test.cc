@@ -105,6 +105,36 @@ TEST_CASE("Metrics: kvpoold and the scheduler export counters that follow the op
                             Catch::Contains("kvpool_pool_capacity_bytes"));
 }
 
+TEST_CASE("Metrics: a node on the data plane exports its slabs, mapped, idle and reused",
+          "[integration][metrics]") {
+  const int port = FreePort();
+  DaemonConfig config;
+  config.extra_args = {"--metrics-listen=127.0.0.1:" + std::to_string(port)};
+  TestDaemon d(std::move(config));
+  const std::string target = "127.0.0.1:" + std::to_string(port);
+  const MetricSamples before = Scrape(target);
+  CHECK(Value(before, "kvpool_pool_slabs", {{"state", "in_use"}}) == 0);
+  CHECK(Value(before, "kvpool_pool_slab_maps_total") == 0);
+
+  Client& c = d.client();
+  KVPOOL_IT_REQUIRE_OK(c.CreateNamespace({"a", 16, 4096, ""}));
+  KVPOOL_IT_REQUIRE_OK(c.CreateNamespace({"b", 16, 4096, ""}));
+  const Allocation a = KVPOOL_IT_VALUE(c.AllocMem("a", 2));
+  const Allocation b = KVPOOL_IT_VALUE(c.AllocMem("b", 2));
+  MetricSamples s = Scrape(target);
+  CHECK(Value(s, "kvpool_pool_slabs", {{"state", "in_use"}}) == 2);
+  CHECK(Value(s, "kvpool_pool_slab_maps_total") == 2);
+  // Namespace a goes: its slab idles, still mapped (no one else needs the range).
+  KVPOOL_IT_REQUIRE_OK(c.Release(a.lease.id));
+  KVPOOL_IT_REQUIRE_OK(c.DeleteNamespace("a"));
+  s = Scrape(target);
+  CHECK(Value(s, "kvpool_pool_slabs", {{"state", "in_use"}}) == 1);
+  CHECK(Value(s, "kvpool_pool_slabs", {{"state", "idle"}}) == 1);
+  CHECK(Value(s, "kvpool_pool_slab_unmaps_total") == 0);
+  CHECK(Value(s, "kvpool_pool_lost_bytes") == 0);
+  KVPOOL_IT_REQUIRE_OK(c.Release(b.lease.id));
+}
+
 TEST_CASE("Metrics: a busy metrics port stops kvpoold at start-up with a message",
           "[integration][metrics]") {
   RefusingPort busy;  // bound, not listening: civetweb cannot bind it
