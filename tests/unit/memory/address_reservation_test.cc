@@ -9,6 +9,7 @@
 
 #include <cstring>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <vector>
@@ -66,6 +67,19 @@ class MmapBacking final : public ExtentBacking {
   AddressReservation* reservation_;
 };
 
+// 8 MiB of reserved addresses in 2 MiB extents, backed by an MmapBacking.
+struct BackedArena {
+  BackedArena() : reservation(*AddressReservation::Create(8 * kMiB, 2 * kMiB)) {
+    auto adopted =
+        HostArena::Adopt(reservation.base(), reservation.size_bytes(), &backing, 2 * kMiB);
+    REQUIRE(adopted.ok());
+    arena = *std::move(adopted);
+  }
+  AddressReservation reservation;
+  MmapBacking backing{&reservation};
+  std::unique_ptr<HostArena> arena;
+};
+
 TEST_CASE("AddressReservation: an aligned range, refusals by name", "[memory]") {
   auto r = AddressReservation::Create(5 * kMiB + 1, 2 * kMiB);
   REQUIRE(r.ok());
@@ -81,11 +95,9 @@ TEST_CASE("AddressReservation: an aligned range, refusals by name", "[memory]") 
 TEST_CASE("HostArena over a reservation: extents are backed for their owner, and an owner's "
           "released extent is preferred for its next claim",
           "[memory]") {
-  auto reservation = AddressReservation::Create(8 * kMiB, 2 * kMiB);
-  REQUIRE(reservation.ok());
-  MmapBacking backing(&*reservation);
-  auto arena = HostArena::Adopt(reservation->base(), reservation->size_bytes(), &backing, 2 * kMiB);
-  REQUIRE(arena.ok());
+  BackedArena fixture;
+  MmapBacking& backing = fixture.backing;
+  std::unique_ptr<HostArena>* arena = &fixture.arena;
   CHECK((*arena)->alignment_bytes() == 2 * kMiB);
 
   auto a = (*arena)->Allocate(1 * kMiB, /*owner=*/1);  // rounded to 2 MiB
@@ -130,26 +142,22 @@ TEST_CASE("HostArena over a reservation: extents are backed for their owner, and
 TEST_CASE("HostArena over a reservation: where the backing refuses the start of a free run, "
           "the rest of the run is tried",
           "[memory]") {
-  auto reservation = AddressReservation::Create(8 * kMiB, 2 * kMiB);
-  REQUIRE(reservation.ok());
-  MmapBacking backing(&*reservation);
-  auto arena = HostArena::Adopt(reservation->base(), reservation->size_bytes(), &backing, 2 * kMiB);
-  REQUIRE(arena.ok());
+  BackedArena f;
   // One free run, [0, 8 MiB), whose first two extents the backing cannot use now (kvpoold: a
   // range another mapping took, an idle slab a transfer still reads).
-  backing.refused_offsets = {0, 2 * kMiB};
-  auto a = (*arena)->Allocate(2 * kMiB, 1);
+  f.backing.refused_offsets = {0, 2 * kMiB};
+  auto a = f.arena->Allocate(2 * kMiB, 1);
   REQUIRE(a.ok());
   CHECK(a->offset == 4 * kMiB);
   // Refused everywhere: the backing's error, and nothing taken.
-  backing.refused_offsets = {0, 2 * kMiB, 6 * kMiB};
-  auto none = (*arena)->Allocate(2 * kMiB, 1);
+  f.backing.refused_offsets = {0, 2 * kMiB, 6 * kMiB};
+  auto none = f.arena->Allocate(2 * kMiB, 1);
   CHECK(none.status().code() == StatusCode::kResourceExhausted);
   CHECK(none.status().message() == "backing refused");
-  CHECK((*arena)->free_bytes() == 6 * kMiB);
+  CHECK(f.arena->free_bytes() == 6 * kMiB);
   // Once the range is usable again, first fit finds it.
-  backing.refused_offsets.clear();
-  auto b = (*arena)->Allocate(2 * kMiB, 1);
+  f.backing.refused_offsets.clear();
+  auto b = f.arena->Allocate(2 * kMiB, 1);
   REQUIRE(b.ok());
   CHECK(b->offset == 0);
 }
