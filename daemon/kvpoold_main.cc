@@ -182,28 +182,21 @@ int Run(const KvpooldOptions& opts) {
                                               endpoint->region_base, peers.get(), staging.get());
   }
   MemPoolService service(pool->get(), endpoint, transfer.get());
-  // The collectors read the pool, its memory and the service: they are removed before those
-  // go (a scrape in progress finishes first).
-  struct Collectors {
-    metrics::MetricsServer* server;
-    std::vector<std::shared_ptr<prometheus::Collectable>> added;
-    void Add(std::shared_ptr<prometheus::Collectable> c) {
-      server->Add(c);
-      added.push_back(std::move(c));
-    }
-    ~Collectors() {
-      for (const auto& c : added) server->Remove(c);
-    }
-  } collectors{(*ops)->metrics_server(), {}};
-  if (collectors.server != nullptr) {
-    collectors.Add(MakePoolCollector([p = pool->get()] { return p->GetStats(); }));
-    collectors.Add(MakeDrainCollector([d = &service.drain()] { return d->draining(); }));
+  // The collectors read the pool, its memory and the service, declared before them: they stop
+  // being served before those go.
+  metrics::MetricsServer* metrics_server = (*ops)->metrics_server();
+  std::vector<metrics::ScopedCollectable> collectors;
+  if (metrics_server != nullptr) {
+    collectors.emplace_back(metrics_server,
+                            MakePoolCollector([p = pool->get()] { return p->GetStats(); }));
+    collectors.emplace_back(metrics_server,
+                            MakeDrainCollector([d = &service.drain()] { return d->draining(); }));
     if (pool_memory != nullptr) {
-      collectors.Add(MakeSlabCollector([m = pool_memory.get()] {
-        const transport::PoolMemory::Counts c = m->counts();
-        return SlabCounts{m->mapped_slabs(), c.idle_slabs, c.maps, c.reuses, c.unmaps,
-                          c.lost_bytes};
-      }));
+      collectors.emplace_back(metrics_server, MakeSlabCollector([m = pool_memory.get()] {
+                                const transport::PoolMemory::Counts c = m->counts();
+                                return SlabCounts{m->mapped_slabs(), c.idle_slabs, c.maps,
+                                                  c.reuses, c.unmaps, c.lost_bytes};
+                              }));
     }
   }
   // With a data dir, a drain survives a restart (the scheduler is told once it is connected).

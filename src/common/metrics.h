@@ -41,7 +41,7 @@ class MetricsServer {
   /// Also serves `collectable` (kept alive by the server).
   void Add(std::shared_ptr<prometheus::Collectable> collectable);
   /// Stops serving `collectable`; a scrape that is collecting it finishes first. For
-  /// collectables that read objects about to be destroyed.
+  /// collectables that read objects about to be destroyed (see ScopedCollectable).
   void Remove(const std::shared_ptr<prometheus::Collectable>& collectable);
   /// The port actually bound.
   int port() const { return port_; }
@@ -52,6 +52,29 @@ class MetricsServer {
   std::vector<std::shared_ptr<prometheus::Collectable>> owned_;
   std::shared_ptr<prometheus::Registry> registry_;
   int port_ = 0;
+};
+
+/// Serves a collectable for as long as it lives: declared after the objects the collectable
+/// reads, it stops serving it (waiting for a scrape in progress) before they go. A null server
+/// serves nothing. Move-only.
+class ScopedCollectable {
+ public:
+  ScopedCollectable(MetricsServer* server, std::shared_ptr<prometheus::Collectable> collectable)
+      : server_(server), collectable_(std::move(collectable)) {
+    if (server_ != nullptr) server_->Add(collectable_);
+  }
+  ~ScopedCollectable() {
+    if (server_ != nullptr && collectable_ != nullptr) server_->Remove(collectable_);
+  }
+  ScopedCollectable(ScopedCollectable&& other) noexcept
+      : server_(other.server_), collectable_(std::move(other.collectable_)) {}
+  ScopedCollectable& operator=(ScopedCollectable&&) = delete;
+  ScopedCollectable(const ScopedCollectable&) = delete;
+  ScopedCollectable& operator=(const ScopedCollectable&) = delete;
+
+ private:
+  MetricsServer* server_;
+  std::shared_ptr<prometheus::Collectable> collectable_;
 };
 
 /// Label name/value pairs of one sample.

@@ -18,6 +18,17 @@ bool HugePagesReserved() {
   return (in >> pages) && pages > 0;
 }
 
+// The first range of `ranges` (keyed by offset, disjoint) that ends after `offset`.
+template <typename Ranges, typename BytesOf>
+auto FirstEndingAfter(Ranges& ranges, uint64_t offset, BytesOf bytes_of) {
+  auto it = ranges.lower_bound(offset);
+  if (it != ranges.begin()) {
+    auto prev = std::prev(it);
+    if (prev->first + bytes_of(prev->second) > offset) it = prev;
+  }
+  return it;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<PoolMemory>> PoolMemory::Create(TransferEngine* engine,
@@ -61,40 +72,11 @@ std::optional<uint64_t> PoolMemory::Preferred(uint64_t bytes, uint64_t owner) {
   for (const auto& [offset, slab] : idle_) {
     if (slab.owner == owner && slab.bytes == bytes) return offset;
   }
-  // Else the first range never mapped (or unmapped and reserved again): claiming it unmaps no
-  // other namespace's idle slab, and opens no hole another mmap could take. The gaps between
-  // the slabs in use, idle and lost (disjoint ranges), walked in offset order without copying.
-  absl::MutexLock lock(&mu_);
-  auto in_use = slabs_.begin();
-  auto idle = idle_.begin();
-  auto lost = lost_.begin();
-  uint64_t from = 0;  // end of the taken ranges so far
-  for (;;) {
-    uint64_t next = capacity_bytes();
-    uint64_t next_end = next;
-    if (in_use != slabs_.end() && in_use->first < next) {
-      next = in_use->first;
-      next_end = next + in_use->second.bytes;
-    }
-    if (idle != idle_.end() && idle->first < next) {
-      next = idle->first;
-      next_end = next + idle->second.bytes;
-    }
-    if (lost != lost_.end() && lost->first < next) {
-      next = lost->first;
-      next_end = next + lost->second;
-    }
-    if (next >= from && next - from >= bytes) return from;
-    if (next == capacity_bytes()) return std::nullopt;
-    from = std::max(from, next_end);
-    if (in_use != slabs_.end() && in_use->first == next) {
-      ++in_use;
-    } else if (idle != idle_.end() && idle->first == next) {
-      ++idle;
-    } else {
-      ++lost;
-    }
-  }
+  // Else the space above every slab mapped so far, never mapped: claiming it unmaps no other
+  // namespace's idle slab, and opens no hole another mmap could take. (Slabs are mapped there
+  // in rising order, so below it nothing was left unmapped but rare failed claims.)
+  if (capacity_bytes() - mapped_end_ >= bytes) return mapped_end_;
+  return std::nullopt;
 }
 
 Status PoolMemory::Back(const memory::Extent& extent, uint64_t owner) {
@@ -121,6 +103,7 @@ Status PoolMemory::Back(const memory::Extent& extent, uint64_t owner) {
     KVPOOL_LOG(WARNING) << error.ToString();
     return error;
   }
+  mapped_end_ = std::max(mapped_end_, extent.offset + extent.bytes);
   absl::MutexLock lock(&mu_);
   ++counts_.maps;
   slabs_[extent.offset] = Slab{extent.bytes, region->id, std::move(region->rkey), owner};
@@ -141,11 +124,7 @@ void PoolMemory::Release(const memory::Extent& extent) {
 }
 
 Status PoolMemory::ReclaimLost(uint64_t offset, uint64_t bytes) {
-  auto it = lost_.lower_bound(offset);
-  if (it != lost_.begin()) {
-    auto prev = std::prev(it);
-    if (prev->first + prev->second > offset) it = prev;
-  }
+  auto it = FirstEndingAfter(lost_, offset, [](uint64_t lost_bytes) { return lost_bytes; });
   while (it != lost_.end() && it->first < offset + bytes) {
     // Usually a transient mapping (a large malloc) took the hole; once it is gone the range is
     // the pool's again.
@@ -163,11 +142,7 @@ Status PoolMemory::ReclaimLost(uint64_t offset, uint64_t bytes) {
 }
 
 Status PoolMemory::ClearIdle(uint64_t offset, uint64_t bytes) {
-  auto it = idle_.lower_bound(offset);
-  if (it != idle_.begin()) {
-    auto prev = std::prev(it);
-    if (prev->first + prev->second.bytes > offset) it = prev;
-  }
+  auto it = FirstEndingAfter(idle_, offset, [](const Slab& slab) { return slab.bytes; });
   while (it != idle_.end() && it->first < offset + bytes) {
     const uint64_t at = it->first;
     const uint64_t slab_bytes = it->second.bytes;

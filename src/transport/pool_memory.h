@@ -95,7 +95,8 @@ class PoolMemory final : public memory::ExtentBacking {
 
   // memory::ExtentBacking. Back fails (and the arena tries another extent) when an idle slab
   // in the way is still used by a transfer of this node, or another mapping holds the range.
-  // Preferred: the owner's idle slab of that size, else the first never-mapped range.
+  // Preferred: the owner's idle slab of that size, else the never-mapped space above every
+  // slab mapped so far.
   Status Back(const memory::Extent& extent, uint64_t owner) override;
   void Release(const memory::Extent& extent) override;
   std::optional<uint64_t> Preferred(uint64_t bytes, uint64_t owner) override;
@@ -125,6 +126,7 @@ class PoolMemory final : public memory::ExtentBacking {
   Counts counts_ ABSL_GUARDED_BY(mu_);
   // Touched only by Back, Release and Preferred (one at a time, by the arena's owner).
   std::map<uint64_t, Slab> idle_;  // released, still mapped for their owner; no keys handed out
+  uint64_t mapped_end_ = 0;        // end of the highest slab ever mapped
   // offset -> bytes another mapping took while a slab there was unmapped: unused until
   // ReclaimLost finds it free again.
   std::map<uint64_t, uint64_t> lost_;
